@@ -1,0 +1,65 @@
+"""The `newsletter` command: a thin Typer shell over the library.
+
+Every command calls the library and lets :class:`~newsletter.errors.NewsletterError`
+propagate; :class:`NewsletterGroup` is the one place that turns it into a message on
+stderr and the class's exit code, so no command prints a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from newsletter.console import err_console
+from newsletter.errors import ExitCode, NewsletterError
+
+
+class NewsletterGroup(TyperGroup):
+    """Root command group: maps library errors to messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as exc:
+            err_console.print("error: " + exc.message, markup=False, style="red")
+            if exc.hint:
+                err_console.print(f"hint: {exc.hint}", markup=False, style="dim")
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted", style="yellow")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+
+app = typer.Typer(
+    cls=NewsletterGroup,
+    name="newsletter",
+    help="Compile, render and deliver an email digest, and keep its subscriber list.\n\n"
+    "Run from the newsletter's home folder (the one holding issues/, templates/ and "
+    "subscribers/). ISSUE is a name such as vol-2.19 (looked up in issues/) or a path.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _register() -> None:
+    # Command modules hold plain functions and sub-apps; registering them here keeps the
+    # import graph one-way (command modules never import this module).
+    from newsletter import cli_issue, cli_send
+    from newsletter.cli_subscribers import app as subscribers_app
+
+    for command in [*cli_issue.COMMANDS, *cli_send.COMMANDS]:
+        app.command()(command)
+    app.add_typer(subscribers_app, name="subscribers")
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

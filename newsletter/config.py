@@ -1,0 +1,198 @@
+"""Settings: built-in defaults, then `.env`, then the environment, then CLI overrides.
+
+Loaded once per command with :func:`load_settings`; every problem is one
+:class:`~newsletter.errors.ConfigError` that names the variable. Secrets come only from
+`.env` or the environment and are never printed (``SecretStr``).
+"""
+
+from __future__ import annotations
+
+import re
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any, Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from newsletter.errors import ConfigError
+
+DEFAULT_FROM = "newsletter@example.org"
+PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _env(name: str) -> Any:
+    return Field(validation_alias=AliasChoices(name))
+
+
+def check_address(value: str) -> str:
+    """Validate an address's syntax (no DNS) and return it normalised."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address {value!r}: {exc}") from None
+
+
+def split_mailbox(value: str) -> tuple[str, str]:
+    """``'Name <a@b>'`` -> ``('Name', 'a@b')`` with the address validated."""
+    if any(ch in value for ch in "\r\n"):
+        raise ValueError("must not contain a line break")
+    name, addr = parseaddr(value)
+    if not addr or "@" not in addr:
+        raise ValueError(f"not a valid mailbox {value!r} (expected 'Name <user@example.org>')")
+    return name.strip(), check_address(addr)
+
+
+class Settings(BaseSettings):
+    """Every setting, by the environment variable that sets it."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=True,
+    )
+
+    # Identity of the newsletter
+    sender: str = Field(DEFAULT_FROM, validation_alias=AliasChoices("NEWSLETTER_FROM"))
+    reply_to: str | None = _env("NEWSLETTER_REPLY_TO")
+    contact: str | None = _env("NEWSLETTER_CONTACT")
+    public_url: str | None = _env("NEWSLETTER_PUBLIC_URL")
+    assets_url: str | None = _env("NEWSLETTER_ASSETS_URL")
+    secret_key: SecretStr | None = _env("NEWSLETTER_SECRET_KEY")
+    list_id: str | None = _env("NEWSLETTER_LIST_ID")
+
+    # Where things live, relative to the newsletter's home (the current directory)
+    home: Path = Field(Path("."), validation_alias=AliasChoices("NEWSLETTER_HOME"))
+
+    # Delivery
+    transport: Literal["outbox", "smtp", "sendgrid"] = Field(
+        "outbox", validation_alias=AliasChoices("NEWSLETTER_TRANSPORT")
+    )
+    smtp_host: str = Field("localhost", validation_alias=AliasChoices("SMTP_HOST"))
+    smtp_port: int | None = _env("SMTP_PORT")
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        "starttls", validation_alias=AliasChoices("SMTP_SECURITY")
+    )
+    smtp_username: str | None = _env("SMTP_USERNAME")
+    smtp_password: SecretStr | None = _env("SMTP_PASSWORD")
+    smtp_timeout: float = Field(30.0, validation_alias=AliasChoices("SMTP_TIMEOUT"))
+    sendgrid_api_key: SecretStr | None = _env("SENDGRID_API_KEY")
+    sendgrid_api_host: str = Field(
+        "https://api.sendgrid.com", validation_alias=AliasChoices("SENDGRID_API_HOST")
+    )
+    sendgrid_timeout: float = Field(30.0, validation_alias=AliasChoices("SENDGRID_TIMEOUT"))
+    concurrency: int = Field(4, ge=1, le=64, validation_alias=AliasChoices("NEWSLETTER_CONCURRENCY"))
+
+    @field_validator("sender")
+    @classmethod
+    def _valid_sender(cls, value: str) -> str:
+        split_mailbox(value)
+        return value.strip()
+
+    @field_validator("reply_to", "contact")
+    @classmethod
+    def _valid_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return check_address(value.strip())
+
+    @field_validator("public_url", "assets_url", "sendgrid_api_host")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value
+
+    @field_validator("list_id")
+    @classmethod
+    def _valid_list_id(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(ch) < 32 for ch in value):
+            raise ValueError("must not contain control characters")
+        return value
+
+    # Derived values -----------------------------------------------------------------
+    @property
+    def from_name(self) -> str:
+        return split_mailbox(self.sender)[0]
+
+    @property
+    def from_address(self) -> str:
+        return split_mailbox(self.sender)[1]
+
+    @property
+    def contact_address(self) -> str:
+        return self.contact or self.from_address
+
+    @property
+    def reply_to_address(self) -> str:
+        return self.reply_to or self.contact_address
+
+    @property
+    def sender_domain(self) -> str:
+        return self.from_address.rsplit("@", 1)[1]
+
+    @property
+    def issues_dir(self) -> Path:
+        return self.home / "issues"
+
+    @property
+    def templates_dir(self) -> Path:
+        local = self.home / "templates"
+        return local if (local / "email.html.j2").exists() else PACKAGE_TEMPLATES
+
+    @property
+    def subscribers_file(self) -> Path:
+        return self.home / "subscribers" / "subscribers.csv"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.home / "build"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
+
+    @property
+    def state_dir(self) -> Path:
+        """Private state: the send journal, inbound records. Not for hand edits."""
+        return self.home / ".newsletter"
+
+    def require_secret(self) -> str:
+        if self.secret_key is None or not self.secret_key.get_secret_value():
+            raise ConfigError(
+                "NEWSLETTER_SECRET_KEY is not set: it signs unsubscribe and confirm links",
+                hint="set it in .env, e.g. NEWSLETTER_SECRET_KEY=$(python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))')",
+            )
+        value = self.secret_key.get_secret_value()
+        if len(value) < 16:
+            raise ConfigError("NEWSLETTER_SECRET_KEY is too short: use at least 16 characters")
+        return value
+
+
+def _variable_for(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0]) if loc else "?"
+    field = Settings.model_fields.get(name)
+    if field is not None and isinstance(field.validation_alias, AliasChoices):
+        first = field.validation_alias.choices[0]
+        return str(first)
+    return name
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Load settings once; CLI options are passed as ``overrides`` (None means unset)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            lines.append(f"{_variable_for(err['loc'])}: {msg}")
+        raise ConfigError("invalid setting: " + "; ".join(lines)) from None
