@@ -23,7 +23,7 @@ PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 def _env(name: str) -> Any:
-    return Field(validation_alias=AliasChoices(name))
+    return Field(None, validation_alias=AliasChoices(name))
 
 
 def check_address(value: str) -> str:

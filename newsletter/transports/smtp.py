@@ -1,0 +1,337 @@
+"""SMTP transport: a pool of reused connections, 4xx retried, 5xx recorded.
+
+Each of ``concurrency`` worker threads keeps one connection (plain, STARTTLS or implicit
+TLS; optional AUTH) and sends one message per transaction: MAIL, RCPT, DATA. After a
+refused transaction the connection is RSET and reused; a connection idle for a while is
+checked with NOOP and reopened when the server dropped it.
+
+What each reply means for the recipient:
+
+* 250 after the message body: sent (the reply text, e.g. "queued as 4F2A", is kept)
+* 4xx anywhere: retried with capped exponential backoff, then ``retry`` (not delivered)
+* 5xx at RCPT: ``failed``, permanent, and the address bounced
+* 5xx at MAIL or DATA: ``failed``, permanent (the message or sender was refused)
+* connection lost before the body was sent: reconnect and try again
+* connection lost or timed out after the body was sent: ``uncertain``
+* 535 at AUTH: :class:`~newsletter.errors.TransportAuthError`, nothing is sent
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import random
+import re
+import smtplib
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from newsletter.errors import TransportAuthError, TransportError
+from newsletter.transports.base import (
+    BuilderLike,
+    Outcome,
+    RecipientLike,
+    Sleep,
+    Transport,
+)
+
+DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+IDLE_CHECK_SECONDS = 5.0
+_DOTS = re.compile(rb"(?m)^\.")
+
+
+class _Dropped(Exception):
+    """The connection went away before the message body left: safe to try again."""
+
+
+@dataclass(slots=True)
+class _Connection:
+    smtp: smtplib.SMTP
+    last_used: float
+
+
+def _reply_text(code: int, resp: bytes | str) -> str:
+    text = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else resp
+    return f"{code} {' '.join(text.split())}".strip()
+
+
+class SmtpTransport(Transport):
+    name = "smtp"
+
+    def __init__(
+        self,
+        builder: BuilderLike,
+        *,
+        host: str,
+        port: int | None = None,
+        security: str = "starttls",
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        concurrency: int = 4,
+        ssl_context: ssl.SSLContext | None = None,
+        envelope_from: str | None = None,
+        max_attempts: int = 4,
+        backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        sleep: Sleep | None = None,
+    ) -> None:
+        super().__init__()
+        if security not in DEFAULT_PORTS:
+            raise TransportError(f"SMTP_SECURITY: unknown value {security!r}")
+        self.builder = builder
+        self.host = host
+        self.port = port or DEFAULT_PORTS[security]
+        self.security = security
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.concurrency = max(1, concurrency)
+        self.batch_size = self.concurrency * 8
+        self.ssl_context = ssl_context
+        self.envelope_from = envelope_from or builder.from_address
+        self.max_attempts = max(1, max_attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+        self._pool: queue.LifoQueue[_Connection | None] = queue.LifoQueue()
+        self._executor: ThreadPoolExecutor | None = None
+        self._all: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+        self._local_hostname = "localhost"
+        self.connections_opened = 0
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def description(self) -> str:
+        auth = f", as {self.username}" if self.username else ""
+        return f"smtp ({self.where}, {self.security}{auth}, {self.concurrency} connections)"
+
+    # Connections --------------------------------------------------------------------
+    def _context(self) -> ssl.SSLContext:
+        return self.ssl_context or ssl.create_default_context()
+
+    def _connect(self) -> smtplib.SMTP:
+        try:
+            conn: smtplib.SMTP
+            if self.security == "tls":
+                conn = smtplib.SMTP_SSL(
+                    self.host,
+                    self.port,
+                    local_hostname=self._local_hostname,
+                    timeout=self.timeout,
+                    context=self._context(),
+                )
+            else:
+                conn = smtplib.SMTP(
+                    self.host, self.port, local_hostname=self._local_hostname, timeout=self.timeout
+                )
+            try:
+                conn.ehlo()
+                if self.security == "starttls":
+                    if not conn.has_extn("starttls"):
+                        raise TransportError(
+                            f"{self.where}: the server does not offer STARTTLS",
+                            hint="set SMTP_SECURITY=tls for port 465, or none for a local relay",
+                        )
+                    conn.starttls(context=self._context())
+                    conn.ehlo()
+                if self.username:
+                    conn.login(self.username, self.password or "")
+            except BaseException:
+                _close_quietly(conn)
+                raise
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TransportAuthError(
+                f"{self.where} failed to authenticate user {self.username!r}: "
+                f"{_reply_text(exc.smtp_code, exc.smtp_error)}",
+                hint="check SMTP_USERNAME and SMTP_PASSWORD",
+            ) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            raise TransportError(f"{self.where}: {exc}") from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransportError(
+                f"{self.where}: cannot connect ({self.security}): {exc}",
+                hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY",
+            ) from exc
+        with self._lock:
+            self.connections_opened += 1
+            self._all.append(conn)
+        return conn
+
+    def open(self) -> None:
+        self.stop_event.clear()
+        self.fatal = None
+        # Open every connection now: a wrong host or password fails before anything leaves.
+        conns = [self._connect()]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            futures = [pool.submit(self._connect) for _ in range(self.concurrency - 1)]
+            for fut in futures:
+                try:
+                    conns.append(fut.result())
+                except TransportError:
+                    conns.append(None)  # type: ignore[arg-type]  # opened on first use
+        now = time.monotonic()
+        for conn in conns:
+            self._pool.put(_Connection(conn, now) if conn is not None else None)
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.concurrency, thread_name_prefix="smtp"
+        )
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        while True:
+            try:
+                item = self._pool.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                try:
+                    item.smtp.quit()
+                except (smtplib.SMTPException, OSError):
+                    _close_quietly(item.smtp)
+        with self._lock:
+            for conn in self._all:
+                _close_quietly(conn)
+            self._all.clear()
+
+    def _checkout(self) -> _Connection:
+        item = self._pool.get()
+        if item is not None and time.monotonic() - item.last_used > IDLE_CHECK_SECONDS:
+            try:
+                code, _ = item.smtp.noop()
+                if code != 250:
+                    raise smtplib.SMTPServerDisconnected(f"NOOP answered {code}")
+            except (smtplib.SMTPException, OSError):
+                _close_quietly(item.smtp)
+                item = None
+        if item is None:
+            try:
+                item = _Connection(self._connect(), time.monotonic())
+            except BaseException:
+                self._pool.put(None)
+                raise
+        return item
+
+    def _checkin(self, item: _Connection | None) -> None:
+        if item is not None:
+            item.last_used = time.monotonic()
+        self._pool.put(item)
+
+    # Sending ------------------------------------------------------------------------
+    def send(self, batch: Sequence[RecipientLike]) -> list[Outcome]:
+        if self._executor is None:
+            raise TransportError("the SMTP transport is not open")
+        futures = [self._executor.submit(self._deliver, r) for r in batch]
+        return [f.result() for f in futures]
+
+    def _pause(self, attempt: int) -> bool:
+        delay = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        delay *= 0.5 + random.random() / 2
+        if self._sleep is not None:
+            self._sleep(delay)
+            return self.stop_event.is_set()
+        return self.wait(delay)
+
+    def _deliver(self, r: RecipientLike) -> Outcome:
+        if self.stop_event.is_set():
+            return Outcome.not_attempted(r.email, "stopped")
+        if self.fatal is not None:
+            return Outcome.not_attempted(r.email, str(self.fatal))
+        data = self.builder.to_bytes(r)
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        payload = _DOTS.sub(b"..", data) + b".\r\n"
+        last = ""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                item = self._checkout()
+            except TransportError as exc:
+                if attempt < self.max_attempts and not self._pause(attempt):
+                    continue
+                if self.fatal is None:
+                    self.fatal = exc
+                return Outcome.not_attempted(r.email, str(exc))
+            try:
+                outcome, reuse = self._transaction(item.smtp, r.email, payload)
+            except _Dropped as exc:
+                _close_quietly(item.smtp)
+                self._checkin(None)
+                last = f"connection lost: {exc}"
+                if attempt < self.max_attempts and not self._pause(attempt):
+                    continue
+                return Outcome.retry(r.email, last)
+            except BaseException:
+                _close_quietly(item.smtp)
+                self._checkin(None)
+                raise
+            self._checkin(item if reuse else None)
+            if isinstance(outcome, Outcome):
+                return outcome
+            # a 4xx (outcome is its reply text): back off and try again
+            if attempt >= self.max_attempts or self._pause(attempt):
+                return Outcome.retry(r.email, outcome)
+
+    def _transaction(
+        self, conn: smtplib.SMTP, rcpt: str, payload: bytes
+    ) -> tuple[Outcome | str, bool]:
+        """One MAIL/RCPT/DATA: (outcome, or a 4xx reply to retry on; connection reusable)."""
+        try:
+            code, resp = conn.mail(self.envelope_from)
+            if code != 250:
+                return self._refused(conn, rcpt, "MAIL FROM", code, resp, bounce=False)
+            code, resp = conn.rcpt(rcpt)
+            if code not in (250, 251):
+                return self._refused(conn, rcpt, "RCPT TO", code, resp, bounce=True)
+            code, resp = conn.docmd("data")
+            if code != 354:
+                return self._refused(conn, rcpt, "DATA", code, resp, bounce=False)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _Dropped(str(exc) or type(exc).__name__) from exc
+        # From here on the message may reach the server: any loss makes it uncertain.
+        try:
+            conn.send(payload)
+            code, resp = conn.getreply()
+        except (smtplib.SMTPException, OSError) as exc:
+            _close_quietly(conn)
+            why = str(exc) or type(exc).__name__
+            reason = f"{self.where}: no reply after the message: {why}"
+            return Outcome.uncertain(rcpt, reason), False
+        if code == 250:
+            return Outcome.sent(rcpt, _reply_text(code, resp)), True
+        return self._refused(conn, rcpt, "end of DATA", code, resp, bounce=False)
+
+    def _refused(
+        self, conn: smtplib.SMTP, rcpt: str, stage: str, code: int, resp: bytes, *, bounce: bool
+    ) -> tuple[Outcome | str, bool]:
+        text = _reply_text(code, resp)
+        reusable = code != 421 and code != -1
+        if reusable:
+            try:
+                conn.rset()
+            except (smtplib.SMTPException, OSError):
+                reusable = False
+        if 400 <= code < 500 or code == -1:
+            if not reusable:
+                _close_quietly(conn)
+            return f"{stage}: {text}", reusable
+        if not reusable:
+            _close_quietly(conn)
+        return Outcome.failed(rcpt, f"{stage}: {text}", permanent=True, bounce=bounce), reusable
+
+
+def _close_quietly(conn: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError, smtplib.SMTPException):
+        conn.close()
+
