@@ -49,8 +49,12 @@ def check_issue(path: Path, settings: Settings) -> tuple[Issue, RenderedIssue, l
     if not settings.public_url:
         warnings.append(
             Problem(
-                str(path), None, "", "NEWSLETTER_PUBLIC_URL is not set: no view-in-browser "
-                "link, and unsubscribe works by mailto only", "warning",
+                str(path),
+                None,
+                "",
+                "NEWSLETTER_PUBLIC_URL is not set: no view-in-browser "
+                "link, and unsubscribe works by mailto only",
+                "warning",
             )
         )
     return issue, rendered, warnings
@@ -63,7 +67,9 @@ def build_issue(path: Path, settings: Settings, out_dir: Path | None = None) -> 
     builder = MessageBuilder(rendered, settings)
     sample_url = builder.unsubscribe_url(SAMPLE_RECIPIENT)
     result = BuildResult(issue, rendered, out, warnings=warnings)
-    html = html_for_files(rendered).replace(PLACEHOLDER_UNSUBSCRIBE, sample_url.replace("&", "&amp;"))
+    html = html_for_files(rendered).replace(
+        PLACEHOLDER_UNSUBSCRIBE, sample_url.replace("&", "&amp;")
+    )
     text = rendered.text.replace(PLACEHOLDER_UNSUBSCRIBE, sample_url)
     outputs = {
         "email.html": html.encode("utf-8"),

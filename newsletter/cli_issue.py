@@ -14,13 +14,25 @@ from newsletter.console import console, err_console
 from newsletter.errors import ExitCode, IssueFileError, Problem
 from newsletter.issuefile import list_issue_files, load_issue, resolve_issue_path, scaffold_issue
 
-IssueArg = Annotated[str, typer.Argument(help="Issue name such as vol-2.19 (in issues/), or a path.")]
+IssueArg = Annotated[
+    str, typer.Argument(help="Issue name such as vol-2.19 (in issues/), or a path.")
+]
 
 
 def _print_problems(problems: list[Problem]) -> None:
     for problem in problems:
         style = "yellow" if problem.severity == "warning" else "red"
         err_console.print(str(problem), style=style, markup=False)
+
+
+def _summarise_warnings(warnings: list[Problem], issue: str) -> None:
+    if warnings:
+        noun = "warning" if len(warnings) == 1 else "warnings"
+        err_console.print(
+            f"{len(warnings)} {noun} (run `newsletter check {issue}` to see them)",
+            style="yellow",
+            markup=False,
+        )
 
 
 def check(
@@ -53,7 +65,7 @@ def build(
     settings = load_settings()
     path = resolve_issue_path(issue, settings)
     result = build_issue(path, settings, out)
-    _print_problems(result.warnings)
+    _summarise_warnings(result.warnings, issue)
     console.print(f"built {result.issue.slug} into {result.out_dir}/", markup=False)
     for file in result.files:
         console.print(f"  {file.name:<24} {file.stat().st_size / 1024:7.1f} KB", markup=False)
@@ -63,7 +75,10 @@ def preview(
     issue: IssueArg,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8019,
     open_file: Annotated[
-        bool, typer.Option("--open", help="Write the preview page to a file and open it instead of serving.")
+        bool,
+        typer.Option(
+            "--open", help="Write the preview page to a file and open it instead of serving."
+        ),
     ] = False,
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Do not try to open a browser.")
@@ -75,7 +90,7 @@ def preview(
     settings = load_settings()
     path = resolve_issue_path(issue, settings)
     result = build_issue(path, settings)
-    _print_problems(result.warnings)
+    _summarise_warnings(result.warnings, issue)
     page = write_preview(result)
     if open_file:
         console.print(f"preview written to {page}", markup=False)
@@ -89,7 +104,8 @@ def preview(
 
 def new(
     volume: Annotated[
-        str | None, typer.Argument(help="Volume for the new issue, e.g. 2.20 (default: latest + 1).")
+        str | None,
+        typer.Argument(help="Volume for the new issue, e.g. 2.20 (default: latest + 1)."),
     ] = None,
 ) -> None:
     """Scaffold the next issue from the latest one: volume + 1, date + 14 days, content emptied."""
@@ -107,8 +123,10 @@ def new(
     if target.exists():
         raise IssueFileError([Problem(str(target), None, "", "already exists; not overwritten")])
     target.write_text(text, encoding="utf-8")
-    console.print(f"created {target} from {files[-1].name}: fill it in, then run "
-                  f"`newsletter check {slug}`", markup=False)
+    console.print(
+        f"created {target} from {files[-1].name}: fill it in, then run `newsletter check {slug}`",
+        markup=False,
+    )
 
 
 COMMANDS: list[Callable[..., Any]] = [check, build, preview, new]

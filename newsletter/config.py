@@ -84,7 +84,9 @@ class Settings(BaseSettings):
         "https://api.sendgrid.com", validation_alias=AliasChoices("SENDGRID_API_HOST")
     )
     sendgrid_timeout: float = Field(30.0, validation_alias=AliasChoices("SENDGRID_TIMEOUT"))
-    concurrency: int = Field(4, ge=1, le=64, validation_alias=AliasChoices("NEWSLETTER_CONCURRENCY"))
+    concurrency: int = Field(
+        4, ge=1, le=64, validation_alias=AliasChoices("NEWSLETTER_CONCURRENCY")
+    )
 
     @field_validator("sender")
     @classmethod

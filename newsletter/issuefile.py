@@ -86,7 +86,9 @@ class _Composer:
                     first = self.lines.get((*path, key))
                     self.problems.append(
                         Problem(
-                            self.display, line, format_path((*path, key)),
+                            self.display,
+                            line,
+                            format_path((*path, key)),
                             f"duplicate key (first written on line {first})",
                         )
                     )
@@ -111,7 +113,9 @@ def _read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise IssueFileError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
+        raise IssueFileError(
+            [Problem(str(path), None, "", f"cannot read: {exc.strerror}")]
+        ) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -121,17 +125,40 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
+_SYNTAX_HELP = (
+    (
+        "expected <block end>",
+        "a line does not line up with the ones above it, or a quote is not closed",
+    ),
+    ("mapping values are not allowed", "a value contains ': ' — put the whole value in quotes"),
+    (
+        "cannot start any token",
+        "a tab or special character: indent with spaces and quote "
+        "values that start with @, `, %, | or >",
+    ),
+    ("while scanning a quoted scalar", "a quoted value is not closed"),
+    ("expected the node content", "a value or bracket is missing"),
+)
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, display: str) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    raw = f"{exc.context or ''} {exc.problem or ''}"
+    explanation = next((help_ for key, help_ in _SYNTAX_HELP if key in raw), None)
+    message = f"YAML syntax: {explanation or exc.problem or 'invalid YAML'}"
+    if exc.context_mark is not None and mark is not None and exc.context_mark.line != mark.line:
+        message += f" (in the block that starts on line {exc.context_mark.line + 1})"
+    return Problem(display, line, "", message)
+
+
 def parse_issue_text(text: str, display: str) -> Issue:
     """Validate issue YAML given as text; ``display`` names it in messages."""
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        what = exc.problem or "invalid YAML"
-        context = f" ({exc.context})" if exc.context else ""
-        raise IssueFileError([Problem(display, line, "", f"YAML syntax: {what}{context}")]) from None
+        raise IssueFileError([_syntax_problem(exc, display)]) from None
     except yaml.YAMLError as exc:
         raise IssueFileError([Problem(display, None, "", f"YAML syntax: {exc}")]) from None
     finally:
@@ -142,14 +169,16 @@ def parse_issue_text(text: str, display: str) -> Issue:
     data = composer.build(root, ())
     problems = list(composer.problems)
     if not isinstance(data, dict):
-        problems.append(Problem(display, 1, "", "expected a mapping of keys (series:, volume:, ...)"))
+        problems.append(
+            Problem(display, 1, "", "expected a mapping of keys (series:, volume:, ...)")
+        )
         raise IssueFileError(problems)
     try:
         issue = Issue.model_validate(data)
     except ValidationError as exc:
         problems.extend(_explain(exc, composer, text, display))
     if problems:
-        problems.sort(key=lambda p: (p.line or 0))
+        problems.sort(key=lambda p: p.line or 0)
         raise IssueFileError(problems)
     issue._lines = composer.lines
     issue._spans = composer.spans
@@ -171,7 +200,9 @@ def _line_for(lines: dict[Path_, int], loc: Path_) -> int | None:
     return lines.get(())
 
 
-def line_within(text: str, span: tuple[int, int] | None, needle: str, default: int | None) -> int | None:
+def line_within(
+    text: str, span: tuple[int, int] | None, needle: str, default: int | None
+) -> int | None:
     """The line where ``needle`` first appears inside a node's span (block scalars)."""
     if span is None or not needle:
         return default
@@ -217,15 +248,42 @@ def _explain(exc: ValidationError, composer: _Composer, text: str, display: str)
         line = _line_for(lines, loc)
         quoted = _QUOTED.search(msg)
         if quoted and loc in composer.spans:
-            line = line_within(text, composer.spans[loc], f"({quoted.group(1)})", line)
+            line = line_within(text, composer.spans[loc], quoted.group(1), line)
         problems.append(Problem(display, line, format_path(loc), msg))
     return problems
 
 
 # Linting ----------------------------------------------------------------------------
 _STOP = set(
-    "a an and the of in on for to at by with from as is are was be its it this that "
-    "us u.s. new meet meets".split()
+    [
+        "a",
+        "an",
+        "and",
+        "the",
+        "of",
+        "in",
+        "on",
+        "for",
+        "to",
+        "at",
+        "by",
+        "with",
+        "from",
+        "as",
+        "is",
+        "are",
+        "was",
+        "be",
+        "its",
+        "it",
+        "this",
+        "that",
+        "us",
+        "u.s.",
+        "new",
+        "meet",
+        "meets",
+    ]
 )
 
 
@@ -248,7 +306,10 @@ def lint_issue(issue: Issue, path: str | Path | None = None) -> list[Problem]:
         fields.append((("hero", "credit"), issue.hero.credit))
     for i, story in enumerate(issue.stories):
         fields.append((("stories", i, "detail"), story.detail))
-    fields += [(("footer", "about"), issue.footer.about), (("footer", "subscribe"), issue.footer.subscribe)]
+    fields += [
+        (("footer", "about"), issue.footer.about),
+        (("footer", "subscribe"), issue.footer.subscribe),
+    ]
     for field, text in fields:
         for link in iter_links(parse_inline(text)):
             if is_placeholder_url(link.url):
@@ -261,12 +322,18 @@ def lint_issue(issue: Issue, path: str | Path | None = None) -> list[Problem]:
 
     if issue.hero is not None:
         if not issue.hero.alt.strip():
-            warn(("hero", "alt"), "image has no alt text (screen readers and blocked images show nothing)")
+            warn(
+                ("hero", "alt"),
+                "image has no alt text (screen readers and blocked images show nothing)",
+            )
         if issue.hero.width is None:
             warn(("hero", "width"), "image has no width: Outlook shows it at its full pixel size")
     subject = issue.effective_subject
     if len(subject) > SUBJECT_LIMIT:
-        warn(("subject",), f"subject is {len(subject)} characters; inboxes cut it near {SUBJECT_LIMIT}")
+        warn(
+            ("subject",),
+            f"subject is {len(subject)} characters; inboxes cut it near {SUBJECT_LIMIT}",
+        )
     for i, story in enumerate(issue.stories):
         nodes = story.detail_nodes()
         if not any(type(n).__name__ == "Strong" for n in nodes):
@@ -277,8 +344,10 @@ def lint_issue(issue: Issue, path: str | Path | None = None) -> list[Problem]:
                 "headline shares no words with its detail: is it paired with the right one?",
             )
     if "{contact}" not in issue.footer.subscribe:
-        warn(("footer", "subscribe"), "no {contact} placeholder: readers are not told where to write")
-    return found
+        warn(
+            ("footer", "subscribe"), "no {contact} placeholder: readers are not told where to write"
+        )
+    return sorted(found, key=lambda p: p.line or 0)
 
 
 def check_html_size(issue: Issue, html: str, path: str | Path | None = None) -> list[Problem]:
@@ -288,7 +357,9 @@ def check_html_size(issue: Issue, html: str, path: str | Path | None = None) -> 
         return []
     display = str(path) if path is not None else issue.source
     return [
-        Problem(display, None, "", f"HTML is {size / 1024:.0f} KB: Gmail clips above 102 KB", "warning")
+        Problem(
+            display, None, "", f"HTML is {size / 1024:.0f} KB: Gmail clips above 102 KB", "warning"
+        )
     ]
 
 

@@ -53,7 +53,7 @@ _WS = re.compile(r"\s+")
 def parse_inline(source: str) -> tuple[Node, ...]:
     """Parse one paragraph of inline Markdown into a tree; whitespace is collapsed."""
     text = _WS.sub(" ", source).strip()
-    nodes, pos = _parse(text, 0, closer=None)
+    nodes, _ = _parse(text, 0, closer=None)
     return nodes
 
 
@@ -66,18 +66,20 @@ def _parse(src: str, pos: int, closer: str | None) -> tuple[tuple[Node, ...], in
             out.append(Text("".join(buf)))
             buf.clear()
 
-    start = pos
     while pos < len(src):
         ch = src[pos]
         if ch == "\\" and pos + 1 < len(src) and src[pos + 1] in _ESCAPABLE:
             buf.append(src[pos + 1])
             pos += 2
             continue
-        if closer is not None and src.startswith(closer, pos):
-            # `*` closes emphasis only when it is not the start of `**`
-            if not (closer == "*" and src.startswith("**", pos)):
-                flush()
-                return tuple(out), pos + len(closer)
+        # `*` closes emphasis only when it is not the start of `**`
+        if (
+            closer is not None
+            and src.startswith(closer, pos)
+            and not (closer == "*" and src.startswith("**", pos))
+        ):
+            flush()
+            return tuple(out), pos + len(closer)
         if src.startswith("**", pos):
             flush()
             children, end = _parse(src, pos + 2, "**")
@@ -107,15 +109,11 @@ def _parse(src: str, pos: int, closer: str | None) -> tuple[tuple[Node, ...], in
             out.append(Link(children, src[end + 1 : close].strip()))
             pos = close + 1
             continue
-        if closer == "]" and ch == "]":
-            flush()
-            return tuple(out), pos + 1
         buf.append(ch)
         pos += 1
     flush()
     if closer is not None:
         return tuple(out), -1
-    del start
     return tuple(out), pos
 
 

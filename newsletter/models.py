@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from newsletter.markup import MarkupError, Node, iter_links, parse_inline
+from newsletter.markup import MarkupError, Node, iter_links, parse_inline, plain_text
 
 _ALLOWED_SCHEMES = ("https://", "http://", "mailto:")
 VOLUME_PATTERN = re.compile(r"^\d+\.\d+$")
@@ -23,7 +23,8 @@ def check_markdown(value: str) -> str:
     for link in iter_links(nodes):
         url = link.url
         if not url:
-            raise ValueError("empty link target: write [text](https://...)")
+            label = plain_text(link.children)
+            raise ValueError(f"empty link target in '[{label}]()': write [text](https://...)")
         if url.startswith("#"):
             continue  # a placeholder: the linter warns, it is not an error
         if any(ch.isspace() for ch in url):

@@ -27,7 +27,8 @@ figcaption {{ font-size: 13px; margin-bottom: 6px; }}
 iframe {{ border: 1px solid #9aa5b1; background: #fff; height: 2400px; }}
 </style></head><body>
 <header><strong>{title}</strong> &nbsp; Subject: {subject} &nbsp;
-<a href="email.html">HTML alone</a><a href="email.txt">Plaintext</a><a href="email.eml">.eml</a></header>
+<a href="email.html">HTML alone</a><a href="email.txt">Plaintext</a>
+<a href="email.eml">.eml</a></header>
 <main>
 <figure><figcaption>Desktop, 600&nbsp;px content (800&nbsp;px window)</figcaption>
 <iframe src="email.html" width="800" title="Desktop preview"></iframe></figure>
@@ -50,7 +51,7 @@ def write_preview(result: BuildResult) -> Path:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

@@ -72,7 +72,9 @@ def _template(templates_dir: Path, name: str) -> jinja2.Template:
             [Problem(str(templates_dir / name), exc.lineno, "", f"template syntax: {exc.message}")]
         ) from None
     except jinja2.TemplateNotFound:
-        raise IssueFileError([Problem(str(templates_dir / name), None, "", "template not found")]) from None
+        raise IssueFileError(
+            [Problem(str(templates_dir / name), None, "", "template not found")]
+        ) from None
 
 
 # premailer --------------------------------------------------------------------------
@@ -103,7 +105,9 @@ def inline_css(html: str) -> str:
     try:
         out: str = transformer.transform(pretty_print=False)
     except Exception as exc:  # premailer raises bare lxml/cssutils errors
-        raise IssueFileError([Problem("templates/email.html.j2", None, "", f"CSS inlining failed: {exc}")]) from exc
+        raise IssueFileError(
+            [Problem("templates/email.html.j2", None, "", f"CSS inlining failed: {exc}")]
+        ) from exc
     return out
 
 
@@ -134,10 +138,14 @@ LINK_STYLE = ""  # link colours come from the stylesheet via premailer
 
 def _contact_markdown(text: str, settings: Settings, issue: Issue) -> str:
     contact = settings.contact_address
-    return text.replace("{contact}", f"[{contact}](mailto:{contact})").replace("{series}", issue.series)
+    return text.replace("{contact}", f"[{contact}](mailto:{contact})").replace(
+        "{series}", issue.series
+    )
 
 
-def _hero_image(issue: Issue, settings: Settings, issue_dir: Path) -> tuple[str, InlineImage | None]:
+def _hero_image(
+    issue: Issue, settings: Settings, issue_dir: Path
+) -> tuple[str, InlineImage | None]:
     """Where the HTML's <img src> points, and the image to attach as a CID part."""
     assert issue.hero is not None
     src = issue.hero.src
@@ -150,13 +158,27 @@ def _hero_image(issue: Issue, settings: Settings, issue_dir: Path) -> tuple[str,
         data = path.read_bytes()
     except OSError:
         raise IssueFileError(
-            [Problem(issue.source, issue.line_of("hero", "src"), "hero.src", f"image file not found: {path}")]
+            [
+                Problem(
+                    issue.source,
+                    issue.line_of("hero", "src"),
+                    "hero.src",
+                    f"image file not found: {path}",
+                )
+            ]
         ) from None
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     maintype, subtype = mime.split("/", 1)
     if maintype != "image":
         raise IssueFileError(
-            [Problem(issue.source, issue.line_of("hero", "src"), "hero.src", f"not an image: {path.name}")]
+            [
+                Problem(
+                    issue.source,
+                    issue.line_of("hero", "src"),
+                    "hero.src",
+                    f"not an image: {path.name}",
+                )
+            ]
         )
     domain = settings.sender_domain
     cid = f"{issue.slug}-hero.{subtype}@{domain}"
@@ -168,10 +190,14 @@ def view_url_for(slug: str, settings: Settings) -> str | None:
     return f"{settings.public_url}/archive/{slug}.html" if settings.public_url else None
 
 
-def render_issue(issue: Issue, settings: Settings, *, issue_dir: Path | None = None) -> RenderedIssue:
+def render_issue(
+    issue: Issue, settings: Settings, *, issue_dir: Path | None = None
+) -> RenderedIssue:
     """Render an issue's HTML (CSS inlined) and plaintext, with personal placeholders."""
-    base = issue_dir if issue_dir is not None else (
-        Path(issue.source).parent if issue.source else settings.issues_dir
+    base = (
+        issue_dir
+        if issue_dir is not None
+        else (Path(issue.source).parent if issue.source else settings.issues_dir)
     )
     templates = settings.templates_dir
     view_url = view_url_for(issue.slug, settings)
@@ -202,7 +228,11 @@ def render_issue(issue: Issue, settings: Settings, *, issue_dir: Path | None = N
         }
         for i, story in enumerate(issue.stories)
     ]
-    css = (templates / "email.css").read_text(encoding="utf-8") if (templates / "email.css").exists() else ""
+    css = (
+        (templates / "email.css").read_text(encoding="utf-8")
+        if (templates / "email.css").exists()
+        else ""
+    )
     common = {
         "subject": issue.effective_subject,
         "series": issue.series,
@@ -225,10 +255,11 @@ def render_issue(issue: Issue, settings: Settings, *, issue_dir: Path | None = N
     # Plaintext: its own template; links become numbered references under each paragraph.
     refs = LinkRefs()
     if issue.hero is not None:
-        credit_text = (
-            _text_with_refs(issue.hero.credit, refs) if issue.hero.credit else ""
-        )
-        hero_text = {"alt": issue.hero.alt, "credit_text": credit_text}
+        credit_text = _text_with_refs(issue.hero.credit, refs) if issue.hero.credit else ""
+        hero_text = {
+            "image_line": wrap(f"[Image: {issue.hero.alt or 'issue image'}]"),
+            "credit_text": credit_text,
+        }
     stories_text = [
         {
             "headline_text": wrap(story.headline, first="- ", indent="  "),

@@ -30,9 +30,7 @@ def _mac(secret: str, purpose: str, payload: bytes) -> bytes:
     return hmac.new(secret.encode(), purpose.encode() + b"|" + payload, hashlib.sha256).digest()
 
 
-def make_token(
-    secret: str, purpose: str, email: str, *, ttl: int, now: float | None = None
-) -> str:
+def make_token(secret: str, purpose: str, email: str, *, ttl: int, now: float | None = None) -> str:
     expiry = int((time.time() if now is None else now) + ttl)
     payload = f"{expiry}:{email.strip().lower()}".encode()
     return f"{_b64(payload)}.{_b64(_mac(secret, purpose, payload))}"

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import load_settings
+from newsletter.errors import ConfigError, TokenError
+from newsletter.tokens import make_token, read_token
+
+
+def test_defaults_work_on_a_fresh_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = load_settings()
+    assert s.transport == "outbox"
+    assert s.from_address == "newsletter@example.org" and s.contact_address == s.from_address
+    assert s.public_url is None
+
+
+def test_env_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "NEWSLETTER_FROM=Digest <digest@example.org>\nNEWSLETTER_CONTACT=join@example.org\n"
+    )
+    monkeypatch.setenv("NEWSLETTER_CONTACT", "env@example.org")
+    s = load_settings()
+    assert (s.from_name, s.from_address) == ("Digest", "digest@example.org")
+    assert s.contact_address == "env@example.org"
+    assert load_settings(contact="cli@example.org").contact_address == "cli@example.org"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("NEWSLETTER_FROM", "not an address", "NEWSLETTER_FROM: not a valid mailbox"),
+        ("NEWSLETTER_CONTACT", "a@@example.org", "NEWSLETTER_CONTACT: not a valid email address"),
+        (
+            "NEWSLETTER_PUBLIC_URL",
+            "digest.example.org",
+            "NEWSLETTER_PUBLIC_URL: not an http(s) URL",
+        ),
+        (
+            "NEWSLETTER_TRANSPORT",
+            "pigeon",
+            "NEWSLETTER_TRANSPORT: Input should be 'outbox', 'smtp' or 'sendgrid'",
+        ),
+        ("SMTP_PORT", "twenty-five", "SMTP_PORT: Input should be a valid integer"),
+    ],
+)
+def test_invalid_setting_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.message.startswith("invalid setting: " + message)
+
+
+def test_secret_never_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "super-secret-value-123")
+    monkeypatch.setenv("SMTP_PASSWORD", "hunter2-password")
+    s = load_settings()
+    assert "super-secret" not in repr(s) and "hunter2" not in repr(s)
+    assert s.require_secret() == "super-secret-value-123"
+
+
+def test_tokens_round_trip_and_refuse_tampering() -> None:
+    token = make_token("k" * 20, "unsubscribe", "A@Example.org", ttl=60, now=1000)
+    assert read_token("k" * 20, token, "unsubscribe", now=1050) == "a@example.org"
+    with pytest.raises(TokenError, match="expired"):
+        read_token("k" * 20, token, "unsubscribe", now=1061)
+    with pytest.raises(TokenError, match="signature"):
+        read_token("k" * 20, token, "confirm", now=1000)
+    with pytest.raises(TokenError, match="signature"):
+        read_token("other-key-000000000", token, "unsubscribe", now=1000)
+    body, sig = token.split(".")
+    with pytest.raises(TokenError):
+        read_token("k" * 20, body[:-2] + "xx." + sig, "unsubscribe", now=1000)
+    with pytest.raises(TokenError, match="malformed"):
+        read_token("k" * 20, "garbage", "unsubscribe")
