@@ -12,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 from email.header import decode_header, make_header
 from email.headerregistry import Address
-from email.utils import parseaddr
+from email.utils import getaddresses
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -101,13 +101,16 @@ def clean_address(value: object) -> str | None:
     if has_control_chars(text) or has_control_chars(_decode_encoded_words(text)):
         return None
     text = text.strip()
-    if "<" in text or " " in text:
-        text = parseaddr(text)[1]
+    if "<" in text or " " in text or "," in text:
+        pairs = getaddresses([text])
+        if len(pairs) != 1:
+            return None
+        text = pairs[0][1]
     if text.startswith("mailto:"):
         text = text[len("mailto:") :]
     if not text or "@" not in text or len(text) > 254:
         return None
-    if any(ch in text for ch in "<>,;:\\\"()[] "):
+    if any(ch in text for ch in '<>,;:\\"()[] '):
         return None
     try:
         result = validate_email(text, check_deliverability=False)
