@@ -22,6 +22,7 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email import policy
 from email.headerregistry import Address
@@ -163,9 +164,23 @@ class MessageBuilder:
     """Builds each recipient's message from one rendered issue."""
 
     def __init__(
-        self, rendered: RenderedIssue, settings: Settings, *, subject_prefix: str = ""
+        self,
+        rendered: RenderedIssue,
+        settings: Settings,
+        *,
+        subject_prefix: str = "",
+        bulk: bool = True,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> None:
+        """``bulk=False`` drops List-Id/List-Unsubscribe (transactional mail such as a
+        signup confirmation); ``extra_headers`` (e.g. ``Auto-Submitted``) go on every
+        message and are checked for injection here, once."""
         self.rendered = rendered
+        self.bulk = bulk
+        self.extra_headers = {
+            check_header("header name", k): check_header(k, v)
+            for k, v in (extra_headers or {}).items()
+        }
         self.settings = settings
         self.subject = check_header("Subject", subject_prefix + rendered.subject)
         self.from_address = settings.from_address
@@ -182,9 +197,6 @@ class MessageBuilder:
                 _fold("From", format_mailbox(self.from_name, self.from_address, header="From")),
                 _fold("Reply-To", format_mailbox("", self.reply_to, header="Reply-To")),
                 _fold("Subject", self.subject),
-                _raw_header("List-Id", self.list_id)
-                if self.list_id.isascii()
-                else _fold("List-Id", self.list_id),
                 b"MIME-Version: 1.0\r\n",
             ]
         )
@@ -217,14 +229,18 @@ class MessageBuilder:
         return {PLACEHOLDER_UNSUBSCRIBE: self.unsubscribe_url(r)}
 
     def list_headers(self, r: Recipient) -> dict[str, str]:
-        """List-Id and List-Unsubscribe (RFC 2369), plus RFC 8058 one-click over https."""
-        headers = {"List-Id": self.list_id}
-        url = self.unsubscribe_url(r)
-        if url.startswith("http"):
-            headers["List-Unsubscribe"] = f"<{url}>, <{self._mailto}>"
-            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        else:
-            headers["List-Unsubscribe"] = f"<{self._mailto}>"
+        """Every per-recipient extra header: List-Id and List-Unsubscribe (RFC 2369), plus
+        RFC 8058 one-click over https (bulk mail only), and ``extra_headers``."""
+        headers: dict[str, str] = {}
+        if self.bulk:
+            headers["List-Id"] = self.list_id
+            url = self.unsubscribe_url(r)
+            if url.startswith("http"):
+                headers["List-Unsubscribe"] = f"<{url}>, <{self._mailto}>"
+                headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            else:
+                headers["List-Unsubscribe"] = f"<{self._mailto}>"
+        headers.update(self.extra_headers)
         return headers
 
     # The message ----------------------------------------------------------------------
@@ -238,17 +254,14 @@ class MessageBuilder:
             if when
             else time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
         )
-        list_headers = self.list_headers(r)
         head = (
             self._head
             + _fold("To", to)
             + _raw_header("Date", date)
             + _raw_header("Message-ID", make_msgid(domain=self.domain))
-            + _raw_header("List-Unsubscribe", list_headers["List-Unsubscribe"])
-            + (
-                _raw_header("List-Unsubscribe-Post", list_headers["List-Unsubscribe-Post"])
-                if "List-Unsubscribe-Post" in list_headers
-                else b""
+            + b"".join(
+                _raw_header(name, value) if value.isascii() else _fold(name, value)
+                for name, value in self.list_headers(r).items()
             )
         )
         html_part = (

@@ -135,3 +135,15 @@ def test_qp_template_matches_whole_encoding() -> None:
     text = "héllo\n" + "x" * 200 + "\nline with %%P%% inside " + "y" * 90 + "\ntrailing  \n\nend"
     for value in ("https://e.org/u/abc", "mailto:a@example.org?subject=unsubscribe", "ü" * 50):
         assert QPTemplate(text, "%%P%%").render(value) == _qp(text.replace("%%P%%", value))
+
+
+def test_transactional_mail_has_no_list_headers(home: Path, settings: Settings) -> None:
+    b = builder_for(home, settings)
+    b = MessageBuilder(
+        b.rendered, settings, bulk=False, extra_headers={"Auto-Submitted": "auto-replied"}
+    )
+    msg = b.build(Recipient("a@example.org"))
+    assert msg["List-Unsubscribe"] is None and msg["List-Id"] is None
+    assert msg["Auto-Submitted"] == "auto-replied"
+    with pytest.raises(HeaderError):
+        MessageBuilder(b.rendered, settings, extra_headers={"X-Evil": "a\r\nBcc: x@example.net"})
