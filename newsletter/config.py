@@ -88,6 +88,31 @@ class Settings(BaseSettings):
         4, ge=1, le=64, validation_alias=AliasChoices("NEWSLETTER_CONCURRENCY")
     )
 
+    # The contact mailbox (signups and unsubscribes arrive here)
+    imap_host: str | None = _env("NEWSLETTER_IMAP_HOST")
+    imap_port: int | None = _env("NEWSLETTER_IMAP_PORT")
+    imap_security: Literal["none", "starttls", "tls"] = Field(
+        "tls", validation_alias=AliasChoices("NEWSLETTER_IMAP_SECURITY")
+    )
+    imap_username: str | None = _env("NEWSLETTER_IMAP_USERNAME")
+    imap_password: SecretStr | None = _env("NEWSLETTER_IMAP_PASSWORD")
+    imap_folder: str = Field("INBOX", validation_alias=AliasChoices("NEWSLETTER_IMAP_FOLDER"))
+    imap_done_folder: str = Field(
+        "Processed", validation_alias=AliasChoices("NEWSLETTER_IMAP_DONE_FOLDER")
+    )
+    # confirmation emails per address per 24 hours
+    confirm_rate_limit: int = Field(
+        3, ge=1, validation_alias=AliasChoices("NEWSLETTER_CONFIRM_RATE_LIMIT")
+    )
+
+    # `newsletter serve`
+    serve_host: str = Field("127.0.0.1", validation_alias=AliasChoices("NEWSLETTER_SERVE_HOST"))
+    serve_port: int = Field(8000, validation_alias=AliasChoices("NEWSLETTER_SERVE_PORT"))
+    # SendGrid Inbound Parse posts to /inbound/<secret> (an unguessable path)
+    inbound_secret: SecretStr | None = _env("NEWSLETTER_INBOUND_SECRET")
+    # SendGrid Event Webhook verification key (base64 DER of the ECDSA P-256 public key)
+    sendgrid_webhook_public_key: str | None = _env("SENDGRID_WEBHOOK_PUBLIC_KEY")
+
     @field_validator("sender")
     @classmethod
     def _valid_sender(cls, value: str) -> str:
