@@ -48,12 +48,19 @@ app = typer.Typer(
 def _register() -> None:
     # Command modules hold plain functions and sub-apps; registering them here keeps the
     # import graph one-way (command modules never import this module).
-    from newsletter import cli_issue, cli_send
+    from newsletter import cli_archive, cli_issue, cli_send, cli_serve
+    from newsletter.cli_signups import app as signups_app
     from newsletter.cli_subscribers import app as subscribers_app
 
-    for command in [*cli_issue.COMMANDS, *cli_send.COMMANDS]:
+    for command in [
+        *cli_issue.COMMANDS,
+        *cli_send.COMMANDS,
+        *cli_serve.COMMANDS,
+        *cli_archive.COMMANDS,
+    ]:
         app.command()(command)
     app.add_typer(subscribers_app, name="subscribers")
+    app.add_typer(signups_app, name="signups")
 
 
 _register()
