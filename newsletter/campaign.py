@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -47,7 +47,7 @@ class StoreLike(Protocol):
     """What the send loop needs of :class:`newsletter.subscribers.SubscriberStore`."""
 
     def iter_active(self) -> Iterator[SubscriberLike]: ...
-    def set_status(self, email: str, status: str, *, note: str | None = None) -> bool: ...
+    def set_statuses(self, changes: Mapping[str, tuple[str, str | None]]) -> set[str]: ...
 
 
 RecipientFactory = Callable[[str, str], RecipientLike]
@@ -175,7 +175,9 @@ class Campaign:
             requeued=requeued,
         )
 
-    def run(self, *, run_id: int, limit: int | None = None, progress: Progress | None = None) -> Report:
+    def run(
+        self, *, run_id: int, limit: int | None = None, progress: Progress | None = None
+    ) -> Report:
         """Hand off every pending recipient (at most ``limit``), journaling each batch."""
         report = Report(self.issue)
         started = time.perf_counter()
@@ -187,7 +189,11 @@ class Campaign:
                 if _file_signature(self.store_path) != self._signature:
                     report.skipped += self._sync()
                     cursor = 0
-                size = transport.batch_size if remaining is None else min(transport.batch_size, remaining)
+                size = (
+                    transport.batch_size
+                    if remaining is None
+                    else min(transport.batch_size, remaining)
+                )
                 rows = self.journal.next_pending(self.issue, size, cursor)
                 if not rows:
                     break
@@ -223,17 +229,19 @@ class Campaign:
         return report
 
     def _mark_bounced(self, outcomes: list[Outcome], report: Report) -> None:
-        for o in outcomes:
-            if not o.bounce:
-                continue
-            try:
-                if self.store.set_status(o.email, "bounced", note=f"{self.issue}: {o.reason}"):
-                    report.bounced += 1
-            except NewsletterError as exc:
-                report.warnings.append(f"{o.email}: could not mark bounced: {exc.message}")
-        if report.bounced:
-            # our own write changed the file: nothing to re-check because of it
-            self._signature = _file_signature(self.store_path)
+        changes: dict[str, tuple[str, str | None]] = {
+            o.email: ("bounced", f"{self.issue}: {o.reason}") for o in outcomes if o.bounce
+        }
+        if not changes:
+            return
+        try:
+            report.bounced += len(self.store.set_statuses(changes))
+        except NewsletterError as exc:
+            report.warnings.append(
+                f"could not mark {len(changes)} refused address(es) bounced: {exc.message}"
+            )
+        # our own write changed the file: that alone needs no re-check
+        self._signature = _file_signature(self.store_path)
 
     def rehearse(self, *, limit: int | None = None, progress: Progress | None = None) -> Report:
         """The dry run: build every message that :meth:`run` would hand off; write nothing."""
@@ -247,7 +255,11 @@ class Campaign:
             batch = []
             for key, email, name in chunk:
                 state = known.get(key)
-                if state is None or state[0] == "pending" or (state[0] == "failed" and not state[1]):
+                if (
+                    state is None
+                    or state[0] == "pending"
+                    or (state[0] == "failed" and not state[1])
+                ):
                     batch.append(self.make_recipient(email, name))
             if batch:
                 if callable(rehearse):

@@ -276,8 +276,7 @@ class Journal:
     def rows(self, issue: str, states: Sequence[str]) -> Iterator[Delivery]:
         marks = ",".join("?" * len(states))
         cur = self.db.execute(
-            f"SELECT {_COLUMNS} FROM deliveries WHERE issue = ? AND state IN ({marks}) "
-            "ORDER BY id",
+            f"SELECT {_COLUMNS} FROM deliveries WHERE issue = ? AND state IN ({marks}) ORDER BY id",
             (issue, *states),
         )
         for row in cur:

@@ -21,68 +21,16 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
 from enum import StrEnum
-from typing import Protocol
 
 from newsletter.errors import TransportError
+from newsletter.message import MessageBuilder, Recipient
 
-
-class RecipientLike(Protocol):
-    """What a transport needs of a recipient (see :class:`newsletter.message.Recipient`)."""
-
-    @property
-    def email(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def subscriber_id(self) -> str: ...
-
-
-class InlineImageLike(Protocol):
-    @property
-    def cid(self) -> str: ...
-    @property
-    def filename(self) -> str: ...
-    @property
-    def data(self) -> bytes: ...
-    @property
-    def maintype(self) -> str: ...
-    @property
-    def subtype(self) -> str: ...
-
-
-class RenderedLike(Protocol):
-    """What a transport needs of a rendered issue (see :class:`newsletter.render.RenderedIssue`)."""
-
-    @property
-    def slug(self) -> str: ...
-    @property
-    def subject(self) -> str: ...
-    @property
-    def html(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def images(self) -> Sequence[InlineImageLike]: ...
-
-
-class BuilderLike(Protocol):
-    """What a transport needs of :class:`newsletter.message.MessageBuilder`."""
-
-    from_address: str
-    from_name: str
-    reply_to: str
-    subject: str
-
-    @property
-    def rendered(self) -> RenderedLike: ...
-    def substitutions(self, r: RecipientLike, /) -> Mapping[str, str]: ...
-    def list_headers(self, r: RecipientLike, /) -> Mapping[str, str]: ...
-    def build(self, r: RecipientLike, /) -> EmailMessage: ...
-    def to_bytes(self, r: RecipientLike, /) -> bytes: ...
+#: the recipient and message builder types every transport works with
+RecipientLike = Recipient
+BuilderLike = MessageBuilder
 
 
 class Status(StrEnum):

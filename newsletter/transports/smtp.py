@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import queue
 import random
-import re
 import smtplib
 import ssl
 import threading
@@ -41,7 +40,6 @@ from newsletter.transports.base import (
 
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 IDLE_CHECK_SECONDS = 5.0
-_DOTS = re.compile(rb"(?m)^\.")
 
 
 class _Dropped(Exception):
@@ -181,9 +179,7 @@ class SmtpTransport(Transport):
         now = time.monotonic()
         for conn in conns:
             self._pool.put(_Connection(conn, now) if conn is not None else None)
-        self._executor = ThreadPoolExecutor(
-            max_workers=self.concurrency, thread_name_prefix="smtp"
-        )
+        self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="smtp")
 
     def close(self) -> None:
         if self._executor is not None:
@@ -250,7 +246,9 @@ class SmtpTransport(Transport):
         data = self.builder.to_bytes(r)
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
-        payload = _DOTS.sub(b"..", data) + b".\r\n"
+        payload = data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+        if payload.startswith(b"."):
+            payload = b"." + payload
         last = ""
         attempt = 0
         while True:
@@ -334,4 +332,3 @@ class SmtpTransport(Transport):
 def _close_quietly(conn: smtplib.SMTP) -> None:
     with contextlib.suppress(OSError, smtplib.SMTPException):
         conn.close()
-

@@ -1,0 +1,230 @@
+"""Send-path benchmark: prints figures as ratios from one run.
+
+1. SMTP throughput into Postfix's smtp-sink (started here on 127.0.0.1, random port):
+   newsletter's SMTP transport vs smtp-source at the same concurrency and message size
+   (the local limit) vs a naive smtplib loop (one new connection per message, as a
+   hand-written ``for r in rows: smtplib.SMTP(...).sendmail(...)`` does).
+2. The SendGrid path (campaign + journal + transport) with 100,000 recipients against
+   the local fake server: requests made and recipients/s.
+3. Peak RSS of ``newsletter send --dry-run`` for 100,000 and 1,000,000 subscribers
+   (streams the CSV into the journal, builds --limit messages; nothing handed off).
+
+Usage: .venv/bin/python bench/bench_send.py [--messages 3000] [--concurrency 8] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from newsletter.campaign import Campaign  # noqa: E402
+from newsletter.journal import Journal  # noqa: E402
+from newsletter.message import Recipient  # noqa: E402
+from newsletter.subscribers import SubscriberStore  # noqa: E402
+from newsletter.transports.sendgrid import SendGridTransport  # noqa: E402
+from newsletter.transports.smtp import SmtpTransport  # noqa: E402
+from tests.support.sendgrid_server import SendGridServer  # noqa: E402
+from tests.support.sendkit import (  # noqa: E402
+    SEND_SETTINGS,
+    make_builder,
+    make_settings,
+    write_subscribers,
+)
+
+
+def tool(name: str) -> str:
+    for folder in ("/usr/sbin", "/usr/lib/postfix", "/usr/lib/postfix/sbin", "/usr/bin"):
+        path = Path(folder) / name
+        if path.exists():
+            return str(path)
+    found = shutil.which(name)
+    if not found:
+        sys.exit(f"{name} not found: apt-get install postfix")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sink(port: int) -> subprocess.Popen[bytes]:
+    args = [tool("smtp-sink"), "-c"]
+    if os.geteuid() == 0:
+        args += ["-u", "nobody"]
+    args += [f"127.0.0.1:{port}", "1024"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    sys.exit("smtp-sink did not start")
+
+
+def make_home() -> Path:
+    home = Path(tempfile.mkdtemp(prefix="nl-bench-"))
+    for name in ("issues", "templates"):
+        if (ROOT / name).exists():
+            shutil.copytree(ROOT / name, home / name)
+    return home
+
+
+def bench_smtp(messages: int, concurrency: int) -> None:
+    home = make_home()
+    settings = make_settings(home)
+    builder = make_builder(settings)
+    rcpts = [Recipient(f"r{i}@example.net", f"Reader {i}") for i in range(messages)]
+    size = len(builder.to_bytes(rcpts[0]))
+    port = free_port()
+    sink = start_sink(port)
+    try:
+        # smtp-source: -d reuses each session for many messages, like our pool
+        t0 = time.perf_counter()
+        subprocess.run(
+            [tool("smtp-source"), "-d", "-s", str(concurrency), "-m", str(messages),
+             "-l", str(size), "-f", "digest@example.org", "-t", "r@example.net",
+             f"127.0.0.1:{port}"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        source_rate = messages / (time.perf_counter() - t0)
+
+        t = SmtpTransport(builder, host="127.0.0.1", port=port, security="none",
+                          concurrency=concurrency)  # fmt: skip
+        t0 = time.perf_counter()
+        with t:
+            for i in range(0, messages, t.batch_size):
+                out = t.send(rcpts[i : i + t.batch_size])
+                assert all(o.status.value == "sent" for o in out), out[0]
+        ours_rate = messages / (time.perf_counter() - t0)
+
+        naive_n = min(messages, 1000)
+        t0 = time.perf_counter()
+        for r in rcpts[:naive_n]:
+            with smtplib.SMTP("127.0.0.1", port, local_hostname="localhost") as conn:
+                conn.sendmail("digest@example.org", [r.email], builder.to_bytes(r))
+        naive_rate = naive_n / (time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        with smtplib.SMTP("127.0.0.1", port, local_hostname="localhost") as conn:
+            for r in rcpts[:naive_n]:
+                conn.sendmail("digest@example.org", [r.email], builder.to_bytes(r))
+        one_conn_rate = naive_n / (time.perf_counter() - t0)
+    finally:
+        sink.terminate()
+        sink.wait()
+        shutil.rmtree(home, ignore_errors=True)
+    print(f"SMTP into smtp-sink, {messages} messages of {size:,} bytes, concurrency {concurrency}")
+    print(f"  smtp-source (local limit, -d)         {source_rate:9,.0f} msg/s")
+    print(f"  newsletter SmtpTransport              {ours_rate:9,.0f} msg/s"
+          f"  = {ours_rate / source_rate:.2f} x smtp-source")  # fmt: skip
+    print(f"  naive smtplib, connect per message    {naive_rate:9,.0f} msg/s"
+          f"  -> newsletter is {ours_rate / naive_rate:.1f} x faster")  # fmt: skip
+    print(f"  naive smtplib, one connection         {one_conn_rate:9,.0f} msg/s"
+          f"  -> newsletter is {ours_rate / one_conn_rate:.1f} x faster")  # fmt: skip
+
+
+def bench_sendgrid(count: int) -> None:
+    home = make_home()
+    settings = make_settings(home)
+    write_subscribers(settings.subscribers_file, count)
+    builder = make_builder(settings)
+    with SendGridServer("SG.bench") as server:
+        server.keep_bodies = False
+        transport = SendGridTransport(builder, api_key="SG.bench", host=server.url)
+        store = SubscriberStore.from_settings(settings)
+        with Journal(settings.state_dir / "journal.sqlite3") as journal, transport:
+            c = Campaign(issue="vol-2.19", builder=builder, transport=transport,
+                         journal=journal, store=store, store_path=store.path,
+                         make_recipient=Recipient)  # fmt: skip
+            t0 = time.perf_counter()
+            c.plan()
+            t1 = time.perf_counter()
+            report = c.run(run_id=journal.begin_run("vol-2.19", "sendgrid"))
+            t2 = time.perf_counter()
+        assert report.sent == count == server.recipients_accepted, report
+        requests = server.requests
+    shutil.rmtree(home, ignore_errors=True)
+    print(f"SendGrid path (store -> journal -> fake v3 API), {count:,} recipients")
+    print(f"  requests made                         {requests:9,}"
+          f"  ({count / requests:,.0f} recipients per request)")  # fmt: skip
+    print(f"  plan (stream CSV into journal)        {t1 - t0:9.2f} s")
+    print(f"  hand-off incl. journal writes         {t2 - t1:9.2f} s"
+          f"  = {count / (t2 - t1):,.0f} recipients/s")  # fmt: skip
+
+
+def bench_memory(counts: list[int], limit: int) -> None:
+    print(f"Peak RSS, `newsletter send --dry-run --limit {limit}` (streams every row into the"
+          " journal, builds the first --limit messages, hands off nothing)")  # fmt: skip
+    env_names = {
+        "sender": "NEWSLETTER_FROM",
+        "contact": "NEWSLETTER_CONTACT",
+        "public_url": "NEWSLETTER_PUBLIC_URL",
+        "secret_key": "NEWSLETTER_SECRET_KEY",
+    }
+    base: float | None = None
+    for count in counts:
+        home = make_home()
+        write_subscribers(home / "subscribers" / "subscribers.csv", count)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SMTP_"))}
+        env.update({env_names[k]: str(v) for k, v in SEND_SETTINGS.items()})
+        script = (
+            "import sys\n"
+            "from newsletter.cli import app\n"
+            "try:\n    app(['send', 'vol-2.19', '--dry-run', '--limit', sys.argv[1]])\n"
+            "except SystemExit as e:\n    code = e.code\n"
+            # VmHWM, not ru_maxrss: Linux carries ru_maxrss of the parent across exec
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+            "print('RSS', hwm.split()[1], file=sys.stderr)\n"
+        )
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", script, str(limit)], cwd=home, env=env,
+                              capture_output=True, text=True)  # fmt: skip
+        elapsed = time.perf_counter() - t0
+        rss = [line for line in proc.stderr.splitlines() if line.startswith("RSS ")]
+        if not rss:
+            print(proc.stdout, proc.stderr)
+            sys.exit("the dry run failed")
+        mb = int(rss[-1].split()[1]) / 1024
+        base = base or mb
+        print(f"  {count:>9,} subscribers   peak RSS {mb:7.1f} MB  ({mb / base:.2f} x the "
+              f"{counts[0]:,} figure; {elapsed:.1f} s)")  # fmt: skip
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=3000)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--sendgrid", type=int, default=100_000)
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    ap.add_argument("--only", choices=["smtp", "sendgrid", "memory"])
+    args = ap.parse_args()
+    if args.quick:
+        args.messages, args.sendgrid = 300, 5000
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    if args.only in (None, "smtp"):
+        bench_smtp(args.messages, args.concurrency)
+    if args.only in (None, "sendgrid"):
+        bench_sendgrid(args.sendgrid)
+    if args.only in (None, "memory"):
+        bench_memory([10_000] if args.quick else [100_000, 1_000_000], limit=2000)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""A local stand-in for SendGrid's v3 ``POST /v3/mail/send``, enforcing its contract.
+
+Checks what SendGrid checks before it accepts a request: Bearer auth, a JSON body,
+``personalizations`` (1 to 1,000, each with ``to``), at most 1,000 recipients in all,
+``from.email``, a subject (top level or in every personalization), ``content`` (text/plain
+first) or ``template_id``, and a body under 30 MB. Errors look like SendGrid's::
+
+    {"errors": [{"message": "...", "field": "...", "help": null}]}
+
+Accepts with 202, an empty body and ``X-Message-Id``. ``script`` programs the next
+requests: ``server.script += ["429", "500", "401", "hang", "400"]`` (one per request).
+Every accepted personalization is recorded so tests can count copies per recipient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MAX_BODY = 30 * 1024 * 1024
+
+
+@dataclass
+class Accepted:
+    message_id: str
+    personalization: dict[str, Any]
+    body: dict[str, Any]
+
+
+def _errors(*items: tuple[str, str | None]) -> bytes:
+    return json.dumps(
+        {"errors": [{"message": m, "field": f, "help": None} for m, f in items]}
+    ).encode()
+
+
+class SendGridServer:
+    def __init__(self, api_key: str = "SG.test-key", *, hang_seconds: float = 2.0) -> None:
+        self.api_key = api_key
+        self.hang_seconds = hang_seconds
+        self.script: list[str] = []
+        self.requests = 0
+        self.accepted: list[Accepted] = []
+        self.request_headers: list[dict[str, str]] = []
+        self.rate_reset_in = 1.0
+        self.lock = threading.Lock()
+        self.keep_bodies = True
+        self.recipients_accepted = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                server._handle(self)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> SendGridServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def copies(self) -> Counter[str]:
+        with self.lock:
+            return Counter(
+                to["email"].lower() for a in self.accepted for to in a.personalization["to"]
+            )
+
+    # --------------------------------------------------------------------------------
+    def _reply(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        h.send_response(status)
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        if body:
+            h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        if body:
+            h.wfile.write(body)
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        with self.lock:
+            self.requests += 1
+            self.request_headers.append(dict(h.headers.items()))
+            action = self.script.pop(0) if self.script else ""
+        if h.path.rstrip("/") != "/v3/mail/send":
+            self._reply(h, 404, _errors(("not found", None)))
+            return
+        length = int(h.headers.get("Content-Length") or 0)
+        if length >= MAX_BODY:
+            h.rfile.read(length)
+            self._reply(h, 413, _errors(("request body is too large", None)))
+            return
+        raw = h.rfile.read(length)
+        auth = h.headers.get("Authorization", "")
+        if action == "401" or auth != f"Bearer {self.api_key}":
+            self._reply(
+                h,
+                401,
+                _errors(("The provided authorization grant is invalid, expired, or revoked", None)),
+            )
+            return
+        if action == "403":
+            self._reply(h, 403, _errors(("access forbidden", None)))
+            return
+        if action == "429":
+            reset = int(time.time() + self.rate_reset_in)
+            self._reply(
+                h,
+                429,
+                _errors(("too many requests", None)),
+                {
+                    "X-RateLimit-Limit": "600",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(reset),
+                },
+            )
+            return
+        if action == "500":
+            self._reply(h, 500, _errors(("internal error", None)))
+            return
+        if action == "400":
+            self._reply(
+                h, 400, _errors(("The from email does not contain a valid address.", "from.email"))
+            )
+            return
+        problems = self._validate(h, raw)
+        if problems:
+            self._reply(h, 400, _errors(*problems))
+            return
+        body = json.loads(raw)
+        message_id = secrets.token_urlsafe(16)
+        with self.lock:
+            for p in body["personalizations"]:
+                self.accepted.append(Accepted(message_id, p, body if self.keep_bodies else {}))
+                self.recipients_accepted += len(p["to"])
+        if action == "hang":
+            time.sleep(self.hang_seconds)  # accepted, but the client gave up waiting
+        with contextlib.suppress(OSError):
+            self._reply(h, 202, b"", {"X-Message-Id": message_id})
+
+    def _validate(self, h: BaseHTTPRequestHandler, raw: bytes) -> list[tuple[str, str | None]]:
+        if "application/json" not in (h.headers.get("Content-Type") or ""):
+            return [("Content-Type should be application/json.", None)]
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return [("Bad Request", None)]
+        if not isinstance(body, dict):
+            return [("Bad Request", None)]
+        problems: list[tuple[str, str | None]] = []
+        ps = body.get("personalizations")
+        if not isinstance(ps, list) or not ps:
+            return [
+                (
+                    "The personalizations field is required and must have at least one personalization.",  # noqa: E501
+                    "personalizations",
+                )
+            ]
+        if len(ps) > 1000:
+            problems.append(
+                ("The personalizations field must have 1000 or fewer items.", "personalizations")
+            )
+        total = 0
+        top_subject = isinstance(body.get("subject"), str) and body["subject"]
+        for i, p in enumerate(ps):
+            to = p.get("to") if isinstance(p, dict) else None
+            if not isinstance(to, list) or not to:
+                problems.append(
+                    (
+                        "The to array is required for all personalization objects, and must have at least one email object with a valid email address.",  # noqa: E501
+                        f"personalizations.{i}.to",
+                    )
+                )
+                continue
+            for t in to:
+                if not isinstance(t, dict) or "@" not in str(t.get("email", "")):
+                    problems.append(
+                        ("Does not contain a valid address.", f"personalizations.{i}.to")
+                    )
+                if isinstance(t, dict) and any(c in str(t.get("name", "")) for c in ";,"):
+                    problems.append(("name may not contain ; or ,", f"personalizations.{i}.to"))
+            total += len(to)
+            if not top_subject and not p.get("subject"):
+                problems.append(("The subject is required.", "subject"))
+            for k, v in (p.get("headers") or {}).items():
+                if not isinstance(v, str):
+                    problems.append(
+                        (f"header {k} must be a string", f"personalizations.{i}.headers")
+                    )
+            for k, v in (p.get("substitutions") or {}).items():
+                if not isinstance(v, str):
+                    problems.append(
+                        (
+                            f"substitution {k} must be a string",
+                            f"personalizations.{i}.substitutions",
+                        )
+                    )
+        if total > 1000:
+            problems.append(
+                ("The total number of recipients must be 1000 or fewer.", "personalizations")
+            )
+        sender = body.get("from")
+        if not isinstance(sender, dict) or "@" not in str(sender.get("email", "")):
+            problems.append(("The from object must be provided for every email send.", "from"))
+        content = body.get("content")
+        if not body.get("template_id"):
+            if not isinstance(content, list) or not content:
+                problems.append(
+                    (
+                        "Unless a valid template_id is provided, the content parameter is required.",  # noqa: E501
+                        "content",
+                    )
+                )
+            else:
+                types = [c.get("type") for c in content]
+                if "text/plain" in types and types[0] != "text/plain":
+                    problems.append(
+                        (
+                            "If present, text/plain must be first, followed by any other content.",
+                            "content",
+                        )
+                    )
+                if any(not c.get("value") for c in content):
+                    problems.append(
+                        (
+                            "The content value must be a string at least one character in length.",
+                            "content.0.value",
+                        )
+                    )
+        for j, att in enumerate(body.get("attachments") or []):
+            if att.get("disposition") == "inline" and not att.get("content_id"):
+                problems.append(
+                    (
+                        "content_id is required when disposition is inline",
+                        f"attachments.{j}.content_id",
+                    )
+                )
+        return problems

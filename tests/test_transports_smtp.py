@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsletter.errors import TransportAuthError, TransportError
+from newsletter.message import MessageBuilder
+from newsletter.transports import Status
+from newsletter.transports.smtp import SmtpTransport
+from tests.support.sendkit import make_builder, make_settings, recipients
+from tests.support.smtp_server import SmtpServer, free_port, self_signed
+
+
+@pytest.fixture
+def builder(home: Path) -> MessageBuilder:
+    return make_builder(make_settings(home))
+
+
+@pytest.fixture
+def server() -> Iterator[SmtpServer]:
+    with SmtpServer() as srv:
+        yield srv
+
+
+def transport(
+    builder: MessageBuilder, port: int, *, concurrency: int = 2, **kw: object
+) -> SmtpTransport:
+    delays: list[float] = []
+    t = SmtpTransport(
+        builder,
+        host="127.0.0.1",
+        port=port,
+        security=str(kw.pop("security", "none")),
+        concurrency=concurrency,
+        timeout=float(kw.pop("timeout", 5.0)),  # type: ignore[arg-type]
+        sleep=delays.append,
+        **kw,  # type: ignore[arg-type]
+    )
+    t.delays = delays  # type: ignore[attr-defined]
+    return t
+
+
+def test_sends_each_message_over_a_pool_of_reused_connections(
+    builder: MessageBuilder, server: SmtpServer
+) -> None:
+    batch = recipients(20)
+    with transport(builder, server.port, concurrency=3) as t:
+        outcomes = t.send(batch)
+        assert t.connections_opened == 3
+    assert [o.status for o in outcomes] == [Status.SENT] * 20
+    assert outcomes[0].provider_id.startswith("250 2.0.0 Ok: queued as Q")
+    copies = server.handler.copies()
+    assert sorted(copies) == sorted(r.email for r in batch)
+    assert set(copies.values()) == {1}
+    first = server.handler.messages[0]
+    assert first.mail_from == "digest@example.org"
+    assert b"Subject: US-Japan Alliance Digest" in first.data
+    assert len({m.peer for m in server.handler.messages}) == 3
+
+
+def test_4xx_is_retried_with_capped_backoff(builder: MessageBuilder, server: SmtpServer) -> None:
+    server.handler.replies["reader00001@example.net"] = ["451 4.3.0 try later"] * 2
+    server.handler.replies["reader00002@example.net"] = ["452 4.2.2 mailbox full"] * 9
+    with transport(builder, server.port, max_attempts=3, max_backoff=1.5) as t:
+        outcomes = t.send(recipients(3))
+    assert [o.status for o in outcomes] == [Status.SENT, Status.SENT, Status.RETRY]
+    assert outcomes[2].reason == "RCPT TO: 452 4.2.2 mailbox full"
+    assert all(d <= 1.5 for d in t.delays)  # type: ignore[attr-defined]
+    assert len(t.delays) == 4  # type: ignore[attr-defined]
+    assert server.handler.copies()["reader00001@example.net"] == 1
+
+
+def test_5xx_is_a_permanent_failure_with_the_server_text(
+    builder: MessageBuilder, server: SmtpServer
+) -> None:
+    server.handler.sticky["reader00001@example.net"] = (
+        "550 5.1.1 <reader00001@example.net>: no such user"
+    )
+    with transport(builder, server.port) as t:
+        outcomes = t.send(recipients(3))
+    bad = outcomes[1]
+    assert bad.status is Status.FAILED and bad.permanent and bad.bounce
+    assert bad.reason == "RCPT TO: 550 5.1.1 <reader00001@example.net>: no such user"
+    assert outcomes[0].status is outcomes[2].status is Status.SENT
+    assert sorted(server.handler.copies()) == ["reader00000@example.net", "reader00002@example.net"]
+
+
+def test_a_dropped_connection_before_the_message_is_reopened(
+    builder: MessageBuilder, server: SmtpServer
+) -> None:
+    with transport(builder, server.port, concurrency=1) as t:
+        t.send(recipients(1))
+        server.handler.drop_on_mail = 1
+        outcomes = t.send(recipients(3)[1:])
+    assert [o.status for o in outcomes] == [Status.SENT, Status.SENT]
+    assert set(server.handler.copies().values()) == {1}
+    assert t.connections_opened == 2
+
+
+def test_no_answer_after_the_message_is_uncertain_not_resent(
+    builder: MessageBuilder, server: SmtpServer
+) -> None:
+    server.handler.drop_after_data = 1
+    with transport(builder, server.port, concurrency=1) as t:
+        outcomes = t.send(recipients(2))
+    assert outcomes[0].status is Status.UNCERTAIN
+    assert "no reply after the message" in outcomes[0].reason
+    assert outcomes[1].status is Status.SENT
+    assert server.handler.copies()["reader00000@example.net"] == 1  # delivered once, not twice
+
+
+def test_wrong_password_is_an_auth_error(builder: MessageBuilder) -> None:
+    with SmtpServer(users={"digest": "right"}) as srv:
+        t = transport(builder, srv.port, username="digest", password="wrong")
+        with pytest.raises(TransportAuthError, match=r"127.0.0.1:\d+ failed to authenticate"):
+            t.open()
+        with transport(builder, srv.port, username="digest", password="right") as ok:
+            assert ok.send(recipients(1))[0].status is Status.SENT
+
+
+def test_nothing_listening_is_a_transport_error(builder: MessageBuilder) -> None:
+    t = transport(builder, free_port())
+    with pytest.raises(TransportError, match="cannot connect"):
+        t.open()
+
+
+def test_starttls_with_a_self_signed_certificate(builder: MessageBuilder, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    with SmtpServer(tls_context=server_ctx) as srv:
+        # untrusted certificate: refused
+        with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
+            transport(builder, srv.port, security="starttls").open()
+        with transport(builder, srv.port, security="starttls", ssl_context=client_ctx) as t:
+            outcomes = t.send(recipients(2))
+    assert {o.status for o in outcomes} == {Status.SENT}
+    assert len(srv.handler.messages) == 2
