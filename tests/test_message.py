@@ -147,3 +147,25 @@ def test_transactional_mail_has_no_list_headers(home: Path, settings: Settings) 
     assert msg["Auto-Submitted"] == "auto-replied"
     with pytest.raises(HeaderError):
         MessageBuilder(b.rendered, settings, extra_headers={"X-Evil": "a\r\nBcc: x@example.net"})
+
+
+@pytest.mark.parametrize(
+    ("name", "addr"),
+    [
+        ("", "a@example.org"),
+        ("Pat Lee", "pat.lee@example.org"),
+        ("J. Smith", "j@example.org"),
+        ('O\'Brien, "Pat"', "pat@example.org"),
+        ("back\\slash", "b@example.org"),
+        ("  spaced  out ", "s@example.org"),
+        ("山田 太郎", "taro@example.jp"),
+        ("Reader", "first+tag@sub.example.co.uk"),
+    ],
+)
+def test_mailbox_fast_path_matches_headerregistry(name: str, addr: str) -> None:
+    from email.headerregistry import Address
+
+    from newsletter.message import format_mailbox
+
+    expected = str(Address(display_name=name.strip(), addr_spec=addr))
+    assert format_mailbox(name, addr, header="To") == expected
