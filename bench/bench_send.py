@@ -60,8 +60,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_sink(port: int) -> subprocess.Popen[bytes]:
+def start_sink(port: int, delay: int = 0) -> subprocess.Popen[bytes]:
     args = [tool("smtp-sink"), "-c"]
+    if delay:
+        args += ["-w", str(delay)]  # wait before answering DATA, like a real relay
     if os.geteuid() == 0:
         args += ["-u", "nobody"]
     args += [f"127.0.0.1:{port}", "1024"]
@@ -85,14 +87,14 @@ def make_home() -> Path:
     return home
 
 
-def bench_smtp(messages: int, concurrency: int) -> None:
+def bench_smtp(messages: int, concurrency: int, delay: int = 0) -> None:
     home = make_home()
     settings = make_settings(home)
     builder = make_builder(settings)
     rcpts = [Recipient(f"r{i}@example.net", f"Reader {i}") for i in range(messages)]
     size = len(builder.to_bytes(rcpts[0]))
     port = free_port()
-    sink = start_sink(port)
+    sink = start_sink(port, delay)
     try:
         # smtp-source: -d reuses each session for many messages, like our pool
         t0 = time.perf_counter()
@@ -113,7 +115,7 @@ def bench_smtp(messages: int, concurrency: int) -> None:
                 assert all(o.status.value == "sent" for o in out), out[0]
         ours_rate = messages / (time.perf_counter() - t0)
 
-        naive_n = min(messages, 1000)
+        naive_n = min(messages, 1000 if not delay else concurrency)
         t0 = time.perf_counter()
         for r in rcpts[:naive_n]:
             with smtplib.SMTP("127.0.0.1", port, local_hostname="localhost") as conn:
@@ -129,7 +131,11 @@ def bench_smtp(messages: int, concurrency: int) -> None:
         sink.terminate()
         sink.wait()
         shutil.rmtree(home, ignore_errors=True)
-    print(f"SMTP into smtp-sink, {messages} messages of {size:,} bytes, concurrency {concurrency}")
+    latency = f", server waits {delay} s before answering DATA" if delay else ""
+    print(
+        f"SMTP into smtp-sink, {messages} messages of {size:,} bytes, "
+        f"concurrency {concurrency}{latency}"
+    )
     print(f"  smtp-source (local limit, -d)         {source_rate:9,.0f} msg/s")
     print(f"  newsletter SmtpTransport              {ours_rate:9,.0f} msg/s"
           f"  = {ours_rate / source_rate:.2f} x smtp-source")  # fmt: skip
@@ -220,6 +226,9 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     if args.only in (None, "smtp"):
         bench_smtp(args.messages, args.concurrency)
+        # a relay that takes its time (smtp-sink's delay is whole seconds): where a pool
+        # of reused connections pays off against a one-connection loop
+        bench_smtp(args.concurrency * 5, args.concurrency, delay=1)
     if args.only in (None, "sendgrid"):
         bench_sendgrid(args.sendgrid)
     if args.only in (None, "memory"):

@@ -69,7 +69,7 @@ class Recipient:
         return hashlib.sha256(self.email.strip().lower().encode()).hexdigest()[:16]
 
 
-def _ascii_address(addr: str) -> str:
+def ascii_address(addr: str) -> str:
     """IDN domains become punycode; a non-ASCII local part would need SMTPUTF8."""
     if addr.isascii():
         return addr
@@ -105,7 +105,7 @@ def format_mailbox(name: str, addr: str, *, header: str) -> str:
             return f"{name} <{addr}>"
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{quoted}" <{addr}>'
-    return str(Address(display_name=name, addr_spec=_ascii_address(addr)))
+    return str(Address(display_name=name, addr_spec=ascii_address(addr)))
 
 
 def _fold(name: str, value: str) -> bytes:
@@ -173,7 +173,7 @@ def _list_id(settings: Settings, rendered: RenderedIssue) -> str:
         return settings.list_id
     slug = re.sub(r"[^a-z0-9]+", "-", rendered.series.lower()).strip("-") or "newsletter"
     name = rendered.series.replace('"', "")
-    return f'"{name}" <{slug}.{_ascii_address("x@" + settings.sender_domain)[2:]}>'
+    return f'"{name}" <{slug}.{ascii_address("x@" + settings.sender_domain)[2:]}>'
 
 
 class MessageBuilder:

@@ -19,9 +19,11 @@ def builder(home: Path) -> MessageBuilder:
     return make_builder(make_settings(home))
 
 
-@pytest.fixture
-def server() -> Iterator[SmtpServer]:
+@pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
+def server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """Every test runs against a server with and without RFC 2920 PIPELINING."""
     with SmtpServer() as srv:
+        srv.handler.pipelining = request.param
         yield srv
 
 
@@ -59,6 +61,8 @@ def test_sends_each_message_over_a_pool_of_reused_connections(
     assert first.mail_from == "digest@example.org"
     assert b"Subject: US-Japan Alliance Digest" in first.data
     assert len({m.peer for m in server.handler.messages}) == 3
+    advertised = any("250-PIPELINING" in lines for lines in server.handler.ehlo_seen)
+    assert advertised is server.handler.pipelining
 
 
 def test_4xx_is_retried_with_capped_backoff(builder: MessageBuilder, server: SmtpServer) -> None:

@@ -45,11 +45,22 @@ class RecordingHandler:
     drop_after_data: int = 0
     delay: float = 0.0
     mails: int = 0
+    pipelining: bool = True  # advertise RFC 2920 PIPELINING (aiosmtpd accepts it anyway)
+    ehlo_seen: list[list[str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def copies(self) -> Counter[str]:
         with self.lock:
             return Counter(r for m in self.messages for r in m.rcpt_tos)
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses = [*responses[:-1], "250-PIPELINING", responses[-1]]
+        self.ehlo_seen.append(responses)
+        return responses
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
