@@ -1,0 +1,108 @@
+"""Benchmark the subscriber store on a generated 1,000,000-row CSV.
+
+    .venv/bin/python bench/bench_subscribers.py [--rows N]
+
+Generates the file in a temporary folder, then runs each phase in its own process (so
+each peak RSS is that phase's own) and prints rows/s and peak RSS for: ``check`` (every
+problem), streaming ``iter_active``, and one ``add`` (a full locked, atomic rewrite).
+The duplicate check holds a dict of every address key (the one structure that grows
+with the file); ``keys`` reports what it costs, estimated with sys.getsizeof.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from newsletter.subscribers import SubscriberStore
+
+STATUSES = ["active"] * 8 + ["pending", "unsubscribed", "bounced", "complained"]
+DOMAINS = [f"example{i}.org" for i in range(50)] + ["example.com", "bücher.example"]
+
+
+def generate(path: Path, rows: int) -> None:
+    rng = random.Random(7)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        fh.write("email,name,status,source,subscribed_at,confirmed_at,updated_at,note,crm_id\n")
+        for i in range(rows):
+            status = rng.choice(STATUSES)
+            name = "山田 花子" if i % 97 == 0 else f"Person {i}"
+            fh.write(
+                f"user{i}@{rng.choice(DOMAINS)},{name},{status},import,"
+                f"2024-01-01T00:00:00Z,2024-01-01T00:05:00Z,2024-01-02T00:00:00Z,,C{i}\n"
+            )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def phase(name: str, path: Path, rows: int) -> None:
+    store = SubscriberStore(path, lock_timeout=60)
+    baseline = peak_rss_mb()
+    start = time.perf_counter()
+    if name == "check":
+        detail = f"{len(store.check())} problems"
+    elif name == "stream":
+        detail = f"{sum(1 for _ in store.iter_active())} active"
+    elif name == "add":
+        store.add("new.person@example.org", name="New")
+        detail = "1 row appended"
+    elif name == "keys":
+        # the duplicate check's dict {key: first line}, rebuilt alike and measured
+        keys = {f"user{i}@{DOMAINS[i % len(DOMAINS)]}": i + 2 for i in range(rows)}
+        size = sys.getsizeof(keys) + sum(sys.getsizeof(k) + 28 for k in keys)
+        print(
+            f"{'dup keys':<8} {size / 2**20:6.0f} MiB for {rows:,} keys ({size / rows:.0f} B/row)"
+        )
+        return
+    else:
+        raise SystemExit(f"unknown phase {name}")
+    elapsed = time.perf_counter() - start
+    print(
+        f"{name:<8} {elapsed:6.2f} s  {rows / elapsed:>10,.0f} rows/s  "
+        f"peak RSS {peak_rss_mb():6.0f} MiB (interpreter+imports {baseline:.0f} MiB)  {detail}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        phase(args.phase, args.file, args.rows)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "subscribers.csv"
+        start = time.perf_counter()
+        generate(path, args.rows)
+        size = path.stat().st_size / 2**20
+        print(
+            f"generated {args.rows:,} rows, {size:.0f} MiB in {time.perf_counter() - start:.1f} s"
+        )
+        for name in ("check", "stream", "add", "keys"):
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--phase",
+                    name,
+                    "--file",
+                    str(path),
+                    "--rows",
+                    str(args.rows),
+                ],
+                check=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
