@@ -317,3 +317,13 @@ def test_two_processes_adding_at_once_lose_nothing(tmp_path: Path) -> None:
     assert set(keys) == {f"{p}{i}@example.org" for p in ("left", "right") for i in range(200)}
     assert problems(store) == []
     assert [k for k in keys if k.startswith("left")] == [f"left{i}@example.org" for i in range(200)]
+
+
+def test_seen_keys_index_is_exact_and_grows() -> None:
+    from newsletter.subscribers.rows import SeenKeys
+
+    seen = SeenKeys(capacity=4)
+    keys = [f"user{i}@example.org" for i in range(5000)]
+    assert [seen.first_line(k, i + 2) for i, k in enumerate(keys)] == list(range(2, 5002))
+    assert [seen.first_line(k, 99999) for k in keys] == list(range(2, 5002))
+    assert seen.count == 5000 and seen.nbytes <= 5000 * 70  # 20 B a slot, load 0.3-0.6

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from array import array
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -65,13 +67,69 @@ class SubscriberRow(NamedTuple):
         return not "".join(self.cells).strip()
 
 
+class SeenKeys:
+    """Address keys seen so far, each with the line it was first seen on.
+
+    The one structure that grows with the file, so it is kept compact: an
+    open-addressing table of 128-bit BLAKE2b digests and line numbers in flat arrays
+    (20 bytes a slot, under 40 bytes a row) instead of a dict of strings (~130 bytes a
+    row). Two distinct addresses share a digest with odds of about 2^-127: never.
+    """
+
+    _LOAD = 0.6
+
+    def __init__(self, capacity: int = 1 << 12) -> None:
+        self._alloc(capacity)
+        self.count = 0
+
+    def _alloc(self, capacity: int) -> None:
+        self._mask = capacity - 1
+        self._hi = array("Q", bytes(8 * capacity))  # 0 marks an empty slot
+        self._lo = array("Q", bytes(8 * capacity))
+        self._line = array("I", bytes(4 * capacity))
+
+    def first_line(self, key: str, line: int) -> int:
+        """The line ``key`` was first seen on, recording ``line`` if it is new."""
+        digest = hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest()
+        hi = int.from_bytes(digest[:8], "little") | 1
+        lo = int.from_bytes(digest[8:], "little")
+        return self._probe(hi, lo, line)
+
+    def _probe(self, hi: int, lo: int, line: int) -> int:
+        his, los, mask = self._hi, self._lo, self._mask
+        i = lo & mask
+        while True:
+            found = his[i]
+            if found == 0:
+                his[i], los[i], self._line[i] = hi, lo, line
+                self.count += 1
+                if self.count > self._LOAD * (mask + 1):
+                    self._grow()
+                return line
+            if found == hi and los[i] == lo:
+                return self._line[i]
+            i = (i + 1) & mask
+
+    def _grow(self) -> None:
+        old = zip(self._hi, self._lo, self._line, strict=True)
+        self._alloc((self._mask + 1) * 2)
+        self.count = 0
+        for hi, lo, line in old:
+            if hi:
+                self._probe(hi, lo, line)
+
+    @property
+    def nbytes(self) -> int:
+        return (self._mask + 1) * 20
+
+
 class RowValidator:
     """Turns records into :class:`SubscriberRow`, remembering keys to find duplicates."""
 
     def __init__(self, display: str, header: Header) -> None:
         self.display = display
         self.header = header
-        self.seen: dict[str, int] = {}
+        self.seen = SeenKeys()
         self.columns = [header.index.get(name, -1) for name in FIELDS]
         missing = [name for name in ("email", "status") if name not in header.index]
         if missing:
@@ -103,7 +161,7 @@ class RowValidator:
                 problems = [problem(self.display, line, "email", exc.message)]
             else:
                 key = email.lower()
-                first = self.seen.setdefault(key, line)
+                first = self.seen.first_line(key, line)
                 if first != line:
                     message = f"{typed} is a duplicate of line {first}"
                     problems = [problem(self.display, line, "email", message)]
