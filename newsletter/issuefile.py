@@ -188,8 +188,25 @@ def parse_issue_text(text: str, display: str) -> Issue:
 
 
 def load_issue(path: Path) -> Issue:
-    """Load and validate an issue file; raise IssueFileError with every problem."""
-    return parse_issue_text(_read_text(path), str(path))
+    """Load and validate an issue file; raise IssueFileError with every problem.
+
+    A file named like an issue (vol-2.19.yaml) must hold that volume: the name is what
+    `send`, the journal and the archive's page (the view-in-browser link) go by.
+    """
+    issue = parse_issue_text(_read_text(path), str(path))
+    if ISSUE_NAME.match(path.stem) and path.stem != issue.slug:
+        raise IssueFileError(
+            [
+                Problem(
+                    str(path),
+                    issue.line_of("volume"),
+                    "volume",
+                    f"volume {issue.volume!r} does not match the file name {path.name!r}",
+                )
+            ],
+            hint=f"rename the file to {issue.slug}.yaml or fix the volume",
+        )
+    return issue
 
 
 def _line_for(lines: dict[Path_, int], loc: Path_) -> int | None:

@@ -205,6 +205,19 @@ def test_lint_warnings() -> None:
     ]
 
 
+def test_volume_must_match_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "vol-1.3.yaml"
+    path.write_text(GOOD)
+    with pytest.raises(IssueFileError) as info:
+        load_issue(path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:2: volume: volume '1.2' does not match the file name 'vol-1.3.yaml'"
+    ]
+    other = tmp_path / "draft.yaml"
+    other.write_text(GOOD)
+    assert load_issue(other).volume == "1.2"
+
+
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "vol-1.2.yaml"
     path.write_bytes(GOOD.encode() + "note: caf\xe9\n".encode("latin-1"))
