@@ -119,17 +119,7 @@ def _problem(issue: Issue, path: Path, field_: tuple[str, ...], message: str) ->
 def _load_one(path: Path) -> ArchivedIssue:
     """Load an issue for the archive; raise IssueFileError with every problem."""
     issue = load_issue(path)
-    problems: list[Problem] = []
-    if issue.slug != path.stem:
-        problems.append(
-            _problem(
-                issue,
-                path,
-                ("volume",),
-                f"volume {issue.volume!r} does not match the file name {path.name} "
-                f"(the archive page and the email's view-in-browser link use {issue.slug})",
-            )
-        )
+    problems: list[Problem] = []  # (load_issue already refuses a volume/file-name mismatch)
     hero_asset: str | None = None
     hero_data: bytes | None = None
     if issue.hero is not None and not issue.hero.src.startswith("https://"):
