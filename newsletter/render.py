@@ -64,7 +64,7 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
     )
 
 
-def _template(templates_dir: Path, name: str) -> jinja2.Template:
+def load_template(templates_dir: Path, name: str) -> jinja2.Template:
     try:
         return _environment(templates_dir.resolve()).get_template(name)
     except jinja2.TemplateSyntaxError as exc:
@@ -242,7 +242,7 @@ def render_issue(
         "view_url": view_url,
         "unsubscribe_url": Markup(PLACEHOLDER_UNSUBSCRIBE),
     }
-    html = _template(templates, "email.html.j2").render(
+    html = load_template(templates, "email.html.j2").render(
         **common,
         css=Markup(css),
         hero=hero_ctx,
@@ -267,7 +267,7 @@ def render_issue(
         }
         for story in issue.stories
     ]
-    text = _template(templates, "email.txt.j2").render(
+    text = load_template(templates, "email.txt.j2").render(
         **common,
         hero=hero_text,
         stories=stories_text,
