@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import jinja2
 from markupsafe import Markup
 
-from newsletter.build import write_atomic
 from newsletter.config import PACKAGE_TEMPLATES
 from newsletter.errors import IssueFileError, NewsletterError, Problem
+from newsletter.files import write_atomic
 from newsletter.issuefile import list_issue_files, load_issue
 from newsletter.markup import Emphasis, Link, Node, Strong, is_placeholder_url, parse_inline
 from newsletter.markup import to_html as markup_to_html

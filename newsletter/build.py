@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from newsletter.config import Settings
 from newsletter.errors import Problem
+from newsletter.files import write_atomic
 from newsletter.issuefile import check_html_size, lint_issue, load_issue
 from newsletter.message import MessageBuilder, Recipient
 from newsletter.models import Issue
@@ -24,21 +23,6 @@ class BuildResult:
     out_dir: Path
     files: list[Path] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_issue(path: Path, settings: Settings) -> tuple[Issue, RenderedIssue, list[Problem]]:

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from newsletter.confirm import ConfirmRequest, activate, request_confirmation
 from newsletter.errors import ConfigError, NewsletterError
@@ -72,19 +72,7 @@ Action = Literal[
     "dry run",
 ]
 #: order of the summary line
-ACTIONS: tuple[Action, ...] = (
-    "confirmation sent",
-    "nothing sent",
-    "confirmed",
-    "unsubscribed",
-    "no change",
-    "bounced",
-    "recorded",
-    "review",
-    "error",
-    "duplicate",
-    "dry run",
-)
+ACTIONS: tuple[Action, ...] = get_args(Action)
 
 
 @dataclass(frozen=True)

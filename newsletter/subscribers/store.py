@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Final
 import filelock
 
 from newsletter.errors import LockTimeoutError, NewsletterError, Problem, SubscriberFileError
+from newsletter.files import fsync_dir
 from newsletter.subscribers.addresses import (
     address_key,
     check_status,
@@ -337,7 +338,7 @@ class SubscriberStore:
                     if before is not None:
                         self._backup()
                     os.replace(tmp, self.path)
-                    _fsync_dir(self.path.parent)
+                    fsync_dir(self.path.parent)
                     return True
                 except BaseException:
                     tmp.unlink(missing_ok=True)
@@ -445,13 +446,3 @@ class _Sink:
             self.out.write(self.newline)
         self.out.write(text)
         self.open_line = not text.endswith(("\n", "\r"))
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":  # pragma: no cover
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -6,12 +6,11 @@ and named from the subscriber id, so re-sending a recipient rewrites the same fi
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from newsletter.errors import TransportError
+from newsletter.files import fsync_dir, write_atomic
 from newsletter.transports.base import BuilderLike, Outcome, RecipientLike, Transport
 
 
@@ -53,31 +52,8 @@ class OutboxTransport(Transport):
                 continue
             outcomes.append(Outcome.sent(r.email, target.name))
         if self.fsync and outcomes:
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         return outcomes
 
     def _write(self, target: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".eml", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                if self.fsync:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        write_atomic(target, data, fsync=self.fsync, sync_dir=False)
