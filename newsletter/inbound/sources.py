@@ -449,7 +449,7 @@ def _field(form: Mapping[str, str | bytes], name: str, charsets: Mapping[str, st
             data = value.encode("latin-1")
         except UnicodeEncodeError:
             return value  # already real text
-    from newsletter.inbound.classify import decode_bytes
+    from newsletter.inbound.text import decode_bytes
 
     return decode_bytes(data, declared)
 
