@@ -1,0 +1,95 @@
+"""The seam between the web app and the signup pipeline (confirm.py, signups.py, inbound).
+
+The app calls these four functions only through a :class:`Pipeline`, whose default
+imports the real ones lazily, so the web layer can be tested with a stand-in and
+starting the server does not import the mail machinery until it is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+    from newsletter.subscribers.store import SubscriberStore
+
+
+class ConfirmResult(Protocol):
+    """What ``request_confirmation`` returns (``newsletter.confirm.ConfirmRequest``)."""
+
+    @property
+    def sent(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...  # "sent", "rate-limited", "already active", "suppressed"
+
+
+class RequestConfirmation(Protocol):
+    def __call__(
+        self,
+        email: str,
+        settings: Settings,
+        *,
+        name: str = "",
+        source: str,
+        store: SubscriberStore | None = None,
+    ) -> ConfirmResult: ...
+
+
+class ConfirmToken(Protocol):
+    def __call__(
+        self, token: str, settings: Settings, *, store: SubscriberStore | None = None
+    ) -> str: ...
+
+
+class ProcessRawMessage(Protocol):
+    def __call__(
+        self, raw: bytes, settings: Settings, *, source: str, store: SubscriberStore | None = None
+    ) -> object: ...
+
+
+class RawFromInboundParse(Protocol):
+    def __call__(self, form: Mapping[str, str | bytes]) -> bytes: ...
+
+
+def _request_confirmation(
+    email: str,
+    settings: Settings,
+    *,
+    name: str = "",
+    source: str,
+    store: SubscriberStore | None = None,
+) -> ConfirmResult:
+    from newsletter.confirm import request_confirmation
+
+    return request_confirmation(email, settings, name=name, source=source, store=store)
+
+
+def _confirm_token(token: str, settings: Settings, *, store: SubscriberStore | None = None) -> str:
+    from newsletter.confirm import confirm_token
+
+    return confirm_token(token, settings, store=store)
+
+
+def _process_raw_message(
+    raw: bytes, settings: Settings, *, source: str, store: SubscriberStore | None = None
+) -> object:
+    from newsletter.signups import process_raw_message
+
+    return process_raw_message(raw, settings, source=source, store=store)
+
+
+def _raw_from_inbound_parse(form: Mapping[str, str | bytes]) -> bytes:
+    from newsletter.inbound.sources import raw_from_inbound_parse
+
+    return raw_from_inbound_parse(form)
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    request_confirmation: RequestConfirmation = _request_confirmation
+    confirm_token: ConfirmToken = _confirm_token
+    process_raw_message: ProcessRawMessage = _process_raw_message
+    raw_from_inbound_parse: RawFromInboundParse = _raw_from_inbound_parse
