@@ -108,6 +108,7 @@ def review_command(
             ("open", "approved", "rejected", "ignored") if all_items else ("open",)
         )
         items = list(records.items(review=states))
+    _report_unprocessed(settings)
     if not items:
         _print("nothing to review")
         return
@@ -128,6 +129,33 @@ def review_command(
         f"{len(items)} item{'s' if len(items) != 1 else ''}; decide with: newsletter signups "
         "approve|reject|ignore ID (read one with: newsletter signups show ID)"
     )
+
+
+def _report_unprocessed(settings: Settings) -> None:
+    """Payloads `newsletter serve` kept because it could not handle them: never silent."""
+    from newsletter.web.sendgrid import UNPROCESSED_DIR
+
+    folder = settings.state_dir / UNPROCESSED_DIR
+    kept = (
+        sorted(p for p in folder.glob("*") if p.suffix in (".eml", ".form"))
+        if folder.is_dir()
+        else []
+    )
+    if not kept:
+        return
+    emails = sum(1 for p in kept if p.suffix == ".eml")
+    _print(
+        f"{len(kept)} inbound payload(s) kept by `newsletter serve` in {folder}/ "
+        f"(the .txt beside each says why)"
+    )
+    if emails:
+        _print(
+            f"  retry the {emails} .eml message(s): newsletter signups process --source {folder}"
+        )
+    if len(kept) > emails:
+        _print(
+            f"  {len(kept) - emails} .form payload(s) could not be read at all: read them by hand"
+        )
 
 
 @app.command("show")

@@ -609,3 +609,21 @@ def test_cli_every_command_has_help(command: str) -> None:
     result = runner.invoke(app, ["signups", command, "--help"])
     assert result.exit_code == 0
     assert len(result.output) > 200
+
+
+def test_review_reports_payloads_the_web_server_kept(cli_home: Path, settings: Settings) -> None:
+    kept = cli_home / ".newsletter" / "inbound-unprocessed"
+    kept.mkdir(parents=True)
+    (kept / "ab12.eml").write_bytes(load("01-plain-please-add-me.eml"))
+    (kept / "ab12.eml.txt").write_text("reason: list locked\n")
+    (kept / "cd34.form").write_bytes(b"garbage")
+    result = runner.invoke(app, ["signups", "review"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"2 inbound payload(s) kept by `newsletter serve` in {Path('.newsletter/inbound-unprocessed')}/ "
+        "(the .txt beside each says why)",
+        "  retry the 1 .eml message(s): newsletter signups process --source "
+        f"{Path('.newsletter/inbound-unprocessed')}",
+        "  1 .form payload(s) could not be read at all: read them by hand",
+        "nothing to review",
+    ]
