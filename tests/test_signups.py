@@ -619,11 +619,11 @@ def test_review_reports_payloads_the_web_server_kept(cli_home: Path, settings: S
     (kept / "cd34.form").write_bytes(b"garbage")
     result = runner.invoke(app, ["signups", "review"])
     assert result.exit_code == 0, result.output
+    folder = Path(".newsletter/inbound-unprocessed")
     assert result.output.splitlines() == [
-        f"2 inbound payload(s) kept by `newsletter serve` in {Path('.newsletter/inbound-unprocessed')}/ "
+        f"2 inbound payload(s) kept by `newsletter serve` in {folder}/ "
         "(the .txt beside each says why)",
-        "  retry the 1 .eml message(s): newsletter signups process --source "
-        f"{Path('.newsletter/inbound-unprocessed')}",
+        f"  retry the 1 .eml message(s): newsletter signups process --source {folder}",
         "  1 .form payload(s) could not be read at all: read them by hand",
         "nothing to review",
     ]
