@@ -148,3 +148,29 @@ def test_console_script_runs_as_module(home: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "0 errors, 19 warnings" in proc.stdout
+
+
+def test_preview_serves_desktop_and_phone_views_on_loopback(home: Path) -> None:
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "preview", "vol-2.19", "--port", "0", "--no-browser"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"previewing at (http://127\.0\.0\.1:\d+/preview\.html)", line)
+        assert match, line
+        page = httpx.get(match.group(1), timeout=10)
+        assert page.status_code == 200
+        assert 'width="800"' in page.text and 'width="375"' in page.text
+        base = match.group(1).rsplit("/", 1)[0]
+        email = httpx.get(f"{base}/email.html", timeout=10)
+        assert email.status_code == 200 and "Defense chiefs Austin" in email.text
+        assert httpx.get(f"{base}/vol-2.19-hero.png", timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
