@@ -36,7 +36,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import HeaderError
 from newsletter.render import PLACEHOLDER_UNSUBSCRIBE, RenderedIssue
-from newsletter.tokens import UNSUBSCRIBE_TTL, make_token
+from newsletter.tokens import UNSUBSCRIBE_TTL, make_message_id, make_token
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -205,6 +205,11 @@ class MessageBuilder:
         self.contact = settings.contact_address
         self.domain = settings.sender_domain
         self._secret = settings.require_secret() if settings.public_url else None
+        # Signed Message-IDs (tokens.make_message_id) whenever a secret is configured, so
+        # a bounce report quoting one can be verified against the address it names.
+        self._msgid_secret = self._secret or (
+            settings.secret_key.get_secret_value() if settings.secret_key else None
+        )
         self._mailto = f"mailto:{self.contact}?subject=unsubscribe"
         self.list_id = check_header("List-Id", _list_id(settings, rendered))
 
@@ -241,6 +246,12 @@ class MessageBuilder:
         token = make_token(self._secret, "unsubscribe", r.email, ttl=UNSUBSCRIBE_TTL)
         return f"{self.settings.public_url}/u/{quote(token)}"
 
+    def message_id(self, r: Recipient) -> str:
+        """A fresh Message-ID at the sender's domain, signed for ``r`` when a secret is set."""
+        if self._msgid_secret:
+            return make_message_id(self._msgid_secret, r.email, self.domain)
+        return make_msgid(domain=self.domain)
+
     def substitutions(self, r: Recipient) -> dict[str, str]:
         return {PLACEHOLDER_UNSUBSCRIBE: self.unsubscribe_url(r)}
 
@@ -274,7 +285,7 @@ class MessageBuilder:
             self._head
             + _fold("To", to)
             + _raw_header("Date", date)
-            + _raw_header("Message-ID", make_msgid(domain=self.domain))
+            + _raw_header("Message-ID", self.message_id(r))
             + b"".join(
                 _raw_header(name, value) if value.isascii() else _fold(name, value)
                 for name, value in self.list_headers(r, url=url).items()

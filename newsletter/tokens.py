@@ -8,8 +8,11 @@ the MAC, so a token minted for one purpose is refused for another.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import re
+import secrets
 import time
 
 from newsletter.errors import TokenError
@@ -23,7 +26,16 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict: only the canonical unpadded base64url spelling is accepted."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+        raise ValueError("not base64url")
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error as exc:
+        raise ValueError(str(exc)) from exc
+    if _b64(data) != text:
+        raise ValueError("not the canonical spelling")
+    return data
 
 
 def _mac(secret: str, purpose: str, payload: bytes) -> bytes:
@@ -54,3 +66,34 @@ def read_token(secret: str, token: str, purpose: str, *, now: float | None = Non
     if (time.time() if now is None else now) > expiry:
         raise TokenError("token expired")
     return email
+
+
+# Signed Message-IDs -------------------------------------------------------------------
+# Our Message-IDs are <unique.tag@domain> where tag = HMAC(secret, unique|recipient): a
+# delivery report that quotes one can be checked against the address it names, without
+# storing anything, and a forged report (which cannot know a real Message-ID sent to
+# that person) suppresses nobody.
+_MSGID = re.compile(r"^<?([A-Za-z0-9_-]{8,64})\.([A-Za-z0-9_-]{22})@([^<>@\s]+)>?$")
+
+
+def message_id_tag(secret: str, unique: str, email: str) -> str:
+    mac = hmac.new(
+        secret.encode(),
+        b"msgid|" + unique.encode() + b"|" + email.strip().lower().encode(),
+        hashlib.sha256,
+    ).digest()
+    return _b64(mac[:16])
+
+
+def make_message_id(secret: str, email: str, domain: str) -> str:
+    unique = _b64(secrets.token_bytes(12))
+    return f"<{unique}.{message_id_tag(secret, unique, email)}@{domain}>"
+
+
+def verify_message_id(secret: str, message_id: str, email: str) -> bool:
+    """True when ``message_id`` is one we minted for ``email`` (any of our domains)."""
+    found = _MSGID.match(message_id.strip())
+    if not found:
+        return False
+    unique, tag, _domain = found.groups()
+    return hmac.compare_digest(tag, message_id_tag(secret, unique, email))

@@ -80,3 +80,23 @@ def test_tokens_round_trip_and_refuse_tampering() -> None:
         read_token("k" * 20, body[:-2] + "xx." + sig, "unsubscribe", now=1000)
     with pytest.raises(TokenError, match="malformed"):
         read_token("k" * 20, "garbage", "unsubscribe")
+
+
+def test_tokens_accept_only_the_canonical_spelling() -> None:
+    token = make_token("k" * 20, "confirm", "a@example.org", ttl=60, now=1000)
+    body, sig = token.split(".")
+    for bad in (f"{body}=.{sig}", f"{body}.{sig}=", f"{body}!.{sig}", f"{body}.{sig}x"):
+        with pytest.raises(TokenError):
+            read_token("k" * 20, bad, "confirm", now=1000)
+
+
+def test_signed_message_ids() -> None:
+    from newsletter.tokens import make_message_id, verify_message_id
+
+    mid = make_message_id("k" * 20, "Alice@Example.org", "example.org")
+    assert mid.startswith("<") and mid.endswith("@example.org>")
+    assert verify_message_id("k" * 20, mid, "alice@example.org")
+    assert verify_message_id("k" * 20, mid.strip("<>"), "ALICE@example.org")
+    assert not verify_message_id("k" * 20, mid, "bob@example.org")
+    assert not verify_message_id("other-secret-0000000", mid, "alice@example.org")
+    assert not verify_message_id("k" * 20, "<123.456@example.org>", "alice@example.org")

@@ -169,3 +169,12 @@ def test_mailbox_fast_path_matches_headerregistry(name: str, addr: str) -> None:
 
     expected = str(Address(display_name=name.strip(), addr_spec=addr))
     assert format_mailbox(name, addr, header="To") == expected
+
+
+def test_message_ids_are_signed_for_the_recipient(home: Path, settings: Settings) -> None:
+    from newsletter.tokens import verify_message_id
+
+    msg = builder_for(home, settings).build(Recipient("alice@example.org"))
+    secret = GOLDEN_SETTINGS["secret_key"]
+    assert verify_message_id(secret, msg["Message-ID"], "alice@example.org")
+    assert not verify_message_id(secret, msg["Message-ID"], "bob@example.org")
