@@ -132,12 +132,49 @@ def test_400_is_recorded_with_sendgrid_error_text(
     server.script = ["400"]
     with transport(builder, server) as t:
         outcomes = t.send(recipients(2))
-        assert t.fatal is None
+        # a 400 about the request itself (the sender) would hit every batch: stop
+        assert t.fatal is not None
+        assert "the request was refused" in t.fatal.message
     assert {o.status for o in outcomes} == {Status.FAILED}
     assert outcomes[0].reason == (
         "SendGrid answered 400: The from email does not contain a valid address. (from.email)"
     )
     assert server.requests == 1
+
+
+def test_400_naming_one_personalization_fails_only_that_recipient(
+    builder: MessageBuilder, server: SendGridServer
+) -> None:
+    from newsletter.message import Recipient
+
+    batch = recipients(5)
+    batch[2] = Recipient("no-at-sign.example.org", "Typo")
+    with transport(builder, server) as t:
+        outcomes = t.send(batch)
+        assert t.fatal is None
+    assert [o.status for o in outcomes] == [Status.SENT] * 2 + [Status.FAILED] + [Status.SENT] * 2
+    assert outcomes[2].permanent
+    assert outcomes[2].reason.startswith("SendGrid answered 400: Does not contain a valid address.")
+    assert server.requests == 2  # the refused batch, then the other four
+    assert server.recipients_accepted == 4
+
+
+def test_unusable_recipient_fails_alone_and_idn_goes_as_punycode(
+    builder: MessageBuilder, server: SendGridServer
+) -> None:
+    from newsletter.message import Recipient
+
+    batch = [
+        Recipient("josé@example.net", "José"),
+        Recipient("line@example.net", "Line\nBreak"),
+        Recipient("user@bücher.example", "Jürgen"),
+    ]
+    with transport(builder, server) as t:
+        outcomes = t.send(batch)
+    assert [o.status for o in outcomes] == [Status.FAILED, Status.FAILED, Status.SENT]
+    assert "SMTPUTF8" in outcomes[0].reason and outcomes[0].permanent
+    assert "line break" in outcomes[1].reason
+    assert server.accepted[0].personalization["to"][0]["email"] == "user@xn--bcher-kva.example"
 
 
 def test_unreachable_host_is_retried_then_stops(builder: MessageBuilder) -> None:

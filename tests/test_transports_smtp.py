@@ -144,3 +144,60 @@ def test_starttls_with_a_self_signed_certificate(builder: MessageBuilder, tmp_pa
             outcomes = t.send(recipients(2))
     assert {o.status for o in outcomes} == {Status.SENT}
     assert len(srv.handler.messages) == 2
+
+
+def test_relay_denied_is_not_a_bounce_and_stops_the_send(
+    builder: MessageBuilder, server: SmtpServer
+) -> None:
+    server.handler.rcpt_reply = "554 5.7.1 <r@example.net>: Relay access denied"
+    with transport(builder, server.port, concurrency=1) as t:
+        outcomes = t.send(recipients(12))
+        assert t.fatal is not None
+        assert "5 recipients in a row refused for policy" in t.fatal.message
+    refused = [o for o in outcomes if o.status is Status.FAILED]
+    assert len(refused) == 5 and not any(o.bounce for o in refused)
+    assert {o.status for o in outcomes[5:]} == {Status.NOT_ATTEMPTED}
+
+
+def test_sender_refused_stops_at_once(builder: MessageBuilder, server: SmtpServer) -> None:
+    server.handler.mail_reply = "553 5.7.1 <digest@example.org>: Sender address rejected"
+    with transport(builder, server.port, concurrency=1) as t:
+        outcomes = t.send(recipients(4))
+        assert t.fatal is not None and "refuses the sender" in t.fatal.message
+    assert outcomes[0].status is Status.FAILED and not outcomes[0].bounce
+    assert {o.status for o in outcomes[1:]} == {Status.NOT_ATTEMPTED}
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "bounce"),
+    [
+        (550, b"5.1.1 <x@example.net>: Recipient address rejected: User unknown", True),
+        (552, b"5.2.2 mailbox full", False),
+        (550, b"5.2.1 mailbox disabled", True),
+        (550, b"5.7.1 Message rejected as spam", False),
+        (554, b"Relay access denied", False),
+        (550, b"Requested action not taken: mailbox unavailable", True),
+        (451, b"4.1.1 try later", False),
+    ],
+)
+def test_only_address_refusals_are_bounces(code: int, text: bytes, bounce: bool) -> None:
+    from newsletter.transports.smtp import _is_address_refusal
+
+    assert _is_address_refusal(code, text) is bounce
+
+
+def test_a_recipient_whose_header_cannot_be_built_fails_alone(
+    builder: MessageBuilder, server: SmtpServer
+) -> None:
+    from newsletter.message import Recipient
+
+    batch = [
+        *recipients(2),
+        Recipient("josé@example.net", "José"),
+        Recipient("a@example.net", "A\nB"),
+    ]
+    with transport(builder, server.port) as t:
+        outcomes = t.send(batch)
+        assert t.fatal is None
+    assert [o.status for o in outcomes] == [Status.SENT, Status.SENT, Status.FAILED, Status.FAILED]
+    assert "SMTPUTF8" in outcomes[2].reason and outcomes[2].permanent and not outcomes[2].bounce

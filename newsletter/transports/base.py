@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from newsletter.errors import TransportError
+from newsletter.errors import HeaderError, TransportError
 from newsletter.message import MessageBuilder, Recipient
 
 #: the recipient and message builder types every transport works with
@@ -74,6 +74,19 @@ class Outcome:
 
 
 Sleep = Callable[[float], None]
+
+
+def message_or_failure(builder: BuilderLike, r: RecipientLike) -> bytes | Outcome:
+    """The recipient's message, or a permanent failure saying why it cannot be built.
+
+    A subscriber whose name or address cannot go into a header (a line break in the
+    name, a non-ASCII local part) fails alone, with the reason, instead of stopping
+    the send for everyone.
+    """
+    try:
+        return builder.to_bytes(r)
+    except HeaderError as exc:
+        return Outcome.failed(r.email, f"cannot build the message: {exc.message}", permanent=True)
 
 
 class Transport(ABC):
@@ -138,8 +151,12 @@ class MockTransport(Transport):
         self.batches += 1
         outcomes = []
         for r in batch:
+            data = message_or_failure(self.builder, r)
+            if isinstance(data, Outcome):
+                outcomes.append(data)
+                continue
             outcome = self.handler(r) if self.handler else Outcome.sent(r.email, f"mock-{r.email}")
             if outcome.status is Status.SENT:
-                self.messages.append((r.email, self.builder.to_bytes(r)))
+                self.messages.append((r.email, data))
             outcomes.append(outcome)
         return outcomes

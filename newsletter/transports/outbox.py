@@ -11,7 +11,13 @@ from pathlib import Path
 
 from newsletter.errors import TransportError
 from newsletter.files import fsync_dir, write_atomic
-from newsletter.transports.base import BuilderLike, Outcome, RecipientLike, Transport
+from newsletter.transports.base import (
+    BuilderLike,
+    Outcome,
+    RecipientLike,
+    Transport,
+    message_or_failure,
+)
 
 
 class OutboxTransport(Transport):
@@ -44,8 +50,12 @@ class OutboxTransport(Transport):
                 outcomes.append(Outcome.not_attempted(r.email, "stopped"))
                 continue
             target = self.path_for(r)
+            data = message_or_failure(self.builder, r)
+            if isinstance(data, Outcome):
+                outcomes.append(data)
+                continue
             try:
-                self._write(target, self.builder.to_bytes(r))
+                self._write(target, data)
             except OSError as exc:
                 self.fatal = TransportError(f"{target}: cannot write: {exc}")
                 outcomes.append(Outcome.not_attempted(r.email, str(exc)))

@@ -31,7 +31,8 @@ import urllib.error
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from newsletter.errors import TransportAuthError, TransportError
+from newsletter.errors import HeaderError, TransportAuthError, TransportError
+from newsletter.message import ascii_address, check_header
 from newsletter.transports.base import (
     BuilderLike,
     Outcome,
@@ -61,6 +62,27 @@ def _error_text(status: int, body: bytes | str | None) -> str:
                 parts.append(f"{msg} ({field})" if field else msg)
     text = "; ".join(p for p in parts if p) or " ".join(raw.split())[:300]
     return f"SendGrid answered {status}: {text}" if text else f"SendGrid answered {status}"
+
+
+def _bad_personalizations(body: bytes | str | None) -> set[int] | None:
+    """Indices N of ``personalizations.N...`` fields a 400 names; None if any error is
+    about the request as a whole (then every batch would fail alike)."""
+    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(errors, list) or not errors:
+        return None
+    found: set[int] = set()
+    for err in errors:
+        field = str(err.get("field") or "") if isinstance(err, dict) else ""
+        parts = field.split(".")
+        if len(parts) < 2 or parts[0] != "personalizations" or not parts[1].isdigit():
+            return None
+        found.add(int(parts[1]))
+    return found
 
 
 class _Retry(Exception):
@@ -158,7 +180,7 @@ class SendGridTransport(Transport):
         return payload
 
     def personalization(self, r: RecipientLike) -> dict[str, Any]:
-        to: dict[str, str] = {"email": r.email}
+        to: dict[str, str] = {"email": ascii_address(r.email)}
         name = " ".join(r.name.translate(_NAME_UNSAFE).split())
         if name:
             to["name"] = name
@@ -184,6 +206,19 @@ class SendGridTransport(Transport):
             return []
         if self.fatal is not None or self.stop_event.is_set():
             return [Outcome.not_attempted(r.email, "stopped") for r in batch]
+        # A recipient whose address or name cannot go into a header fails alone.
+        unusable: dict[int, Outcome] = {}
+        for i, r in enumerate(batch):
+            try:
+                ascii_address(r.email)
+                check_header("To", r.name)
+            except HeaderError as exc:
+                reason = f"cannot build the message: {exc.message}"
+                unusable[i] = Outcome.failed(r.email, reason, permanent=True)
+        if unusable:
+            usable = [r for i, r in enumerate(batch) if i not in unusable]
+            sent = iter(self.send(usable))
+            return [unusable[i] if i in unusable else next(sent) for i in range(len(batch))]
         payload = self.payload(batch)
         size = len(json.dumps(payload).encode())
         if size >= MAX_BODY_BYTES and len(batch) > 1:
@@ -220,6 +255,16 @@ class SendGridTransport(Transport):
             except _Split:
                 half = len(batch) // 2
                 return self.send(batch[:half]) + self.send(batch[half:])
+            except _Refused as refused:
+                # SendGrid named the bad personalizations: they fail, the rest go again
+                rest = [r for i, r in enumerate(batch) if i not in refused.indices]
+                again = iter(self.send(rest)) if rest else iter(())
+                return [
+                    Outcome.failed(r.email, refused.reason, permanent=True)
+                    if i in refused.indices
+                    else next(again)
+                    for i, r in enumerate(batch)
+                ]
 
     def _post_once(
         self, batch: Sequence[RecipientLike], payload: dict[str, Any], api_error: type[Exception]
@@ -265,6 +310,15 @@ class SendGridTransport(Transport):
             raise _Retry(text)
         if status == 413 and len(batch) > 1:
             raise _Split
+        if status == 400:
+            bad = _bad_personalizations(body)
+            if bad and all(i < len(batch) for i in bad):
+                raise _Refused(bad, text)
+            # the request as a whole is refused: every batch would be, so stop here
+            self.fatal = TransportError(
+                f"{self.host}: the request was refused: {text}",
+                hint="fix the cause (sender, content, settings), then re-run to resume",
+            )
         return [Outcome.failed(r.email, text, permanent=False) for r in batch]
 
     def _reset_delay(self, headers: Mapping[str, str]) -> float | None:
@@ -276,6 +330,15 @@ class SendGridTransport(Transport):
         except ValueError:
             return None
         return min(self.max_reset_wait, max(0.0, reset - self._clock()) + 0.05)
+
+
+class _Refused(Exception):
+    """400 naming particular personalizations: those recipients fail, the rest are resent."""
+
+    def __init__(self, indices: set[int], reason: str) -> None:
+        super().__init__(reason)
+        self.indices = indices
+        self.reason = reason
 
 
 class _Split(Exception):

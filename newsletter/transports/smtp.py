@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import random
+import re
 import smtplib
 import ssl
 import threading
@@ -37,6 +38,7 @@ from newsletter.transports.base import (
     RecipientLike,
     Sleep,
     Transport,
+    message_or_failure,
 )
 
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
@@ -102,6 +104,7 @@ class SmtpTransport(Transport):
         self._executor: ThreadPoolExecutor | None = None
         self._all: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
+        self._policy_streak = 0  # consecutive policy refusals at RCPT (see _policy_refusal)
         self._local_hostname = "localhost"
         self.connections_opened = 0
 
@@ -245,7 +248,10 @@ class SmtpTransport(Transport):
             return Outcome.not_attempted(r.email, "stopped")
         if self.fatal is not None:
             return Outcome.not_attempted(r.email, str(self.fatal))
-        data = self.builder.to_bytes(r)
+        built = message_or_failure(self.builder, r)
+        if isinstance(built, Outcome):
+            return built
+        data = built
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
         payload = data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
@@ -315,9 +321,15 @@ class SmtpTransport(Transport):
                     if rcode in (250, 251):
                         dcode, dresp = conn.docmd("DATA")
             if mcode != 250:
+                if 500 <= mcode < 600:
+                    # the sender itself is refused: every message would fail the same way
+                    self._stop(f"the server refuses the sender {self._envelope_from}", mcode, mresp)
                 return self._refused(conn, rcpt, "MAIL FROM", mcode, mresp, bounce=False)
             if rcode not in (250, 251):
-                return self._refused(conn, rcpt, "RCPT TO", rcode, rresp, bounce=True)
+                bounce = _is_address_refusal(rcode, rresp)
+                if 500 <= rcode < 600 and not bounce:
+                    self._policy_refusal(rcode, rresp)
+                return self._refused(conn, rcpt, "RCPT TO", rcode, rresp, bounce=bounce)
             if dcode != 354:
                 return self._refused(conn, rcpt, "DATA", dcode, dresp, bounce=False)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -332,8 +344,30 @@ class SmtpTransport(Transport):
             reason = f"{self.where}: no reply after the message: {why}"
             return Outcome.uncertain(rcpt, reason), False
         if code == 250:
+            with self._lock:
+                self._policy_streak = 0
             return Outcome.sent(rcpt, _reply_text(code, resp)), True
+        if code == -1:  # an unreadable answer to the message itself: it may have been taken
+            _close_quietly(conn)
+            reason = f"{self.where}: unreadable reply after the message: {_reply_text(code, resp)}"
+            return Outcome.uncertain(rcpt, reason), False
         return self._refused(conn, rcpt, "end of DATA", code, resp, bounce=False)
+
+    def _stop(self, what: str, code: int, resp: bytes) -> None:
+        if self.fatal is None:
+            self.fatal = TransportError(
+                f"{self.where}: {what}: {_reply_text(code, resp)}",
+                hint="fix the server or the settings, then re-run the send to resume",
+            )
+
+    def _policy_refusal(self, code: int, resp: bytes) -> None:
+        """A 5xx at RCPT that is not about the address (relay denied, policy): after a run
+        of them the server refuses everyone, so stop instead of failing the whole list."""
+        with self._lock:
+            self._policy_streak += 1
+            streak = self._policy_streak
+        if streak >= POLICY_STREAK_LIMIT:
+            self._stop(f"{streak} recipients in a row refused for policy", code, resp)
 
     def _refused(
         self, conn: smtplib.SMTP, rcpt: str, stage: str, code: int, resp: bytes, *, bounce: bool
@@ -352,6 +386,28 @@ class SmtpTransport(Transport):
         if not reusable:
             _close_quietly(conn)
         return Outcome.failed(rcpt, f"{stage}: {text}", permanent=True, bounce=bounce), reusable
+
+
+#: consecutive non-address 5xx refusals at RCPT after which the send stops
+POLICY_STREAK_LIMIT = 5
+_ENHANCED = re.compile(rb"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+def _is_address_refusal(code: int, resp: bytes) -> bool:
+    """Does a 5xx at RCPT say the *address* is bad (a bounce), not a policy or relay refusal?
+
+    With an enhanced status code (RFC 3463): 5.1.x is about the address and 5.2.1 says the
+    mailbox is disabled; a full mailbox (5.2.2) often empties, and 5.7.x (relay denied,
+    policy) is about us, not the address: those are failures but not bounces.
+    Without one: 550, 551 and 553 are address refusals; 554 and others are not.
+    """
+    if not 500 <= code < 600:
+        return False
+    found = _ENHANCED.search(resp)
+    if found is not None:
+        cls, subject, detail = found.groups()
+        return cls == b"5" and (subject == b"1" or (subject == b"2" and detail == b"1"))
+    return code in (550, 551, 553)
 
 
 def _close_quietly(conn: smtplib.SMTP) -> None:

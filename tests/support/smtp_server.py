@@ -46,6 +46,8 @@ class RecordingHandler:
     delay: float = 0.0
     mails: int = 0
     pipelining: bool = True  # advertise RFC 2920 PIPELINING (aiosmtpd accepts it anyway)
+    mail_reply: str | None = None  # answer every MAIL FROM with this (e.g. a 5xx)
+    rcpt_reply: str | None = None  # answer every RCPT TO with this (e.g. relay denied)
     ehlo_seen: list[list[str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -73,6 +75,8 @@ class RecordingHandler:
         if drop:
             server.transport.close()
             return "421 4.3.2 closing"
+        if self.mail_reply:
+            return self.mail_reply
         envelope.mail_from = address
         return "250 OK"
 
@@ -80,6 +84,8 @@ class RecordingHandler:
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         key = address.lower()
+        if self.rcpt_reply:
+            return self.rcpt_reply
         with self.lock:
             if key in self.sticky:
                 return self.sticky[key]
