@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from newsletter.errors import NewsletterError, TransportError
+from newsletter.errors import NewsletterError, Problem, TransportError
 from newsletter.journal import Journal
 from newsletter.transports.base import (
     BuilderLike,
@@ -51,6 +51,8 @@ class StoreLike(Protocol):
 
 
 RecipientFactory = Callable[[str, str], RecipientLike]
+#: statuses a row with problems may carry and still not be a would-be recipient
+_NOT_RECIPIENTS = frozenset({"pending", "unsubscribed", "bounced", "complained"})
 Progress = Callable[[list[Outcome]], None]
 
 
@@ -66,6 +68,11 @@ class Plan:
     skipped: int  # no longer active
     recovered: int  # left in flight by a dead run, now uncertain
     requeued: int  # temporary failures of an earlier run, pending again
+    #: rows of the subscriber file that would be recipients but cannot be (bad address,
+    #: unknown status, bad date): never sent to, so never skipped silently either
+    invalid: list[Problem] = field(default_factory=list)
+    #: duplicate rows of an address that is sent to once (informational)
+    duplicates: list[Problem] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -137,6 +144,8 @@ class Campaign:
         self.make_recipient = make_recipient
         self._stop = threading.Event()
         self._signature: tuple[int, int] | None = None
+        self.invalid: list[Problem] = []
+        self.duplicates: list[Problem] = []
 
     def stop(self) -> None:
         """Hand off nothing more; the hand-off under way finishes and is recorded."""
@@ -148,18 +157,40 @@ class Campaign:
         return self._stop.is_set()
 
     def _active(self) -> Iterator[tuple[str, str, str]]:
-        for sub in self.store.iter_active():
-            yield (sub.key, sub.email, sub.name or "")
+        """Active subscribers as journal rows; rows with problems are collected, not lost."""
+        self.invalid, self.duplicates = [], []
+        iter_rows = getattr(self.store, "iter_rows", None)
+        if iter_rows is None:  # a minimal store (tests): valid active rows only
+            for sub in self.store.iter_active():
+                yield (sub.key, sub.email, sub.name or "")
+            return
+        header = self.store.header() if hasattr(self.store, "header") else None
+        status_at = header.index.get("status", -1) if header is not None else -1
+        for row in iter_rows():
+            sub = row.subscriber
+            if sub is not None:
+                if sub.status == "active":
+                    yield (sub.key, sub.email, sub.name or "")
+                continue
+            if not row.problems:
+                continue  # a blank line
+            status = row.cells[status_at].strip().lower() if 0 <= status_at < len(row.cells) else ""
+            if status in _NOT_RECIPIENTS:
+                continue  # would not be sent to anyway
+            if all("is a duplicate of line" in p.message for p in row.problems):
+                self.duplicates.extend(row.problems)
+            else:
+                self.invalid.extend(p for p in row.problems if "duplicate" not in p.message)
 
     def _sync(self) -> int:
         """Match the journal to the subscriber file; returns how many were skipped."""
         self._signature = _file_signature(self.store_path)
         return self.journal.sync(self.issue, self._active()).skipped
 
-    def plan(self, *, resend_uncertain: bool = False) -> Plan:
+    def plan(self, *, resend_uncertain: bool = False, retry_failed: bool = False) -> Plan:
         """Recover, requeue and count: what :meth:`run` would hand off."""
         recovered = self.journal.recover(self.issue)
-        requeued = self.journal.requeue_failed(self.issue)
+        requeued = self.journal.requeue_failed(self.issue, include_permanent=retry_failed)
         if resend_uncertain:
             requeued += self.journal.requeue_uncertain(self.issue)
         self._sync()
@@ -173,6 +204,8 @@ class Campaign:
             skipped=counts["skipped"],
             recovered=recovered,
             requeued=requeued,
+            invalid=list(self.invalid),
+            duplicates=list(self.duplicates),
         )
 
     def run(
@@ -234,14 +267,19 @@ class Campaign:
         }
         if not changes:
             return
+        before = _file_signature(self.store_path)
         try:
             report.bounced += len(self.store.set_statuses(changes))
-        except NewsletterError as exc:
+        except (NewsletterError, OSError) as exc:
+            why = exc.message if isinstance(exc, NewsletterError) else str(exc)
             report.warnings.append(
-                f"could not mark {len(changes)} refused address(es) bounced: {exc.message}"
+                f"could not mark {len(changes)} refused address(es) bounced: {why}"
             )
-        # our own write changed the file: that alone needs no re-check
-        self._signature = _file_signature(self.store_path)
+        # Our own write changed the file. If nobody else had changed it since the last
+        # sync, that alone needs no re-check; otherwise keep the old signature so the
+        # next batch re-syncs and sees their edit (an unsubscribe, a new subscriber).
+        if before == self._signature:
+            self._signature = _file_signature(self.store_path)
 
     def rehearse(self, *, limit: int | None = None, progress: Progress | None = None) -> Report:
         """The dry run: build every message that :meth:`run` would hand off; write nothing."""

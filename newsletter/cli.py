@@ -7,6 +7,7 @@ stderr and the class's exit code, so no command prints a traceback.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import typer
@@ -27,6 +28,14 @@ class NewsletterGroup(TyperGroup):
             if exc.hint:
                 err_console.print(f"hint: {exc.hint}", markup=False, style="dim")
             raise typer.Exit(int(exc.exit_code)) from None
+        except OSError as exc:
+            # a disk or file-system problem no library boundary foresaw: say it plainly
+            where = f"{exc.filename}: " if exc.filename else ""
+            err_console.print(f"error: {where}{exc.strerror or exc}", markup=False, style="red")
+            raise typer.Exit(int(ExitCode.ERROR)) from None
+        except sqlite3.Error as exc:
+            err_console.print(f"error: database: {exc}", markup=False, style="red")
+            raise typer.Exit(int(ExitCode.ERROR)) from None
         except KeyboardInterrupt:
             err_console.print("interrupted", style="yellow")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None

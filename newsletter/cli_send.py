@@ -158,6 +158,22 @@ def send(
             "(they may get a second copy).",
         ),
     ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Also retry recipients that failed permanently (after fixing the cause, "
+            "e.g. a misconfigured relay). Subscribers marked bounced stay bounced.",
+        ),
+    ] = False,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid",
+            help="Send even though some rows of the subscriber file have problems "
+            "(those rows are not sent to; `newsletter subscribers check` lists them).",
+        ),
+    ] = False,
 ) -> None:
     """Deliver ISSUE to every active subscriber, exactly once.
 
@@ -204,8 +220,12 @@ def send(
                 store_path=settings.subscribers_file,
                 make_recipient=Recipient,
             )
-            plan = campaign.plan(resend_uncertain=resend_uncertain and not dry_run)
+            plan = campaign.plan(
+                resend_uncertain=resend_uncertain and not dry_run,
+                retry_failed=retry_failed and not dry_run,
+            )
             _show_plan(plan, transport.description, builder, dry_run=dry_run)
+            _check_invalid(plan, settings.subscribers_file, skip=skip_invalid or dry_run)
             if plan.new == 0:
                 _nothing_to_send(plan)
                 return
@@ -216,6 +236,36 @@ def send(
             _run(campaign, journal, plan, limit, command, transport.name)
     finally:
         lock.release()
+
+
+def _check_invalid(plan: Plan, csv_path: Path, *, skip: bool) -> None:
+    """Rows that would be recipients but are broken are never skipped silently."""
+    if plan.duplicates:
+        err_console.print(
+            f"note: {_plural(len(plan.duplicates), 'duplicate row')} in {csv_path}: "
+            "each address is sent to once",
+            style="yellow",
+            markup=False,
+        )
+    if not plan.invalid:
+        return
+    err_console.print(
+        f"{_plural(len(plan.invalid), 'problem')} in {csv_path} on rows that would be "
+        "recipients; they are not sent to:",
+        style="yellow",
+        markup=False,
+    )
+    for problem in plan.invalid[:10]:
+        err_console.print(f"  {problem}", markup=False)
+    if len(plan.invalid) > 10:
+        err_console.print(f"  ... and {len(plan.invalid) - 10:,} more", markup=False)
+    if not skip:
+        raise SendRefusedError(
+            f"{plan.issue}: the subscriber file has {_plural(len(plan.invalid), 'problem')} "
+            "on rows that would be recipients",
+            hint="fix them (`newsletter subscribers check`), or pass --skip-invalid to send "
+            "to everyone else",
+        )
 
 
 def _show_plan(plan: Plan, where: str, builder: MessageBuilder, *, dry_run: bool) -> None:
@@ -346,6 +396,13 @@ def _finish(report: Report, journal: Journal, plan: Plan, command: str) -> str:
         raise fatal
     left = counts["uncertain"] + counts["failed"]
     if left == 0:
+        if counts["pending"]:
+            console.print(
+                f"{plan.issue}: sent to {_plural(counts['sent'], 'recipient')} so far; "
+                f"{counts['pending']:,} still pending: re-run `{command}` to continue",
+                markup=False,
+            )
+            return "ok"
         console.print(
             f"done: {plan.issue} sent to {_plural(counts['sent'], 'recipient')}", markup=False
         )

@@ -139,12 +139,13 @@ class Journal:
         )
         return cur.rowcount
 
-    def requeue_failed(self, issue: str) -> int:
-        """Failed rows that may succeed now (not permanent) go back to pending."""
+    def requeue_failed(self, issue: str, *, include_permanent: bool = False) -> int:
+        """Failed rows that may succeed now (not permanent) go back to pending; with
+        ``include_permanent`` the permanent ones too (the cause was fixed: --retry-failed)."""
         cur = self.db.execute(
-            "UPDATE deliveries SET state = 'pending', updated_at = ? "
-            "WHERE issue = ? AND state = 'failed' AND permanent = 0",
-            (_now(), issue),
+            "UPDATE deliveries SET state = 'pending', permanent = 0, updated_at = ? "
+            "WHERE issue = ? AND state = 'failed' AND (permanent = 0 OR ?)",
+            (_now(), issue, int(include_permanent)),
         )
         return cur.rowcount
 

@@ -143,3 +143,61 @@ def test_stop_hands_off_nothing_more(home: Path) -> None:
     assert report.stopped and report.sent == 5
     counts = journal.counts("vol-2.19")
     assert (counts["pending"], counts["in_flight"], counts["uncertain"]) == (15, 0, 0)
+
+
+def test_an_edit_made_during_a_batch_with_a_bounce_is_not_lost(home: Path) -> None:
+    """Review finding: our own bounce write used to hide someone else's earlier edit."""
+    builder, store, journal = setup(home, 30)
+
+    def handler(r: Recipient) -> Outcome:
+        if r.email == address(0):
+            other = SubscriberStore(store.path)  # another writer: the web server, an admin
+            other.set_status(address(29), "unsubscribed", note="clicked")
+            other.add("late@example.net", name="Late")
+        if r.email == address(1):
+            return Outcome.failed(r.email, "550 5.1.1 no such user", permanent=True, bounce=True)
+        return Outcome.sent(r.email, "x")
+
+    t = MockTransport(builder, handler, batch_size=10)
+    c = campaign(builder, store, journal, t)
+    c.plan()
+    c.run(run_id=1)
+    sent = {e for e, _ in t.messages}
+    assert address(29) not in sent
+    assert "late@example.net" in sent
+    assert store.get(address(1)) is not None and store.get(address(1)).status == "bounced"  # type: ignore[union-attr]
+
+
+def test_rows_with_problems_are_reported_not_skipped_silently(home: Path) -> None:
+    builder, store, journal = setup(home, 5)
+    with store.path.open("a", encoding="utf-8") as fh:
+        fh.write("bob@example,Bob,active,cli,,,,\n")  # a typo'd address
+        fh.write(
+            "ADDR0@example.net,Dup,active,cli,,,,\n".replace(
+                "ADDR0", address(0).split("@")[0].upper()
+            )
+        )
+        fh.write("gone@example,Gone,unsubscribed,cli,,,,\n")  # broken but not a recipient
+    c = campaign(builder, store, journal, MockTransport(builder))
+    plan = c.plan()
+    assert plan.new == 5
+    assert [p.line for p in plan.invalid] == [7]
+    assert "bob@example" in plan.invalid[0].message
+    assert [p.line for p in plan.duplicates] == [8]
+
+
+def test_retry_failed_requeues_permanent_failures(home: Path) -> None:
+    builder, store, journal = setup(home, 3)
+
+    def refuse(r: Recipient) -> Outcome:
+        return Outcome.failed(r.email, "554 5.7.1 relay denied", permanent=True)
+
+    c = campaign(builder, store, journal, MockTransport(builder, refuse))
+    c.plan()
+    c.run(run_id=1)
+    assert campaign(builder, store, journal, MockTransport(builder)).plan().new == 0
+    t = MockTransport(builder)
+    c = campaign(builder, store, journal, t)
+    assert c.plan(retry_failed=True).new == 3
+    c.run(run_id=2)
+    assert journal.counts("vol-2.19")["sent"] == 3

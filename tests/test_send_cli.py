@@ -203,3 +203,39 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(home: Path, server: SmtpSer
     assert resumed.returncode == 0, out + err
     assert set(server.handler.copies().values()) == {1}
     assert len(server.handler.copies()) == 200
+
+
+def test_send_refuses_when_would_be_recipients_are_broken(
+    home: Path, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    csv = home / "subscribers" / "subscribers.csv"
+    write_subscribers(csv, 3)
+    with csv.open("a", encoding="utf-8") as fh:
+        fh.write("bob@example,Bob,active,cli,,,,\n")
+    env = smtp_env(server.port)
+    result = invoke(["send", "vol-2.19", "--yes"], env, monkeypatch)
+    assert result.exit_code == 4
+    shown = Path("subscribers") / "subscribers.csv"
+    assert f"1 problem in {shown} on rows that would be recipients" in result.stderr
+    assert f"  {shown}:5: email: " in result.stderr
+    assert "pass --skip-invalid" in result.stderr
+    assert server.handler.copies() == {}
+    result = invoke(["send", "vol-2.19", "--yes", "--skip-invalid"], env, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert sorted(server.handler.copies()) == [address(i) for i in range(3)]
+
+
+def test_a_disk_error_is_a_message_not_a_traceback(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from newsletter.subscribers import SubscriberStore
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "subscribers/subscribers.csv")
+
+    monkeypatch.setattr(SubscriberStore, "add", full)
+    result = CliRunner().invoke(app, ["subscribers", "add", "new@example.org"])
+    assert result.exit_code == 1
+    assert result.stderr == "error: subscribers/subscribers.csv: No space left on device\n"
