@@ -337,6 +337,11 @@ class SubscriberStore:
                     os.chmod(tmp, before.mode & 0o7777 if before is not None else 0o644)
                     if before is not None:
                         self._backup()
+                    # last look right before the swap: a spreadsheet may have saved during
+                    # the chmod and backup (the window left is the rename itself)
+                    if _signature(self.path) != before:
+                        tmp.unlink()
+                        continue
                     os.replace(tmp, self.path)
                     fsync_dir(self.path.parent)
                     return True
