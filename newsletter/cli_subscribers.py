@@ -311,7 +311,9 @@ def import_subscribers(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Allow making unsubscribed, bounced or complained rows active again."
+            "--force",
+            help="Allow making pending (unconfirmed), unsubscribed, bounced or complained "
+            "rows active.",
         ),
     ] = False,
     dry_run: Annotated[
@@ -328,7 +330,8 @@ def import_subscribers(
     """Merge another CSV or a plain list of addresses into the list.
 
     New addresses are added; listed ones get a differing name, note or status updated.
-    Nobody unsubscribed, bounced or complained is made active again without --force.
+    Nobody pending (not yet confirmed), unsubscribed, bounced or complained is made
+    active without --force.
     Invalid lines are reported with FILE:LINE and not imported (exit 1).
     """
     store = _store(ctx, file)

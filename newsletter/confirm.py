@@ -2,16 +2,20 @@
 
 Nobody becomes active without a confirmation from that address itself:
 
-* :func:`request_confirmation` lists the address as ``pending`` (unless it is already
-  active) and mails it a confirmation carrying a signed, expiring token, both as a link
+* :func:`request_confirmation` lists a new address as ``pending`` and mails it a
+  confirmation carrying a signed, expiring token, both as a link
   (``{NEWSLETTER_PUBLIC_URL}/confirm/{token}``, when a public URL is set) and in the
   subject and body, so that simply replying confirms. A request made for someone else
   only ever results in a confirmation mailed to them. Rate-limited per address
   (``NEWSLETTER_CONFIRM_RATE_LIMIT`` per 24 hours); bounced and complained addresses
-  are never mailed (``"suppressed"``).
+  are never mailed (``"suppressed"``). An ``unsubscribed`` address keeps that status
+  (anyone can type it into a form): it is only mailed a confirmation, and only
+  confirming that fresh confirmation brings it back.
 * :func:`confirm_token` (the link) and :func:`activate` (a reply the classifier has
-  verified) turn ``pending`` into ``active`` with ``confirmed_at``; already active is
-  fine (idempotent).
+  verified) turn ``pending`` -- or, with a token minted after the unsubscribe,
+  ``unsubscribed`` -- into ``active`` with ``confirmed_at``; already active is fine
+  (idempotent). A token minted before the row's last change (``updated_at``) is refused
+  (:class:`StaleTokenError`): an old confirmation link cannot undo an unsubscribe.
 
 Every status change is a :class:`~newsletter.subscribers.Mutation` applied under the
 store's lock to a fresh read of the file, so a concurrent admin edit is never lost.
@@ -23,6 +27,7 @@ import functools
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +36,8 @@ from urllib.parse import quote
 from markupsafe import Markup
 
 from newsletter.config import PACKAGE_TEMPLATES
-from newsletter.errors import NewsletterError, TransportError
+from newsletter.errors import NewsletterError, TokenError, TransportError
+from newsletter.inbound.classify import confirm_token_minted
 from newsletter.inbound.records import Records
 from newsletter.inbound.safety import clean_header_text
 from newsletter.message import MessageBuilder, Recipient
@@ -48,6 +54,7 @@ __all__ = [
     "CONFIRM_SLUG",
     "REASONS",
     "ConfirmRequest",
+    "StaleTokenError",
     "activate",
     "confirm_token",
     "confirm_url",
@@ -60,6 +67,14 @@ CONFIRM_SLUG = "confirm"
 #: every ``ConfirmRequest.reason``; "unsubscribed" only for a request made by someone else
 REASONS = ("sent", "rate-limited", "already active", "suppressed", "unsubscribed")
 _MESSAGE_ID = re.compile(r"<[!-;=?-~]{1,250}@[!-;=?-~]{1,250}>")
+#: seconds a confirm token may predate a pending row's last change (clocks, rounding)
+CLOCK_SLACK = 2
+
+
+class StaleTokenError(TokenError):
+    """A correctly signed, unexpired confirm token minted before the row's last change."""
+
+    stale = True  # the web app shows "link no longer valid", not "broken link"
 
 
 @dataclass(frozen=True)
@@ -75,12 +90,15 @@ class ConfirmRequest:
 
 
 class _RequestMutation(Mutation):
-    """Add the address as pending, or turn it back to pending where that is allowed."""
+    """Add the address as pending; bounced/complained -> pending only when forced.
 
-    def __init__(self, key: str, values: dict[str, str], *, resubscribe: bool, force: bool) -> None:
+    An unsubscribed row is never changed by a request: it stays unsubscribed until the
+    person confirms a confirmation minted after the unsubscribe.
+    """
+
+    def __init__(self, key: str, values: dict[str, str], *, force: bool) -> None:
         self.key = key
         self.values = values
-        self.resubscribe = resubscribe  # unsubscribed -> pending (the person asked again)
         self.force = force  # bounced/complained -> pending (a human approved)
         self.before: str | None = None
         self.line = 0
@@ -102,10 +120,7 @@ class _RequestMutation(Mutation):
             self.before = "problem"
             return Edit.KEEP
         self.before = sub.status
-        again = (sub.status == "unsubscribed" and (self.resubscribe or self.force)) or (
-            sub.status in ("bounced", "complained") and self.force
-        )
-        if not again:
+        if not (sub.status in ("bounced", "complained") and self.force):
             return Edit.KEEP
         cells = list(row.cells)
         header.set(cells, "status", "pending")
@@ -121,19 +136,47 @@ class _RequestMutation(Mutation):
         return [header.new_row(values)]
 
 
-class _ActivateMutation(Mutation):
-    """pending -> active (with confirmed_at); reports what the row held."""
+def _timestamp(value: str) -> float | None:
+    """Unix time of an ISO 8601 cell (UTC when no offset is given), None if unreadable."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
 
-    def __init__(self, key: str, note: str) -> None:
+
+class _ActivateMutation(Mutation):
+    """pending (or unsubscribed, given a fresh token) -> active; reports what the row held.
+
+    ``minted`` is when the confirm token was made (None: not known, e.g. an older
+    caller): a token older than the row's ``updated_at`` does not change it (``stale``).
+    """
+
+    def __init__(self, key: str, note: str, minted: float | None = None) -> None:
         self.key = key
         self.note = note
+        self.minted = minted
         self.before: str | None = None
+        self.stale = False
+
+    def _fresh(self, status: str, updated_at: str) -> bool:
+        if self.minted is None:
+            return status == "pending"
+        changed = _timestamp(updated_at) if updated_at else None
+        if status == "pending":
+            return changed is None or self.minted >= changed - CLOCK_SLACK
+        # unsubscribed: the token must come after the unsubscribe, without slack (the
+        # cell is to the second, so a token from the same second is refused: ask again)
+        return changed is not None and self.minted > changed
 
     def begin(self, header: Header, now: str) -> None:
         header.ensure("status", "updated_at", "confirmed_at", "note")
         self.now = now
         self.before = None
         self.found = False
+        self.stale = False
 
     def row(self, row: SubscriberRow, header: Header) -> list[str] | Edit:
         if row.key != self.key or self.found:
@@ -144,7 +187,10 @@ class _ActivateMutation(Mutation):
             self.before = "problem"
             return Edit.KEEP
         self.before = sub.status
-        if sub.status != "pending":
+        if sub.status not in ("pending", "unsubscribed"):
+            return Edit.KEEP
+        if not self._fresh(sub.status, sub.updated_at):
+            self.stale = self.minted is not None
             return Edit.KEEP
         cells = list(row.cells)
         header.set(cells, "status", "active")
@@ -283,9 +329,10 @@ def request_confirmation(
 
     ``source`` is recorded on a new row ("email", "web"). ``in_reply_to`` (a
     Message-ID, cleaned here) threads the confirmation under the request.
-    ``requested_by`` is who asked: when it is someone else, an unsubscribed address is
-    left alone (reason "unsubscribed"). ``force`` (a human approved it) also turns a
-    bounced or complained address back to pending. Raises
+    An unsubscribed address stays unsubscribed; it is mailed a confirmation (only
+    confirming that one brings it back) unless ``requested_by`` is someone else, who
+    gets reason "unsubscribed" and nothing is sent. ``force`` (a human approved it)
+    also turns a bounced or complained address back to pending. Raises
     :class:`~newsletter.errors.TransportError` if the email could not be sent (the
     rate-limit slot is given back), ConfigError without NEWSLETTER_SECRET_KEY.
     """
@@ -304,7 +351,6 @@ def request_confirmation(
             "confirmed_at": "",
             "note": "" if own else f"requested by {requested_by}",
         },
-        resubscribe=own,
         force=force,
     )
     store.apply(mutation)
@@ -340,18 +386,33 @@ def request_confirmation(
 
 
 def activate(
-    email: str, settings: Settings, *, store: SubscriberStore | None = None, how: str = ""
+    email: str,
+    settings: Settings,
+    *,
+    store: SubscriberStore | None = None,
+    how: str = "",
+    minted: float | None = None,
 ) -> str:
-    """pending -> active for an address whose confirmation has been verified.
+    """-> active for an address whose confirmation has been verified.
 
+    ``minted`` (Unix time the confirm token was made) lets a token made after the row's
+    last change confirm a ``pending`` or ``unsubscribed`` row; an older one raises
+    :class:`StaleTokenError`. Without ``minted`` only ``pending`` rows are confirmed.
     Idempotent for an already active address. Raises NewsletterError when the address
     is not listed (removed since) or was unsubscribed, bounced or complained since.
     """
     address = normalize_address(email)
     store = store if store is not None else SubscriberStore.from_settings(settings)
-    mutation = _ActivateMutation(address.lower(), f"confirmed {how}".strip())
+    mutation = _ActivateMutation(address.lower(), f"confirmed {how}".strip(), minted)
     store.apply(mutation)
-    if mutation.before in ("pending", "active"):
+    if mutation.stale:
+        raise StaleTokenError(
+            "this link is older than your last change; ask for a new one",
+            hint=f"{address} is {mutation.before}; a new confirmation is needed",
+        )
+    if mutation.before == "active":
+        return address
+    if mutation.before == "pending" or (mutation.before == "unsubscribed" and minted is not None):
         return address
     if mutation.before is None:
         raise NewsletterError(
@@ -369,7 +430,11 @@ def activate(
 def confirm_token(token: str, settings: Settings, *, store: SubscriberStore | None = None) -> str:
     """Confirm by link: check the token, then :func:`activate`. Returns the email.
 
-    Raises TokenError (tampered, expired, malformed) or NewsletterError.
+    Raises TokenError (tampered, expired, malformed), :class:`StaleTokenError` (minted
+    before the address's last change, e.g. an unsubscribe) or NewsletterError.
     """
     email = read_token(settings.require_secret(), token, "confirm")
-    return activate(email, settings, store=store, how="by link")
+    minted = confirm_token_minted(token)
+    if minted is None:  # pragma: no cover - read_token accepted it, so it parses
+        raise TokenError("malformed token")
+    return activate(email, settings, store=store, how="by link", minted=minted)

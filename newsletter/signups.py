@@ -15,9 +15,11 @@ subscribe    a confirmation for each named address (the sender and colleagues); 
 unsubscribe  the sender is unsubscribed at once; other addresses someone names go to
              review (anyone can type anyone's address).
 confirm      the token's address (verified by the classifier to be the sender's) -> active.
-bounce       an address is marked bounced only if we really mailed it: the send journal
-             says so (``.newsletter/journal.sqlite3``) or a confirmation went to it, and
-             the bounced Message-ID (when quoted) is one of ours. Otherwise: review.
+bounce       an address is marked bounced only if the report quotes the Message-ID of
+             the mail that failed and that Message-ID is one we signed for that very
+             address (``tokens.verify_message_id``: every message we send carries one).
+             A report naming more than five recipients, or one that quotes nothing
+             of ours for an address, goes to review: a forged report suppresses nobody.
 auto         recorded, never answered.
 review       queued for a human: ``newsletter signups review``.
 
@@ -37,13 +39,14 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Literal, get_args
 
 from newsletter.confirm import ConfirmRequest, activate, request_confirmation
-from newsletter.errors import ConfigError, NewsletterError
+from newsletter.errors import ConfigError, NewsletterError, TokenError
 from newsletter.inbound.classify import Classification, classify_message, parse_message
 from newsletter.inbound.records import InboundRecord, Records, ReviewState, message_identity
 from newsletter.inbound.safety import clean_address, clean_header_text
 from newsletter.inbound.sources import InboundSource
 from newsletter.subscribers import Edit, Header, Mutation, SubscriberRow, SubscriberStore
 from newsletter.subscribers.addresses import address_key
+from newsletter.tokens import verify_message_id
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -166,40 +169,12 @@ def _suppress(
 # ---------------------------------------------------------------------- bounces
 
 
-def _journal_mailed(settings: Settings, key: str) -> bool:
-    """True if the send journal shows an issue handed off to ``key``."""
-    path = settings.state_dir / "journal.sqlite3"
-    if not path.exists():
+def _bounce_matches(address: str, original_id: str | None, settings: Settings) -> bool:
+    """True when the report quotes a Message-ID we signed for ``address``."""
+    if not original_id or settings.secret_key is None:
         return False
-    try:
-        from newsletter.journal import Journal
-    except ImportError:  # pragma: no cover - the journal module ships with the package
-        return False
-    journal = Journal(path, create=False)
-    try:
-        for issue in journal.issues():
-            state = journal.states_of(issue, [key]).get(key)
-            if state is not None and state[0] in ("sent", "uncertain"):
-                return True
-    finally:
-        journal.close()
-    return False
-
-
-def _bounce_matches(
-    address: str, original_id: str | None, settings: Settings, records: Records
-) -> str | None:
-    """Why a bounce for ``address`` is believable, or None if it matches nothing we sent."""
-    if original_id is not None:
-        domain = original_id.strip("<>").rpartition("@")[2].lower()
-        if domain != settings.sender_domain.lower():
-            return None
-    key = address.lower()
-    if _journal_mailed(settings, key):
-        return "the send journal shows an issue sent to it"
-    if records.confirmations_sent(key):
-        return "a confirmation email was sent to it"
-    return None
+    secret = settings.secret_key.get_secret_value()
+    return bool(secret) and verify_message_id(secret, original_id, address)
 
 
 # ------------------------------------------------------------------------ acting
@@ -308,22 +283,26 @@ def _act(
 
     if c.kind == "confirm":
         email = c.token_email or ""
-        activate(email, settings, store=store, how="by reply")
+        try:
+            activate(email, settings, store=store, how="by reply", minted=c.token_minted)
+        except TokenError as exc:  # a stale token: older than the address's last change
+            return _Act("review", f"{email} not confirmed: {exc.message}", True)
         return _Act("confirmed", f"{email} confirmed by reply", False, [(email, "active")])
 
     if c.kind == "bounce":
         matched: list[str] = []
         unmatched: list[str] = []
         for address in c.addresses:
-            why = _bounce_matches(address, c.original_message_id, settings, records)
-            (matched if why else unmatched).append(address)
+            ok = _bounce_matches(address, c.original_message_id, settings)
+            (matched if ok else unmatched).append(address)
         results = (
             _suppress(store, matched, "bounced", f"bounced: {c.reason}"[:300]) if matched else []
         )
         parts = [f"{a}: {r}" for a, r in results]
         if unmatched:
             parts.append(
-                f"bounce for {', '.join(unmatched)} matches nothing we sent: a human decides"
+                f"bounce does not quote a message we sent to {', '.join(unmatched)}: "
+                "a human decides"
             )
             results += [(a, "unmatched") for a in unmatched]
         return _Act("bounced" if matched else "review", "; ".join(parts), bool(unmatched), results)
@@ -352,7 +331,7 @@ def _classify(
 def _dry_run(
     raw: bytes, settings: Settings, *, source: str, source_id: str, records: Records | None
 ) -> ProcessOutcome:
-    identity = message_identity(raw)
+    identity = records.identity_of(raw)[0] if records is not None else message_identity(raw)
     existing = records.by_identity(identity) if records is not None else None
     if existing is not None and existing.finished:
         return ProcessOutcome(
@@ -430,7 +409,7 @@ def _process(
     records: Records,
     now: float | None,
 ) -> ProcessOutcome:
-    identity = message_identity(raw)
+    identity, reused = records.identity_of(raw)
     record_id = records.claim(identity, source=source, source_id=source_id, raw=raw)
     if record_id is None:
         existing = records.by_identity(identity)
@@ -448,7 +427,15 @@ def _process(
     c: Classification | None = None
     try:
         c, msg = _classify(raw, settings, now)
-        act = _act(c, msg, settings, store=store, records=records, now=now)
+        if reused is not None:  # someone else's Message-ID: kept, but not acted on
+            act = _Act(
+                "review",
+                f"reuses the Message-ID of [{reused}] but its content differs: not acted on "
+                f"({c.kind}: {c.reason})",
+                True,
+            )
+        else:
+            act = _act(c, msg, settings, store=store, records=records, now=now)
     except ConfigError:
         raise  # stops the run; the row stays "received" and is handled next time
     except Exception as exc:  # one bad message must not stop the others

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from newsletter.config import Settings, load_settings
-from newsletter.confirm import confirm_token, render_confirmation, request_confirmation
+from newsletter.confirm import (
+    StaleTokenError,
+    activate,
+    confirm_token,
+    render_confirmation,
+    request_confirmation,
+)
 from newsletter.errors import ConfigError, NewsletterError, TokenError
 from newsletter.subscribers import SubscriberStore
 from newsletter.tokens import CONFIRM_TTL, make_token
@@ -66,11 +72,84 @@ def test_suppressed_is_not_mailed(settings: Settings, status: str) -> None:
     assert outbox(settings) == []
 
 
-def test_unsubscribed_asking_again_goes_back_to_pending(settings: Settings) -> None:
-    SubscriberStore.from_settings(settings).add("a@example.com", status="unsubscribed")
+def past_store(settings: Settings, stamp: str = "2024-01-01T00:00:00Z") -> SubscriberStore:
+    """The project's list, writing ``updated_at`` as ``stamp`` (a change made back then)."""
+    return SubscriberStore(settings.subscribers_file, clock=lambda: stamp)
+
+
+def test_unsubscribed_asking_again_stays_unsubscribed_until_confirmed(
+    settings: Settings,
+) -> None:
+    # review finding: a request used to turn "unsubscribed" into "pending" for whoever
+    # typed the address; now the row is left alone and only the fresh link brings it back
+    past_store(settings).add("a@example.com", status="unsubscribed")
     result = request_confirmation("a@example.com", settings, source="web")
     assert (result.sent, result.reason) == (True, "sent")
+    assert statuses(settings) == {"a@example.com": "unsubscribed"}
+    token = token_in(confirmation_for(settings, "a@example.com"))
+    assert confirm_token(token, settings) == "a@example.com"
+    row = SubscriberStore.from_settings(settings).get("a@example.com")
+    assert row is not None and row.status == "active" and row.confirmed_at
+
+
+def test_an_unsubscribe_cannot_be_undone_by_a_stranger_or_an_old_link(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Review finding 1 (r1.py): subscribe, confirm, unsubscribe; then a stranger's web
+    request, the victim's old confirm link and an admin import of an old spreadsheet."""
+    minted = time.time() - 3 * 86400
+    old = make_token(SECRET, "confirm", "victim@example.com", ttl=CONFIRM_TTL, now=minted)
+    past_store(settings, "2024-01-01T00:00:00Z").add("victim@example.com", status="pending")
+    assert confirm_token(old, settings) == "victim@example.com"
+    unsubscribed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(minted + 3600))
+    past_store(settings, unsubscribed_at).set_status("victim@example.com", "unsubscribed")
+
+    stranger = request_confirmation("victim@example.com", settings, source="web")
+    assert (stranger.sent, stranger.reason) == (True, "sent")  # mailed to the victim only
+    assert statuses(settings) == {"victim@example.com": "unsubscribed"}
+    with pytest.raises(StaleTokenError, match="older than your last change; ask for a new one"):
+        confirm_token(old, settings)
+    assert statuses(settings) == {"victim@example.com": "unsubscribed"}
+
+    sheet = tmp_path / "old.csv"
+    sheet.write_text("email,name,status\nvictim@example.com,V,active\n")
+    from newsletter.subscribers.importer import read_import_file
+
+    entries, _ = read_import_file(sheet)
+    report = SubscriberStore.from_settings(settings).import_entries(entries)
+    assert [o.email for o in report.skipped] == ["victim@example.com"]
+    assert statuses(settings) == {"victim@example.com": "unsubscribed"}
+
+
+def test_a_token_older_than_the_pending_row_is_refused(settings: Settings) -> None:
+    # the row was (re)listed after the token was made: that link is not for this row
+    old = make_token(SECRET, "confirm", "a@example.com", ttl=CONFIRM_TTL, now=time.time() - 60)
+    SubscriberStore.from_settings(settings).add("a@example.com", status="pending")
+    with pytest.raises(StaleTokenError):
+        confirm_token(old, settings)
     assert statuses(settings) == {"a@example.com": "pending"}
+    # a token from a couple of seconds before the row (clock slack) still works
+    near = make_token(SECRET, "confirm", "a@example.com", ttl=CONFIRM_TTL, now=time.time() - 1)
+    assert confirm_token(near, settings) == "a@example.com"
+    assert statuses(settings) == {"a@example.com": "active"}
+
+
+@pytest.mark.parametrize("status", ["bounced", "complained"])
+def test_a_fresh_token_never_reactivates_bounced_or_complained(
+    settings: Settings, status: str
+) -> None:
+    past_store(settings).add("a@example.com", status=status)
+    fresh = make_token(SECRET, "confirm", "a@example.com", ttl=CONFIRM_TTL)
+    with pytest.raises(NewsletterError, match=f"is {status}"):
+        confirm_token(fresh, settings)
+    assert statuses(settings) == {"a@example.com": status}
+
+
+def test_activate_without_a_mint_time_only_confirms_pending(settings: Settings) -> None:
+    past_store(settings).add("a@example.com", status="unsubscribed")
+    with pytest.raises(NewsletterError, match="is unsubscribed"):
+        activate("a@example.com", settings)
+    assert statuses(settings) == {"a@example.com": "unsubscribed"}
 
 
 def test_rate_limited_per_address(settings: Settings) -> None:
@@ -116,7 +195,8 @@ def test_confirm_token_for_someone_unsubscribed_since(settings: Settings) -> Non
     request_confirmation("a@example.com", settings, source="web")
     token = token_in(confirmation_for(settings, "a@example.com"))
     SubscriberStore.from_settings(settings).set_status("a@example.com", "unsubscribed")
-    with pytest.raises(NewsletterError, match="is unsubscribed"):
+    # minted before the unsubscribe (here: the same second): refused as stale
+    with pytest.raises(StaleTokenError, match="older than your last change"):
         confirm_token(token, settings)
     SubscriberStore.from_settings(settings).purge("a@example.com")
     with pytest.raises(NewsletterError, match="not on the list"):

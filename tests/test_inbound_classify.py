@@ -8,6 +8,7 @@ from a fixed secret and a fixed ``now`` and substituted for ``{{TOKEN:addr}}``,
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -369,3 +370,87 @@ def test_body_text_skips_attachments() -> None:
         b"Content-Disposition: attachment; filename=x.txt\n\nplease add me\n--b--\n"
     )
     assert body_text(parse_message(raw)).strip() == "hello"
+
+
+@pytest.mark.parametrize(
+    "name", ["45-helpdesk-ticket-ack.eml", "46-japanese-auto-ack.eml", "47-customer-care-ack.eml"]
+)
+def test_an_automatic_acknowledgement_quoting_a_confirmation_is_not_a_confirmation(
+    name: str,
+) -> None:
+    """Review finding 5 (r4.py): a helpdesk acknowledgement without automatic-mail
+    headers, quoting our confirmation subject with a valid token, is not a person."""
+    got = classify(load(name))
+    assert got.kind == "review" and got.token_email is None
+    assert "automatic acknowledgement" in got.reason
+    # the same token in a plain human reply does confirm
+    human = load(name).split(b"\r\n\r\n", 1)[0] + b"\r\n\r\nYes please, sign me up.\r\n"
+    human = re.sub(rb"\[Ticket #4411\] ", b"", human)
+    assert classify(human).kind == "confirm"
+
+
+def test_a_confirmation_records_when_its_token_was_minted() -> None:
+    got = classify(load("29-confirm-valid-reply.eml"))
+    assert got.kind == "confirm" and got.token_minted == NOW - 3600
+
+
+def test_a_long_run_without_an_at_sign_classifies_quickly() -> None:
+    """Review finding 3 (r6.py/r7.py): "please add me" + 99,000 letters took ~17 s."""
+    raw = _mail("please add me\n" + "a" * 99_000 + "\n", sender="x@y.example")
+    started = time.perf_counter()
+    got = classify(raw)
+    assert time.perf_counter() - started < 1.0
+    assert got.kind == "subscribe" and got.addresses == ("x@y.example",)
+    # addresses are still found next to long runs of other text
+    raw = _mail(
+        "please add bob@example.com\n" + "c" * 50_000 + "@" + "d" * 50_000,
+        sender="x@y.example",
+    )
+    started = time.perf_counter()
+    got = classify(raw)
+    assert time.perf_counter() - started < 1.0
+    assert "bob@example.com" in got.addresses
+
+
+def test_a_delivery_report_naming_many_recipients_is_for_a_human() -> None:
+    blocks = "".join(
+        f"Final-Recipient: rfc822; r{i}@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        for i in range(6)
+    )
+    raw = (
+        "From: MAILER-DAEMON@mx.example.net\r\nTo: digest@example.org\r\nSubject: failed\r\n"
+        "Message-ID: <d1@mx.example.net>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\n"
+        + blocks
+        + "--b--\r\n"
+    ).encode()
+    got = classify(raw)
+    assert got.kind == "review" and "6 recipients" in got.reason
+    five = raw.replace(
+        b"Final-Recipient: rfc822; r5@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n", b""
+    )
+    assert classify(five).kind == "bounce"
+
+
+@pytest.mark.parametrize(
+    ("extra", "held"),
+    [
+        ("Authentication-Results: mx.example.org; dmarc=fail (p=none) header.from=x\n", True),
+        ("Authentication-Results: mx.example.org; spf=fail smtp.mailfrom=x; dkim=fail\n", True),
+        ("Authentication-Results: mx.example.org; spf=fail smtp.mailfrom=x; dkim=pass\n", False),
+        ("Authentication-Results: mx.example.org; spf=pass; dkim=pass; dmarc=pass\n", False),
+        ("X-Inbound-Parse-SPF: fail\nX-Inbound-Parse-DKIM: {@example.com : fail}\n", True),
+        ("X-Inbound-Parse-SPF: fail\nX-Inbound-Parse-DKIM: {@example.com : pass}\n", False),
+        ("X-Inbound-Parse-SPF: pass\nX-Inbound-Parse-DKIM: none\n", False),
+    ],
+)
+@pytest.mark.parametrize("body", ["please add me", "unsubscribe"])
+def test_requests_whose_sender_failed_authentication_are_for_a_human(
+    extra: str, held: bool, body: str
+) -> None:
+    got = classify(_mail(body, extra=extra))
+    if held:
+        assert got.kind == "review" and "authentication failed" in got.reason
+    else:
+        assert got.kind in ("subscribe", "unsubscribe"), got.reason

@@ -22,11 +22,12 @@ from newsletter.config import Settings, load_settings
 from newsletter.errors import ExitCode
 from newsletter.inbound.records import Records
 from newsletter.inbound.sources import FolderSource, InboundSource, MaildirSource, MboxSource
-from newsletter.journal import Journal
+from newsletter.issuefile import load_issue
+from newsletter.message import MessageBuilder, Recipient
+from newsletter.render import render_issue
 from newsletter.signups import approve, process_raw_message, process_source
 from newsletter.subscribers import SubscriberStore
-from newsletter.tokens import CONFIRM_TTL, make_token, read_token
-from newsletter.transports import Outcome
+from newsletter.tokens import CONFIRM_TTL, make_token, read_token, verify_message_id
 from tests.conftest import GOLDEN_SETTINGS
 
 DATA = Path(__file__).resolve().parent / "data" / "inbound"
@@ -78,7 +79,7 @@ REVIEW_FILES = {
     "20-unsubscribe-colleague.eml",
     "21-ambiguous-change-address.eml",
     "22-question.eml",
-    "27-dsn-5.1.1.eml",  # no journal: the bounce matches nothing we sent
+    "27-dsn-5.1.1.eml",  # the Message-ID it quotes is not one we signed for victor
     "30-confirm-forged-other.eml",
     "31-confirm-tampered.eml",
     "32-confirm-expired.eml",
@@ -87,6 +88,9 @@ REVIEW_FILES = {
     "38-invalid-sender.eml",
     "40-thanks-no-request.eml",
     "43-japanese-thanks-reader.eml",
+    "45-helpdesk-ticket-ack.eml",  # automatic acknowledgements quoting a confirmation
+    "46-japanese-auto-ack.eml",
+    "47-customer-care-ack.eml",
 }
 #: what the pipeline does with each corpus file (the seeded list above, no journal)
 ACTIONS = {
@@ -134,6 +138,9 @@ ACTIONS = {
     "42": "confirmation sent",
     "43": "review",
     "44": "confirmation sent",
+    "45": "review",
+    "46": "review",
+    "47": "review",
 }
 
 
@@ -146,7 +153,9 @@ def _empty_list(home: Path) -> None:
 def token_for(kind: str, email: str, now: float | None = None) -> str:
     now = time.time() if now is None else now
     if kind == "TOKEN":
-        return make_token(SECRET, "confirm", email, ttl=CONFIRM_TTL, now=now - 3600)
+        # minted now: the corpus's reply (29) answers the confirmation its request (01)
+        # triggers in the same run, and a token older than the row is refused as stale
+        return make_token(SECRET, "confirm", email, ttl=CONFIRM_TTL, now=now)
     if kind == "EXPIRED":
         return make_token(SECRET, "confirm", email, ttl=CONFIRM_TTL, now=now - 8 * 86400)
     signature = make_token(SECRET, "confirm", email, ttl=CONFIRM_TTL, now=now).split(".")[1]
@@ -404,11 +413,53 @@ def test_rate_limit_per_address(home: Path) -> None:
 
 
 def test_unsubscribed_person_asking_again_gets_a_confirmation(settings: Settings) -> None:
-    store = seed(settings, ["alice@example.com"])
-    store.set_status("alice@example.com", "unsubscribed")
+    seed(settings, ["alice@example.com"])
+    past = SubscriberStore(settings.subscribers_file, clock=lambda: "2024-01-01T00:00:00Z")
+    past.set_status("alice@example.com", "unsubscribed")
     outcome = process_raw_message(load("01-plain-please-add-me.eml"), settings, source="test")
     assert outcome.results == (("alice@example.com", "sent"),)
-    assert statuses(settings)["alice@example.com"] == "pending"
+    # review finding: the request used to make the row "pending"; it now stays
+    # unsubscribed until the confirmation it was mailed is answered
+    assert statuses(settings)["alice@example.com"] == "unsubscribed"
+    confirmation = confirmation_for(settings, "alice@example.com")
+    outcome = process_raw_message(
+        reply_to(confirmation, "alice@example.com"), settings, source="test"
+    )
+    assert outcome.action == "confirmed", outcome.detail
+    assert statuses(settings)["alice@example.com"] == "active"
+
+
+def test_a_reply_with_a_token_older_than_the_unsubscribe_confirms_nobody(
+    settings: Settings,
+) -> None:
+    process_raw_message(load("04-subject-only-subscribe.eml"), settings, source="test")
+    confirmation = confirmation_for(settings, "pat@example.net")
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
+    SubscriberStore(settings.subscribers_file, clock=lambda: later).set_status(
+        "pat@example.net", "unsubscribed"
+    )
+    outcome = process_raw_message(
+        reply_to(confirmation, "pat@example.net"), settings, source="test"
+    )
+    assert outcome.action == "review" and outcome.review
+    assert "older than your last change" in outcome.detail
+    assert statuses(settings)["pat@example.net"] == "unsubscribed"
+
+
+def test_a_helpdesk_acknowledgement_quoting_the_confirmation_confirms_nobody(
+    settings: Settings,
+) -> None:
+    process_raw_message(load("04-subject-only-subscribe.eml"), settings, source="test")
+    confirmation = confirmation_for(settings, "pat@example.net")
+    subject = str(confirmation["Subject"])
+    raw = (
+        "From: Support <pat@example.net>\r\nTo: digest@example.org\r\n"
+        f"Subject: [Ticket #4411] Re: {subject}\r\nMessage-ID: <ack.1@example.net>\r\n\r\n"
+        "Thank you for contacting us. A ticket has been opened.\r\n"
+    ).encode()
+    outcome = process_raw_message(raw, settings, source="test")
+    assert outcome.action == "review" and outcome.review
+    assert statuses(settings)["pat@example.net"] == "pending"
 
 
 def test_someone_else_cannot_bring_back_an_unsubscribed_address(settings: Settings) -> None:
@@ -462,33 +513,86 @@ def test_one_failing_message_does_not_stop_the_others(
 # -------------------------------------------------------------------- bounces
 
 
-def journal_sent(settings: Settings, email: str) -> None:
-    with Journal(settings.state_dir / "journal.sqlite3") as journal:
-        journal.sync("vol-2.19", [(email.lower(), email, "")])
-        run = journal.begin_run("vol-2.19", "outbox")
-        journal.mark_in_flight("vol-2.19", [email.lower()], run)
-        journal.record("vol-2.19", [Outcome.sent(email, "x.eml")])
+def issue_headers(settings: Settings, email: str) -> bytes:
+    """The header block of a real issue built by MessageBuilder for ``email``."""
+    builder = MessageBuilder(
+        render_issue(load_issue(settings.issues_dir / "vol-2.19.yaml"), settings), settings
+    )
+    raw = builder.to_bytes(Recipient(email))
+    return raw.split(b"\r\n\r\n", 1)[0] + b"\r\n"
 
 
-def test_bounce_of_mail_we_sent_marks_bounced(settings: Settings) -> None:
-    seed(settings, ["victor@example.com"])
-    journal_sent(settings, "victor@example.com")
-    outcome = process_raw_message(load("27-dsn-5.1.1.eml"), settings, source="test")
-    assert outcome.action == "bounced" and not outcome.review
+def dsn(headers: bytes, failed: list[str], *, message_id: str = "dsn.1") -> bytes:
+    """A multipart/report delivery-status report for ``failed``, quoting ``headers``."""
+    blocks = b"".join(
+        f"Final-Recipient: rfc822; {a}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n".encode()
+        for a in failed
+    )
+    return (
+        b"From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n"
+        b"To: digest@example.org\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        + f"Message-ID: <{message_id}@mx.example.net>\r\n".encode()
+        + b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        b"--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        b"Reporting-MTA: dns; mx.example.net\r\n\r\n" + blocks + b"--b\r\n"
+        b"Content-Type: text/rfc822-headers\r\n\r\n" + headers + b"--b--\r\n"
+    )
+
+
+OTHERS = [f"reader{i}@corp{i}.example" for i in range(25)]
+
+
+def test_bounce_quoting_our_signed_message_id_marks_bounced(settings: Settings) -> None:
+    seed(settings, ["victor@example.com", *OTHERS])
+    headers = issue_headers(settings, "victor@example.com")
+    assert verify_message_id(
+        SECRET, BytesParser().parsebytes(headers)["Message-ID"], "victor@example.com"
+    )
+    outcome = process_raw_message(dsn(headers, ["victor@example.com"]), settings, source="test")
+    assert outcome.action == "bounced" and not outcome.review, outcome.detail
     assert statuses(settings)["victor@example.com"] == "bounced"
 
 
+def test_the_same_bounce_naming_many_subscribers_bounces_nobody(settings: Settings) -> None:
+    seed(settings, ["victor@example.com", *OTHERS])
+    headers = issue_headers(settings, "victor@example.com")
+    raw = dsn(headers, ["victor@example.com", *OTHERS])
+    outcome = process_raw_message(raw, settings, source="test")
+    assert outcome.action == "review" and outcome.review
+    assert "26 recipients" in outcome.detail
+    assert set(statuses(settings).values()) == {"active"}
+
+
+def test_a_bounce_quoting_the_id_sent_to_someone_else_bounces_nobody(
+    settings: Settings,
+) -> None:
+    seed(settings, ["victor@example.com", *OTHERS])
+    headers = issue_headers(settings, "victor@example.com")
+    for n, target in enumerate(OTHERS[:3]):
+        raw = dsn(headers, [target], message_id=f"dsn.{n}")
+        outcome = process_raw_message(raw, settings, source="test")
+        assert outcome.action == "review" and outcome.review
+        assert f"bounce does not quote a message we sent to {target}" in outcome.detail
+    assert set(statuses(settings).values()) == {"active"}
+
+
 def test_forged_bounce_suppresses_nobody(settings: Settings) -> None:
-    seed(settings, ["victor@example.com"])
-    # no journal entry for victor: the DSN is about mail we never sent
+    """Review finding 2 (r3.py): a report naming every subscriber, quoting nothing."""
+    seed(settings, ["victor@example.com", *OTHERS[:4]])
+    for n, names in enumerate((["victor@example.com"], ["victor@example.com", *OTHERS[:4]])):
+        outcome = process_raw_message(dsn(b"", names, message_id=f"f{n}"), settings, source="t")
+        assert outcome.action == "review" and outcome.review, outcome.detail
+    # the corpus DSN quotes an unsigned Message-ID at our domain: not ours either
     outcome = process_raw_message(load("27-dsn-5.1.1.eml"), settings, source="test")
     assert outcome.action == "review" and outcome.review
-    assert statuses(settings)["victor@example.com"] == "active"
+    assert "does not quote a message we sent to" in outcome.detail
+    assert set(statuses(settings).values()) == {"active"}
 
 
 def test_bounce_quoting_a_foreign_message_id_suppresses_nobody(settings: Settings) -> None:
     seed(settings, ["victor@example.com"])
-    journal_sent(settings, "victor@example.com")
     raw = load("27-dsn-5.1.1.eml").replace(
         b"<vol-2.19.7f3a9c@example.org>", b"<forged.1@attacker.example.net>"
     )
@@ -499,12 +603,11 @@ def test_bounce_quoting_a_foreign_message_id_suppresses_nobody(settings: Setting
 
 def test_bounce_of_a_confirmation_marks_bounced(settings: Settings) -> None:
     process_raw_message(load("01-plain-please-add-me.eml"), settings, source="test")
-    raw = (
-        load("27-dsn-5.1.1.eml")
-        .replace(b"victor@example.com", b"alice@example.com")
-        .replace(b"Victor@example.com", b"alice@example.com")
+    confirmation = confirmation_for(settings, "alice@example.com")
+    headers = b"".join(
+        f"{k}: {v}\r\n".encode() for k, v in confirmation.items() if k in ("From", "Message-ID")
     )
-    outcome = process_raw_message(raw, settings, source="test")
+    outcome = process_raw_message(dsn(headers, ["alice@example.com"]), settings, source="test")
     assert outcome.action == "bounced", outcome.detail
     assert statuses(settings)["alice@example.com"] == "bounced"
 
@@ -627,3 +730,30 @@ def test_review_reports_payloads_the_web_server_kept(cli_home: Path, settings: S
         "  1 .form payload(s) could not be read at all: read them by hand",
         "nothing to review",
     ]
+
+
+def test_a_different_message_reusing_a_message_id_is_kept_for_review(
+    settings: Settings,
+) -> None:
+    """Review finding 4: a second, different message with the same Message-ID used to
+    be a silent duplicate whose bytes were never stored."""
+    first = load("01-plain-please-add-me.eml")
+    assert process_raw_message(first, settings, source="test").action == "confirmation sent"
+    other = load("18-unsubscribe-body.eml")
+    mid = re.search(rb"Message-ID: (<[^>]+>)", first)
+    assert mid is not None
+    other = re.sub(rb"Message-ID: <[^>]+>", b"Message-ID: " + mid.group(1), other)
+    seed(settings, ["oscar@example.com"])
+    outcome = process_raw_message(other, settings, source="test")
+    assert outcome.action == "review" and outcome.review
+    assert "reuses the Message-ID of [1]" in outcome.detail
+    assert statuses(settings)["oscar@example.com"] == "active"  # not acted on
+    with Records.from_settings(settings) as records:
+        assert records.count() == 2
+        assert outcome.record_id is not None
+        assert records.raw(outcome.record_id) == other  # nothing lost
+    # the very same bytes again are duplicates, each of the two
+    for raw in (first, other):
+        assert process_raw_message(raw, settings, source="test").action == "duplicate"
+    with Records.from_settings(settings) as records:
+        assert records.count() == 2

@@ -192,3 +192,21 @@ def test_list_and_stats(home: Path) -> None:
     assert code == 0
     assert out.splitlines()[0] == "subscribers/subscribers.csv: 8 rows, 8 valid"
     assert "active             4" in out and "example.org      4" in out
+
+
+def test_import_does_not_confirm_a_pending_address_without_force(home: Path) -> None:
+    # review finding: an old spreadsheet saying "active" turned a pending (unconfirmed)
+    # row active; double opt-in means only the person confirms, or an admin with --force
+    Path("old.csv").write_text("email,name,status\ncarol@example.com,Carol Chen,active\n")
+    _code, out, _ = run("import", "old.csv")
+    assert (
+        "  skip    old.csv:2: carol@example.com: pending (not confirmed); not made active "
+        "without --force" in out
+    )
+    assert "0 updated, 0 unchanged, 1 skipped" in out.splitlines()[-1]
+    store = SubscriberStore(Path("subscribers/subscribers.csv"))
+    carol = store.get("carol@example.com")
+    assert carol is not None and carol.status == "pending" and not carol.confirmed_at
+    run("import", "old.csv", "--force")
+    carol = store.get("carol@example.com")
+    assert carol is not None and carol.status == "active" and carol.confirmed_at

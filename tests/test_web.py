@@ -185,8 +185,9 @@ def test_button_unsubscribes_then_offers_a_confirmed_resubscribe(
     again = client.post(path, data={"action": "resubscribe"}, headers={"origin": "null"})
     assert again.status_code == 200
     assert "Check your inbox" in again.text
-    # never a direct activation: a confirmation goes out and the row waits for it
-    assert status_of(store, "alice@example.org") == "pending"
+    # never a direct activation: a confirmation goes out and the row stays unsubscribed
+    # until it is confirmed (review finding: it used to become "pending")
+    assert status_of(store, "alice@example.org") == "unsubscribed"
     assert confirmations_to(home, "alice@example.org") == 1
 
 
@@ -275,12 +276,39 @@ def test_bad_confirm_links_get_a_friendly_400(
 def test_confirm_of_an_unsubscribed_address_is_a_friendly_error(
     serve: Serve, wsettings: Settings, store: SubscriberStore
 ) -> None:
+    # the link was mailed before the unsubscribe (a link minted after it is a fresh
+    # request by the address itself, and confirms: see the test below)
+    link = confirm_path(wsettings, "carol@example.com", now=time.time() - 60)
     store.set_status("carol@example.com", "unsubscribed")
     client = serve()
-    response = client.post(confirm_path(wsettings, "carol@example.com"))
+    response = client.post(link)
     assert response.status_code == 409
     assert "This confirmation can no longer be used" in response.text
     assert status_of(store, "carol@example.com") == "unsubscribed"
+
+
+def test_a_stranger_cannot_undo_an_unsubscribe(
+    serve: Serve, wsettings: Settings, store: SubscriberStore, home: Path
+) -> None:
+    """Review finding 1: the signup form for an unsubscribed address leaves it
+    unsubscribed; a confirm link minted before the unsubscribe is refused (409); the
+    fresh link mailed to the address is the only way back."""
+    old = confirm_path(wsettings, "carol@example.com", now=time.time() - 3 * 86400)
+    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
+    SubscriberStore(wsettings.subscribers_file, clock=lambda: before).set_status(
+        "carol@example.com", "unsubscribed"
+    )
+    client = serve()
+    csrf = subscribe_form(client)
+    assert post_signup(client, csrf, "carol@example.com").status_code == 200
+    link = wait_for_confirmation(home, "carol@example.com")
+    assert status_of(store, "carol@example.com") == "unsubscribed"
+    stale = client.post(old)
+    assert stale.status_code == 409
+    assert "This confirmation can no longer be used" in stale.text
+    assert status_of(store, "carol@example.com") == "unsubscribed"
+    assert client.post(link).status_code == 200
+    assert status_of(store, "carol@example.com") == "active"
 
 
 # Signup form ---------------------------------------------------------------------------
@@ -665,3 +693,16 @@ def test_clean_name() -> None:
     assert clean_name("  Ann\r\nBcc: x  ") == "Ann Bcc: x"
     assert clean_name("a\u202eb\x00c\u200dd") == "abc\u200dd"
     assert clean_name("x" * 500) == "x" * 100
+
+
+def test_inbound_parse_verdicts_are_carried_into_the_message() -> None:
+    from newsletter.web.pipeline import with_inbound_auth
+
+    raw = b"From: a@example.com\r\nSubject: unsubscribe\r\n\r\nunsubscribe\r\n"
+    form: dict[str, str | bytes] = {"SPF": "fail", "dkim": b"{@example.com : fail}\r\nBcc: x"}
+    out = with_inbound_auth(form, raw)
+    assert out.startswith(
+        b"X-Inbound-Parse-SPF: fail\r\nX-Inbound-Parse-DKIM: {@example.com : fail}  Bcc: x\r\n"
+    )
+    assert out.endswith(raw)
+    assert with_inbound_auth({}, raw) == raw

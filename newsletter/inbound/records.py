@@ -3,7 +3,10 @@
 ``settings.state_dir / "inbound.sqlite3"`` (WAL mode) holds:
 
 * ``messages`` -- one row per inbound message, keyed by a stable *identity*: its
-  Message-ID when present and sane, else ``sha256:`` of the raw bytes. The row keeps the
+  Message-ID when present and sane, else ``sha256:`` of the raw bytes. A *different*
+  message reusing a Message-ID already recorded (its bytes differ) is not a duplicate:
+  it gets its own row, ``mid:<id>#sha256:<hex of raw>`` (:meth:`Records.identity_of`),
+  and the pipeline queues it for review instead of acting on it. The row keeps the
   source, the classification (kind, addresses, reason, excerpt), what was done
   (``outcome`` and a one-line ``detail``), the raw bytes (so nothing is ever lost) and
   the review state: ``none`` (nothing for a human), ``open``, ``approved``,
@@ -216,6 +219,23 @@ class Records:
             f"SELECT {_COLUMNS} FROM messages WHERE identity = ?", (identity,)
         ).fetchone()
         return None if row is None else _record(row)
+
+    def identity_of(self, raw: bytes) -> tuple[str, int | None]:
+        """The identity to record ``raw`` under, and the id of the record whose
+        Message-ID it reuses with different bytes (None when it reuses none).
+
+        The same bytes again keep the plain identity (a duplicate, or an interrupted
+        run); other bytes under a known Message-ID get ``mid:<id>#sha256:<hex>``.
+        """
+        identity = message_identity(raw)
+        if not identity.startswith("mid:"):
+            return identity, None
+        row = self.db.execute(
+            "SELECT id, raw FROM messages WHERE identity = ?", (identity,)
+        ).fetchone()
+        if row is None or bytes(row[1]) == raw:
+            return identity, None
+        return f"{identity}#sha256:{hashlib.sha256(raw).hexdigest()}", int(row[0])
 
     def raw(self, record_id: int) -> bytes:
         row = self.db.execute("SELECT raw FROM messages WHERE id = ?", (record_id,)).fetchone()

@@ -171,6 +171,16 @@ class ImportMutation(Mutation):
                     )
                 )
                 return Edit.KEEP
+            if sub.status == "pending" and entry.status == "active" and not self.force:
+                # double opt-in: only the person makes a pending address active
+                self.report.skipped.append(
+                    ImportOutcome(
+                        entry.email,
+                        entry.line,
+                        "pending (not confirmed); not made active without --force",
+                    )
+                )
+                return Edit.KEEP
             changes.append(f"status {sub.status} -> {entry.status}")
             header.set(cells, "status", entry.status)
             if sub.status == "pending" and entry.status == "active":

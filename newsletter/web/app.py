@@ -408,7 +408,9 @@ class WebApp:
             email = await run_in_threadpool(
                 self.pipeline.confirm_token, token, self.settings, store=self.store
             )
-        except TokenError:
+        except TokenError as exc:
+            if getattr(exc, "stale", False):  # minted before an unsubscribe (or other change)
+                return self._page(request, "confirm.html.j2", state="stale", status_code=409)
             return self._bad_link(request, "confirm")
         except (LockTimeoutError, SubscriberFileError):
             log.exception("confirm: confirming a subscription failed")

@@ -23,7 +23,7 @@ class ConfirmResult(Protocol):
     def sent(self) -> bool: ...
 
     @property
-    def reason(self) -> str: ...  # "sent", "rate-limited", "already active", "suppressed"
+    def reason(self) -> str: ...  # "sent", "rate-limited", "already active", "suppressed", ...
 
 
 class RequestConfirmation(Protocol):
@@ -81,10 +81,30 @@ def _process_raw_message(
     return process_raw_message(raw, settings, source=source, store=store)
 
 
+def _field_text(form: Mapping[str, str | bytes], name: str) -> str:
+    value = form.get(name, "")
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return "".join(c if " " <= c <= "~" else " " for c in text).strip()[:200]
+
+
+def with_inbound_auth(form: Mapping[str, str | bytes], raw: bytes) -> bytes:
+    """``raw`` with Inbound Parse's ``SPF`` and ``dkim`` verdicts as leading headers, so
+    the classifier can hold back requests whose From failed authentication."""
+    from newsletter.inbound.classify import INBOUND_DKIM_HEADER, INBOUND_SPF_HEADER
+
+    newline = b"\r\n" if b"\r\n" in raw[:4096] else b"\n"
+    head = b""
+    for header, name in ((INBOUND_SPF_HEADER, "SPF"), (INBOUND_DKIM_HEADER, "dkim")):
+        text = _field_text(form, name)
+        if text:
+            head += f"{header}: {text}".encode("ascii") + newline
+    return head + raw
+
+
 def _raw_from_inbound_parse(form: Mapping[str, str | bytes]) -> bytes:
     from newsletter.inbound.sources import raw_from_inbound_parse
 
-    return raw_from_inbound_parse(form)
+    return with_inbound_auth(form, raw_from_inbound_parse(form))
 
 
 @dataclass(frozen=True, slots=True)
