@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Set up a virtualenv with the dev extras and run the whole test suite.
+# Set up everything the tests need (Debian packages for the real servers and browser,
+# a virtualenv with the dev extras), then run ruff, mypy and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/system-packages.sh
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
 .venv/bin/ruff check newsletter tests bench

@@ -64,11 +64,11 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    """Headless Debian Chromium driven by Playwright. In CI a missing browser fails."""
+    """Headless Debian Chromium driven by Playwright (scripts/test.sh installs it)."""
     if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium not found at {CHROMIUM}: .ci/run must install it")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: run `bash scripts/test.sh` (it installs it)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
