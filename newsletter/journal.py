@@ -17,13 +17,12 @@ in WAL mode with ``synchronous=FULL``: a committed state survives a power cut.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.errors import NewsletterError
+from newsletter.database import open_database
 from newsletter.transports.base import Outcome, Status
 
 STATES = ("pending", "in_flight", "sent", "failed", "uncertain", "skipped")
@@ -91,17 +90,7 @@ class Journal:
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
-        try:
-            if create:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            uri = path.resolve().as_uri() + ("" if create else "?mode=ro")
-            self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
-            if create:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=FULL")
-                self.db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise NewsletterError(f"{path}: cannot open the send journal: {exc}") from exc
+        self.db = open_database(path, _SCHEMA, what="the send journal", read_only=not create)
 
     @classmethod
     def exists(cls, path: Path) -> bool:

@@ -328,22 +328,27 @@ def _classify(
     return c, msg
 
 
+def _duplicate(existing: InboundRecord, source: str, source_id: str) -> ProcessOutcome:
+    """The outcome for a message handled before: nothing is done twice."""
+    return ProcessOutcome(
+        source,
+        source_id,
+        existing.id,
+        existing.kind,
+        "duplicate",
+        existing.sender,
+        existing.addresses,
+        f"already handled as [{existing.id}]: {existing.outcome}",
+    )
+
+
 def _dry_run(
     raw: bytes, settings: Settings, *, source: str, source_id: str, records: Records | None
 ) -> ProcessOutcome:
     identity = records.identity_of(raw)[0] if records is not None else message_identity(raw)
     existing = records.by_identity(identity) if records is not None else None
     if existing is not None and existing.finished:
-        return ProcessOutcome(
-            source,
-            source_id,
-            existing.id,
-            existing.kind,
-            "duplicate",
-            existing.sender,
-            existing.addresses,
-            f"already handled as [{existing.id}]: {existing.outcome}",
-        )
+        return _duplicate(existing, source, source_id)
     c, _msg = _classify(raw, settings, None)
     would = {
         "subscribe": "would send a confirmation to",
@@ -414,16 +419,7 @@ def _process(
     if record_id is None:
         existing = records.by_identity(identity)
         assert existing is not None
-        return ProcessOutcome(
-            source,
-            source_id,
-            existing.id,
-            existing.kind,
-            "duplicate",
-            existing.sender,
-            existing.addresses,
-            f"already handled as [{existing.id}]: {existing.outcome}",
-        )
+        return _duplicate(existing, source, source_id)
     c: Classification | None = None
     try:
         c, msg = _classify(raw, settings, now)

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from newsletter.database import open_database
 from newsletter.errors import NewsletterError
 from newsletter.subscribers.addresses import AddressError, address_key
 from newsletter.subscribers.mutations import Edit, StatusMutation
@@ -218,6 +219,13 @@ def apply_suppressions(store: SubscriberStore, changes: Mapping[str, tuple[str, 
     return mutation.found
 
 
+_LEDGER_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS events ("
+    " event_id TEXT PRIMARY KEY, event TEXT NOT NULL, email TEXT NOT NULL,"
+    " status TEXT, reason TEXT NOT NULL, received_at REAL NOT NULL);"
+)
+
+
 class EventLedger:
     """Every event seen, by id, in SQLite: a retried delivery is applied once."""
 
@@ -229,15 +237,7 @@ class EventLedger:
         return cls(state_dir / LEDGER_NAME)
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS events ("
-            " event_id TEXT PRIMARY KEY, event TEXT NOT NULL, email TEXT NOT NULL,"
-            " status TEXT, reason TEXT NOT NULL, received_at REAL NOT NULL)"
-        )
-        return conn
+        return open_database(self.path, _LEDGER_SCHEMA, what="the webhook event ledger")
 
     @contextmanager
     def record(self, actions: Sequence[EventAction]) -> Iterator[list[EventAction]]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from email.policy import compat32
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from newsletter.database import open_database
 from newsletter.errors import NewsletterError
 from newsletter.inbound.safety import clean_header_text
 
@@ -176,14 +176,7 @@ class Records:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise NewsletterError(f"{path}: cannot open the inbound records: {exc}") from exc
+        self.db = open_database(path, _SCHEMA, what="the inbound records")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Records:

@@ -1,0 +1,32 @@
+"""Opening the project's SQLite files (send journal, inbound records, webhook ledger)
+the same way: WAL so readers never block the writer, synchronous=FULL so a committed
+state survives a power cut, autocommit (explicit transactions), a 30 s busy timeout."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from newsletter.errors import NewsletterError
+
+
+def open_database(
+    path: Path, schema: str, *, what: str, read_only: bool = False
+) -> sqlite3.Connection:
+    """Open (creating if needed) the database at ``path`` with ``schema`` applied.
+
+    ``what`` names it in the one error a failure raises ("the send journal").
+    ``read_only`` opens an existing file without creating or changing anything.
+    """
+    try:
+        if read_only:
+            uri = path.resolve().as_uri() + "?mode=ro"
+            return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(schema)
+        return db
+    except (sqlite3.Error, OSError) as exc:
+        raise NewsletterError(f"{path}: cannot open {what}: {exc}") from exc
