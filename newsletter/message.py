@@ -252,8 +252,8 @@ class MessageBuilder:
             return make_message_id(self._msgid_secret, r.email, self.domain)
         return make_msgid(domain=self.domain)
 
-    def substitutions(self, r: Recipient) -> dict[str, str]:
-        return {PLACEHOLDER_UNSUBSCRIBE: self.unsubscribe_url(r)}
+    def substitutions(self, r: Recipient, *, url: str | None = None) -> dict[str, str]:
+        return {PLACEHOLDER_UNSUBSCRIBE: url if url is not None else self.unsubscribe_url(r)}
 
     def list_headers(self, r: Recipient, *, url: str | None = None) -> dict[str, str]:
         """Every per-recipient extra header: List-Id and List-Unsubscribe (RFC 2369), plus

@@ -184,10 +184,11 @@ class SendGridTransport(Transport):
         name = " ".join(r.name.translate(_NAME_UNSAFE).split())
         if name:
             to["name"] = name
+        url = self.builder.unsubscribe_url(r)  # one signed token for headers and body
         return {
             "to": [to],
-            "headers": dict(self.builder.list_headers(r)),
-            "substitutions": dict(self.builder.substitutions(r)),
+            "headers": dict(self.builder.list_headers(r, url=url)),
+            "substitutions": dict(self.builder.substitutions(r, url=url)),
             "custom_args": {"issue": self.builder.rendered.slug, "subscriber_id": r.subscriber_id},
         }
 
