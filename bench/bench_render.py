@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from newsletter import render
+from newsletter.compose import render
+from newsletter.compose.issuefile import load_issue
+from newsletter.compose.message import MessageBuilder, Recipient
 from newsletter.config import load_settings
-from newsletter.issuefile import load_issue
-from newsletter.message import MessageBuilder, Recipient
 
 
 def main() -> None:

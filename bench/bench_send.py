@@ -28,12 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsletter.campaign import Campaign  # noqa: E402
-from newsletter.journal import Journal  # noqa: E402
-from newsletter.message import Recipient  # noqa: E402
-from newsletter.subscribers import SubscriberStore  # noqa: E402
-from newsletter.transports.sendgrid import SendGridTransport  # noqa: E402
-from newsletter.transports.smtp import SmtpTransport  # noqa: E402
+from newsletter.audience.subscribers import SubscriberStore  # noqa: E402
+from newsletter.compose.message import Recipient  # noqa: E402
+from newsletter.delivery.campaign import Campaign  # noqa: E402
+from newsletter.delivery.journal import Journal  # noqa: E402
+from newsletter.delivery.transports.sendgrid import SendGridTransport  # noqa: E402
+from newsletter.delivery.transports.smtp import SmtpTransport  # noqa: E402
 from tests.support.sendgrid_server import SendGridServer  # noqa: E402
 from tests.support.sendkit import (  # noqa: E402
     SEND_SETTINGS,
@@ -191,7 +191,7 @@ def bench_memory(counts: list[int], limit: int) -> None:
         env.update({env_names[k]: str(v) for k, v in SEND_SETTINGS.items()})
         script = (
             "import sys\n"
-            "from newsletter.cli import app\n"
+            "from newsletter.cli.app import app\n"
             "try:\n    app(['send', 'vol-2.19', '--dry-run', '--limit', sys.argv[1]])\n"
             "except SystemExit as e:\n    code = e.code\n"
             # VmHWM, not ru_maxrss: Linux carries ru_maxrss of the parent across exec

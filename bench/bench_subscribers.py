@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from newsletter.subscribers import SubscriberStore
-from newsletter.subscribers.rows import SeenKeys
+from newsletter.audience.subscribers import SubscriberStore
+from newsletter.audience.subscribers.rows import SeenKeys
 
 STATUSES = ["active"] * 8 + ["pending", "unsubscribed", "bounced", "complained"]
 DOMAINS = [f"example{i}.org" for i in range(50)] + ["example.com", "bücher.example"]

@@ -1,3 +1,3 @@
-from newsletter.cli import main
+from newsletter.cli.app import main
 
 main()

@@ -10,7 +10,10 @@
 * :mod:`.pipeline` -- the seam to the signup pipeline (confirm, signups, inbound).
 
 The SendGrid Event Webhook's signature check and event mapping are pure functions in
-:mod:`newsletter.webhooks`.
+:mod:`newsletter.audience.events`.
+
+May import: the shared base, :mod:`newsletter.compose`, :mod:`newsletter.delivery`,
+:mod:`newsletter.audience` and :mod:`newsletter.archive`; only the CLI imports it.
 """
 
 from __future__ import annotations

@@ -38,19 +38,20 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from newsletter.audience.events import apply_suppressions
+from newsletter.audience.subscribers.addresses import (
+    SUPPRESSED,
+    AddressError,
+    address_key,
+    normalize_address,
+)
+from newsletter.audience.subscribers.store import SubscriberStore
 from newsletter.errors import (
     LockTimeoutError,
     NewsletterError,
     SubscriberFileError,
     TokenError,
 )
-from newsletter.subscribers.addresses import (
-    SUPPRESSED,
-    AddressError,
-    address_key,
-    normalize_address,
-)
-from newsletter.subscribers.store import SubscriberStore
 from newsletter.tokens import read_token
 from newsletter.web.guards import (
     CSRF_COOKIE,
@@ -64,11 +65,10 @@ from newsletter.web.guards import (
 from newsletter.web.pages import STATIC_FILES, Pages
 from newsletter.web.pipeline import Pipeline
 from newsletter.web.sendgrid import MAX_INBOUND_BODY, MAX_WEBHOOK_BODY, SendGridEndpoints
-from newsletter.webhooks import apply_suppressions
 
 if TYPE_CHECKING:
+    from newsletter.audience.subscribers.rows import Subscriber
     from newsletter.config import Settings
-    from newsletter.subscribers.rows import Subscriber
 
 log = logging.getLogger("newsletter.web")
 
@@ -479,7 +479,7 @@ class ArchiveFiles:
 
 def _archive_routes(settings: Settings) -> list[BaseRoute]:
     try:
-        from newsletter.archive import archive_dir
+        from newsletter.archive.site import archive_dir
     except ImportError:  # `newsletter archive` not installed: /archive is a 404
         return []
     files = ArchiveFiles(archive_dir(settings).resolve())

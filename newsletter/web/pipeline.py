@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from newsletter.audience.subscribers.store import SubscriberStore
     from newsletter.config import Settings
-    from newsletter.subscribers.store import SubscriberStore
 
 
 class ConfirmResult(Protocol):
@@ -62,13 +62,13 @@ def _request_confirmation(
     source: str,
     store: SubscriberStore | None = None,
 ) -> ConfirmResult:
-    from newsletter.confirm import request_confirmation
+    from newsletter.audience.confirm import request_confirmation
 
     return request_confirmation(email, settings, name=name, source=source, store=store)
 
 
 def _confirm_token(token: str, settings: Settings, *, store: SubscriberStore | None = None) -> str:
-    from newsletter.confirm import confirm_token
+    from newsletter.audience.confirm import confirm_token
 
     return confirm_token(token, settings, store=store)
 
@@ -76,7 +76,7 @@ def _confirm_token(token: str, settings: Settings, *, store: SubscriberStore | N
 def _process_raw_message(
     raw: bytes, settings: Settings, *, source: str, store: SubscriberStore | None = None
 ) -> object:
-    from newsletter.signups import process_raw_message
+    from newsletter.audience.signups import process_raw_message
 
     return process_raw_message(raw, settings, source=source, store=store)
 
@@ -90,7 +90,7 @@ def _field_text(form: Mapping[str, str | bytes], name: str) -> str:
 def with_inbound_auth(form: Mapping[str, str | bytes], raw: bytes) -> bytes:
     """``raw`` with Inbound Parse's ``SPF`` and ``dkim`` verdicts as leading headers, so
     the classifier can hold back requests whose From failed authentication."""
-    from newsletter.inbound.classify import INBOUND_DKIM_HEADER, INBOUND_SPF_HEADER
+    from newsletter.audience.inbound.classify import INBOUND_DKIM_HEADER, INBOUND_SPF_HEADER
 
     newline = b"\r\n" if b"\r\n" in raw[:4096] else b"\n"
     head = b""
@@ -102,7 +102,7 @@ def with_inbound_auth(form: Mapping[str, str | bytes], raw: bytes) -> bytes:
 
 
 def _raw_from_inbound_parse(form: Mapping[str, str | bytes]) -> bytes:
-    from newsletter.inbound.sources import raw_from_inbound_parse
+    from newsletter.audience.inbound.sources import raw_from_inbound_parse
 
     return with_inbound_auth(form, raw_from_inbound_parse(form))
 

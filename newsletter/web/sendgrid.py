@@ -33,10 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from newsletter.errors import LockTimeoutError, NewsletterError
-from newsletter.web.formdata import parse_form_bytes
-from newsletter.web.pipeline import Pipeline
-from newsletter.webhooks import (
+from newsletter.audience.events import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     EventAction,
@@ -49,12 +46,15 @@ from newsletter.webhooks import (
     suppressions,
     verify_signature,
 )
+from newsletter.errors import LockTimeoutError, NewsletterError
+from newsletter.web.formdata import parse_form_bytes
+from newsletter.web.pipeline import Pipeline
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from newsletter.audience.subscribers.store import SubscriberStore
     from newsletter.config import Settings
-    from newsletter.subscribers.store import SubscriberStore
 
 log = logging.getLogger("newsletter.web")
 

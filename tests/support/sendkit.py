@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from newsletter.compose.issuefile import load_issue, resolve_issue_path
+from newsletter.compose.message import MessageBuilder, Recipient
+from newsletter.compose.render import render_issue
 from newsletter.config import Settings, load_settings
-from newsletter.issuefile import load_issue, resolve_issue_path
-from newsletter.message import MessageBuilder, Recipient
-from newsletter.render import render_issue
 
 HEADER = "email,name,status,source,subscribed_at,confirmed_at,updated_at\n"
 SEND_SETTINGS: dict[str, Any] = {

@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.types import ASGIApp
 
+from newsletter.audience.events import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from newsletter.config import Settings, load_settings
 from newsletter.tokens import CONFIRM_TTL, UNSUBSCRIBE_TTL, make_token
-from newsletter.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 
 @contextmanager

@@ -1,0 +1,440 @@
+"""Double opt-in: the confirmation email, and turning a confirmation into a subscription.
+
+Nobody becomes active without a confirmation from that address itself:
+
+* :func:`request_confirmation` lists a new address as ``pending`` and mails it a
+  confirmation carrying a signed, expiring token, both as a link
+  (``{NEWSLETTER_PUBLIC_URL}/confirm/{token}``, when a public URL is set) and in the
+  subject and body, so that simply replying confirms. A request made for someone else
+  only ever results in a confirmation mailed to them. Rate-limited per address
+  (``NEWSLETTER_CONFIRM_RATE_LIMIT`` per 24 hours); bounced and complained addresses
+  are never mailed (``"suppressed"``). An ``unsubscribed`` address keeps that status
+  (anyone can type it into a form): it is only mailed a confirmation, and only
+  confirming that fresh confirmation brings it back.
+* :func:`confirm_token` (the link) and :func:`activate` (a reply the classifier has
+  verified) turn ``pending`` -- or, with a token minted after the unsubscribe,
+  ``unsubscribed`` -- into ``active`` with ``confirmed_at``; already active is fine
+  (idempotent). A token minted before the row's last change (``updated_at``) is refused
+  (:class:`StaleTokenError`): an old confirmation link cannot undo an unsubscribe.
+
+Every status change is a :class:`~newsletter.audience.subscribers.Mutation` applied under the
+store's lock to a fresh read of the file, so a concurrent admin edit is never lost.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from markupsafe import Markup
+
+from newsletter.audience.inbound.classify import confirm_token_minted
+from newsletter.audience.inbound.records import Records
+from newsletter.audience.inbound.safety import clean_header_text
+from newsletter.audience.subscribers import Edit, Header, Mutation, SubscriberRow, SubscriberStore
+from newsletter.audience.subscribers.addresses import address_key, normalize_address
+from newsletter.compose.message import MessageBuilder, Recipient
+from newsletter.compose.render import RenderedIssue, inline_css, load_template, wrap
+from newsletter.config import PACKAGE_TEMPLATES
+from newsletter.delivery.transports import Status, make_transport
+from newsletter.errors import NewsletterError, TokenError, TransportError
+from newsletter.tokens import CONFIRM_TTL, make_token, read_token
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+
+__all__ = [
+    "CONFIRM_SLUG",
+    "REASONS",
+    "ConfirmRequest",
+    "StaleTokenError",
+    "activate",
+    "confirm_token",
+    "confirm_url",
+    "render_confirmation",
+    "request_confirmation",
+]
+
+#: the outbox folder (``outbox/confirm/``) and the rendered message's slug
+CONFIRM_SLUG = "confirm"
+#: every ``ConfirmRequest.reason``; "unsubscribed" only for a request made by someone else
+REASONS = ("sent", "rate-limited", "already active", "suppressed", "unsubscribed")
+_MESSAGE_ID = re.compile(r"<[!-;=?-~]{1,250}@[!-;=?-~]{1,250}>")
+#: seconds a confirm token may predate a pending row's last change (clocks, rounding)
+CLOCK_SLACK = 2
+
+
+class StaleTokenError(TokenError):
+    """A correctly signed, unexpired confirm token minted before the row's last change."""
+
+    stale = True  # the web app shows "link no longer valid", not "broken link"
+
+
+@dataclass(frozen=True)
+class ConfirmRequest:
+    """What :func:`request_confirmation` did for one address."""
+
+    email: str
+    sent: bool
+    reason: str  # one of REASONS
+
+
+# ----------------------------------------------------------------- list changes
+
+
+class _RequestMutation(Mutation):
+    """Add the address as pending; bounced/complained -> pending only when forced.
+
+    An unsubscribed row is never changed by a request: it stays unsubscribed until the
+    person confirms a confirmation minted after the unsubscribe.
+    """
+
+    def __init__(self, key: str, values: dict[str, str], *, force: bool) -> None:
+        self.key = key
+        self.values = values
+        self.force = force  # bounced/complained -> pending (a human approved)
+        self.before: str | None = None
+        self.line = 0
+
+    def begin(self, header: Header, now: str) -> None:
+        header.ensure("email", "name", "status", "source", "subscribed_at", "updated_at")
+        header.ensure("confirmed_at", "note")
+        self.now = now
+        self.before = None
+        self.found = False
+
+    def row(self, row: SubscriberRow, header: Header) -> list[str] | Edit:
+        if row.key != self.key or self.found:
+            return Edit.KEEP
+        self.found = True
+        self.line = row.line
+        sub = row.subscriber
+        if sub is None:
+            self.before = "problem"
+            return Edit.KEEP
+        self.before = sub.status
+        if not (sub.status in ("bounced", "complained") and self.force):
+            return Edit.KEEP
+        cells = list(row.cells)
+        header.set(cells, "status", "pending")
+        header.set(cells, "updated_at", self.now)
+        note = f"asked again ({self.values['source']}) after {sub.status}"
+        header.set(cells, "note", f"{sub.note}; {note}" if sub.note else note)
+        return cells
+
+    def end(self, header: Header) -> list[list[str]]:
+        if self.found:
+            return []
+        values = dict(self.values, subscribed_at=self.now, updated_at=self.now)
+        return [header.new_row(values)]
+
+
+def _timestamp(value: str) -> float | None:
+    """Unix time of an ISO 8601 cell (UTC when no offset is given), None if unreadable."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+class _ActivateMutation(Mutation):
+    """pending (or unsubscribed, given a fresh token) -> active; reports what the row held.
+
+    ``minted`` is when the confirm token was made (None: not known, e.g. an older
+    caller): a token older than the row's ``updated_at`` does not change it (``stale``).
+    """
+
+    def __init__(self, key: str, note: str, minted: float | None = None) -> None:
+        self.key = key
+        self.note = note
+        self.minted = minted
+        self.before: str | None = None
+        self.stale = False
+
+    def _fresh(self, status: str, updated_at: str) -> bool:
+        if self.minted is None:
+            return status == "pending"
+        changed = _timestamp(updated_at) if updated_at else None
+        if status == "pending":
+            return changed is None or self.minted >= changed - CLOCK_SLACK
+        # unsubscribed: the token must come after the unsubscribe, without slack (the
+        # cell is to the second, so a token from the same second is refused: ask again)
+        return changed is not None and self.minted > changed
+
+    def begin(self, header: Header, now: str) -> None:
+        header.ensure("status", "updated_at", "confirmed_at", "note")
+        self.now = now
+        self.before = None
+        self.found = False
+        self.stale = False
+
+    def row(self, row: SubscriberRow, header: Header) -> list[str] | Edit:
+        if row.key != self.key or self.found:
+            return Edit.KEEP
+        self.found = True
+        sub = row.subscriber
+        if sub is None:
+            self.before = "problem"
+            return Edit.KEEP
+        self.before = sub.status
+        if sub.status not in ("pending", "unsubscribed"):
+            return Edit.KEEP
+        if not self._fresh(sub.status, sub.updated_at):
+            self.stale = self.minted is not None
+            return Edit.KEEP
+        cells = list(row.cells)
+        header.set(cells, "status", "active")
+        header.set(cells, "updated_at", self.now)
+        header.set(cells, "confirmed_at", self.now)
+        if self.note:
+            header.set(cells, "note", f"{sub.note}; {self.note}" if sub.note else self.note)
+        return cells
+
+
+# -------------------------------------------------------------- the message
+
+
+def _series(settings: Settings) -> str:
+    return settings.from_name or "our newsletter"
+
+
+def confirm_url(token: str, settings: Settings) -> str | None:
+    """``{public_url}/confirm/{token}``, or None without NEWSLETTER_PUBLIC_URL."""
+    if not settings.public_url:
+        return None
+    return f"{settings.public_url}/confirm/{quote(token)}"
+
+
+_EMAIL_MARK = "%%confirm_email%%"
+_TOKEN_MARK = "%%confirm_token%%"
+_URL_MARK = "%%confirm_url%%"
+
+
+@functools.cache
+def _inlined_html(templates: Path, series: str, contact: str, with_url: bool) -> str:
+    """The confirmation HTML with CSS inlined once; personal parts left as marks."""
+    css_file = templates / "email.css"
+    css = css_file.read_text(encoding="utf-8") if css_file.exists() else ""
+    html = load_template(templates, "confirm.html.j2").render(
+        subject=f"Reply to confirm your subscription to {series} (ref {_TOKEN_MARK})",
+        series=series,
+        email=_EMAIL_MARK,
+        token=_TOKEN_MARK,
+        confirm_url=_URL_MARK if with_url else None,
+        contact=contact,
+        preheader=f"One step left: reply to this email to start receiving {series}.",
+        css=Markup(css),
+    )
+    return inline_css(html)
+
+
+def render_confirmation(email: str, token: str, settings: Settings) -> RenderedIssue:
+    """The confirmation email, rendered from ``templates/confirm.{html,txt}.j2``."""
+    templates = settings.templates_dir
+    if not (templates / "confirm.html.j2").exists():  # a home made before confirmations
+        templates = PACKAGE_TEMPLATES
+    series = _series(settings)
+    url = confirm_url(token, settings)
+    subject = f"Reply to confirm your subscription to {series} (ref {token})"
+    preheader = f"One step left: reply to this email to start receiving {series}."
+    html = (
+        _inlined_html(templates.resolve(), series, settings.contact_address, url is not None)
+        .replace(_EMAIL_MARK, escape(email))
+        .replace(_TOKEN_MARK, escape(token))
+        .replace(_URL_MARK, escape(url or ""))
+    )
+    text = load_template(templates, "confirm.txt.j2").render(
+        subject=subject,
+        series=series,
+        email=email,
+        token=token,
+        confirm_url=url,
+        contact=settings.contact_address,
+        preheader=preheader,
+        intro=wrap(f"Someone, hopefully you, asked to subscribe {email} to {series}."),
+        ignore=wrap(
+            "If you did not ask for this, ignore this email: you will not be added, "
+            "and you will not hear from us again."
+        ),
+    )
+    text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    return RenderedIssue(
+        slug=CONFIRM_SLUG,
+        subject=subject,
+        preheader=preheader,
+        series=series,
+        html=html,
+        text=text,
+        images=(),
+        view_url=None,
+    )
+
+
+def _reply_headers(in_reply_to: str | None) -> dict[str, str]:
+    headers = {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"}
+    if in_reply_to:
+        text = clean_header_text(in_reply_to, limit=520)
+        if _MESSAGE_ID.fullmatch(text):
+            headers["In-Reply-To"] = text
+            headers["References"] = text
+    return headers
+
+
+def _send(email: str, name: str, token: str, settings: Settings, in_reply_to: str | None) -> None:
+    rendered = render_confirmation(email, token, settings)
+    builder = MessageBuilder(
+        rendered, settings, bulk=False, extra_headers=_reply_headers(in_reply_to)
+    )
+    transport = make_transport(settings, builder, concurrency=1)
+    transport.open()
+    try:
+        outcomes = transport.send([Recipient(email, clean_header_text(name, limit=100))])
+    finally:
+        transport.close()
+    outcome = outcomes[0] if outcomes else None
+    if outcome is None or outcome.status is not Status.SENT:
+        why = outcome.reason if outcome is not None else "no outcome"
+        raise TransportError(
+            f"{transport.description}: the confirmation to {email} was not sent: {why}"
+        )
+
+
+# ------------------------------------------------------------------ public API
+
+
+def request_confirmation(
+    email: str,
+    settings: Settings,
+    *,
+    name: str = "",
+    source: str,
+    store: SubscriberStore | None = None,
+    in_reply_to: str | None = None,
+    requested_by: str | None = None,
+    records: Records | None = None,
+    force: bool = False,
+    now: float | None = None,
+) -> ConfirmRequest:
+    """List ``email`` as pending and mail it a confirmation; see the module docstring.
+
+    ``source`` is recorded on a new row ("email", "web"). ``in_reply_to`` (a
+    Message-ID, cleaned here) threads the confirmation under the request.
+    An unsubscribed address stays unsubscribed; it is mailed a confirmation (only
+    confirming that one brings it back) unless ``requested_by`` is someone else, who
+    gets reason "unsubscribed" and nothing is sent. ``force`` (a human approved it)
+    also turns a bounced or complained address back to pending. Raises
+    :class:`~newsletter.errors.TransportError` if the email could not be sent (the
+    rate-limit slot is given back), ConfigError without NEWSLETTER_SECRET_KEY.
+    """
+    secret = settings.require_secret()
+    address = normalize_address(email)
+    key = address.lower()
+    store = store if store is not None else SubscriberStore.from_settings(settings)
+    own = requested_by is None or address_key(requested_by) == key
+    mutation = _RequestMutation(
+        key,
+        {
+            "email": address,
+            "name": clean_header_text(name, limit=100),
+            "status": "pending",
+            "source": source,
+            "confirmed_at": "",
+            "note": "" if own else f"requested by {requested_by}",
+        },
+        force=force,
+    )
+    store.apply(mutation)
+    if mutation.before == "problem":
+        raise NewsletterError(
+            f"{store.display}:{mutation.line}: {address} is in a row with problems; "
+            "fix the row, then approve the request again",
+        )
+    if mutation.before == "active":
+        return ConfirmRequest(address, False, "already active")
+    if mutation.before in ("bounced", "complained") and not force:
+        return ConfirmRequest(address, False, "suppressed")
+    if mutation.before == "unsubscribed" and not (own or force):
+        return ConfirmRequest(address, False, "unsubscribed")
+
+    own_records = records is None
+    db = Records.from_settings(settings) if records is None else records
+    try:
+        when = time.time() if now is None else now
+        reservation = db.reserve_confirmation(address, limit=settings.confirm_rate_limit, now=when)
+        if reservation is None:
+            return ConfirmRequest(address, False, "rate-limited")
+        token = make_token(secret, "confirm", address, ttl=CONFIRM_TTL, now=when)
+        try:
+            _send(address, name, token, settings, in_reply_to)
+        except BaseException:
+            db.release_confirmation(reservation)
+            raise
+    finally:
+        if own_records:
+            db.close()
+    return ConfirmRequest(address, True, "sent")
+
+
+def activate(
+    email: str,
+    settings: Settings,
+    *,
+    store: SubscriberStore | None = None,
+    how: str = "",
+    minted: float | None = None,
+) -> str:
+    """-> active for an address whose confirmation has been verified.
+
+    ``minted`` (Unix time the confirm token was made) lets a token made after the row's
+    last change confirm a ``pending`` or ``unsubscribed`` row; an older one raises
+    :class:`StaleTokenError`. Without ``minted`` only ``pending`` rows are confirmed.
+    Idempotent for an already active address. Raises NewsletterError when the address
+    is not listed (removed since) or was unsubscribed, bounced or complained since.
+    """
+    address = normalize_address(email)
+    store = store if store is not None else SubscriberStore.from_settings(settings)
+    mutation = _ActivateMutation(address.lower(), f"confirmed {how}".strip(), minted)
+    store.apply(mutation)
+    if mutation.stale:
+        raise StaleTokenError(
+            "this link is older than your last change; ask for a new one",
+            hint=f"{address} is {mutation.before}; a new confirmation is needed",
+        )
+    if mutation.before == "active":
+        return address
+    if mutation.before == "pending" or (mutation.before == "unsubscribed" and minted is not None):
+        return address
+    if mutation.before is None:
+        raise NewsletterError(
+            f"{store.display}: {address} is not on the list (removed since the request?)",
+            hint="ask again to subscribe",
+        )
+    if mutation.before == "problem":
+        raise NewsletterError(f"{store.display}: {address} is in a row with problems")
+    raise NewsletterError(
+        f"{store.display}: {address} is {mutation.before}; this confirmation is no longer valid",
+        hint="ask again to subscribe",
+    )
+
+
+def confirm_token(token: str, settings: Settings, *, store: SubscriberStore | None = None) -> str:
+    """Confirm by link: check the token, then :func:`activate`. Returns the email.
+
+    Raises TokenError (tampered, expired, malformed), :class:`StaleTokenError` (minted
+    before the address's last change, e.g. an unsubscribe) or NewsletterError.
+    """
+    email = read_token(settings.require_secret(), token, "confirm")
+    minted = confirm_token_minted(token)
+    if minted is None:  # pragma: no cover - read_token accepted it, so it parses
+        raise TokenError("malformed token")
+    return activate(email, settings, store=store, how="by link", minted=minted)

@@ -1,0 +1,71 @@
+"""The subscriber list: ``subscribers/subscribers.csv``, read, validated, locked, written.
+
+The CSV is the source of truth that admins own, so the store reads what spreadsheets
+write and gives it back untouched wherever it can. One module per step:
+
+* :mod:`.addresses` -- address syntax (``email-validator``, no DNS), normalisation,
+  the case-insensitive identity key, the statuses.
+* :mod:`.csvio` -- reading what spreadsheets write: UTF-8 with or without BOM, CRLF or
+  LF, quoted commas and line breaks, ``;``/tab exports, header spellings such as
+  ``E-mail`` or ``Email Address``; every record with its exact raw text. A file that
+  is not UTF-8 (a legacy Windows-1252 export) is refused naming the line, unless the
+  caller names that encoding.
+* :mod:`.rows` -- validation: each record becomes a :class:`Subscriber` or a list of
+  :class:`~newsletter.errors.Problem` (``subscribers.csv:LINE: field: reason``): bad
+  address, duplicate (case-insensitive), unknown status, bad date. Bad rows stay in
+  the file and are never yielded as sendable.
+* :mod:`.mutations` / :mod:`.importer` -- changes, written as :class:`Mutation`
+  objects applied to a *fresh* read of the file under the lock.
+* :mod:`.store` -- :class:`SubscriberStore`: streaming reads; writes under one lock
+  file (``subscribers.csv.lock``) that every writer takes; rows a mutation does not
+  change are written back byte for byte; temp file, fsync, rename, fsync of the
+  folder; the old file kept as a timestamped backup (the last :data:`BACKUPS_KEPT`);
+  a file changed on disk during a write (an admin saving from a spreadsheet) is
+  re-read and the mutation re-applied.
+"""
+
+from __future__ import annotations
+
+from newsletter.audience.subscribers.addresses import (
+    STATUSES,
+    SUPPRESSED,
+    AddressError,
+    address_key,
+    normalize_address,
+    utc_now,
+)
+from newsletter.audience.subscribers.csvio import FIELDS, Header, format_row, neutralize_cell
+from newsletter.audience.subscribers.importer import (
+    ImportEntry,
+    ImportOutcome,
+    ImportReport,
+    read_import_file,
+)
+from newsletter.audience.subscribers.mutations import AlreadySubscribedError, Edit, Mutation
+from newsletter.audience.subscribers.rows import Subscriber, SubscriberRow
+from newsletter.audience.subscribers.store import BACKUPS_KEPT, Stats, SubscriberStore
+
+__all__ = [
+    "BACKUPS_KEPT",
+    "FIELDS",
+    "STATUSES",
+    "SUPPRESSED",
+    "AddressError",
+    "AlreadySubscribedError",
+    "Edit",
+    "Header",
+    "ImportEntry",
+    "ImportOutcome",
+    "ImportReport",
+    "Mutation",
+    "Stats",
+    "Subscriber",
+    "SubscriberRow",
+    "SubscriberStore",
+    "address_key",
+    "format_row",
+    "neutralize_cell",
+    "normalize_address",
+    "read_import_file",
+    "utc_now",
+]

@@ -1,0 +1,453 @@
+"""The store: streaming reads, locked atomic writes, backups."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Final
+
+import filelock
+
+from newsletter.audience.subscribers.addresses import (
+    address_key,
+    check_status,
+    normalize_address,
+    utc_now,
+)
+from newsletter.audience.subscribers.csvio import (
+    Header,
+    file_error,
+    read_records,
+)
+from newsletter.audience.subscribers.importer import ImportEntry, ImportMutation, ImportReport
+from newsletter.audience.subscribers.mutations import (
+    AddMutation,
+    AlreadySubscribedError,
+    Edit,
+    Mutation,
+    PurgeMutation,
+    StatusMutation,
+)
+from newsletter.audience.subscribers.rows import RowValidator, Subscriber, SubscriberRow
+from newsletter.errors import LockTimeoutError, NewsletterError, Problem, SubscriberFileError
+from newsletter.files import fsync_dir
+
+BACKUPS_KEPT: Final = 10
+MAX_WRITE_ATTEMPTS: Final = 5
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class _Signature:
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    mode: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> _Signature:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+
+
+def _signature(path: Path) -> _Signature | None:
+    try:
+        return _Signature.of(path.stat())
+    except FileNotFoundError:
+        return None
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counts for ``newsletter subscribers stats``."""
+
+    rows: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    domains: Counter[str] = field(default_factory=Counter)
+    problem_rows: int = 0
+    blank_rows: int = 0
+
+
+class SubscriberStore:
+    """The subscriber CSV: streaming reads, validated rows, locked atomic writes.
+
+    Reads take no lock (a writer replaces the file atomically, so a reader sees the
+    old file or the new one). Every write holds ``<file>.lock``; waiting longer than
+    ``lock_timeout`` seconds raises :class:`~newsletter.errors.LockTimeoutError`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        lock_timeout: float = 10.0,
+        backup_dir: Path | None = None,
+        encoding: str = "utf-8",
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+        self.backup_dir = backup_dir if backup_dir is not None else self.path.parent / ".backups"
+        self.encoding = encoding
+        self.clock = clock
+        self.display = str(path)
+        self.write_attempts = 0  # attempts the last write needed (1 unless the file changed)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, lock_timeout: float = 10.0) -> SubscriberStore:
+        """The project's list, with backups under ``settings.state_dir/backups``."""
+        return cls(
+            settings.subscribers_file,
+            lock_timeout=lock_timeout,
+            backup_dir=settings.state_dir / "backups",
+        )
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    # Reading ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _open(
+        self, *, missing_ok: bool = False
+    ) -> Iterator[tuple[Header | None, Iterator[SubscriberRow], _Signature | None]]:
+        try:
+            fh = self.path.open("rb")
+        except FileNotFoundError:
+            if missing_ok:
+                yield None, iter(()), None
+                return
+            raise file_error(
+                self.display,
+                None,
+                "no such file",
+                "create it with: newsletter subscribers add ADDRESS",
+            ) from None
+        except OSError as exc:
+            raise file_error(self.display, None, f"cannot read: {exc.strerror}") from None
+        with fh:
+            signature = _Signature.of(os.fstat(fh.fileno()))
+            header, records = read_records(fh, self.display, encoding=self.encoding)
+            if header is None:
+                yield None, iter(()), signature
+                return
+            validator = RowValidator(self.display, header)
+            rows = (validator.row(*record) for record in records)
+            yield header, rows, signature
+
+    def header(self) -> Header | None:
+        """The file's header (None for an empty file)."""
+        with self._open() as (header, _rows, _sig):
+            return header
+
+    def iter_rows(self) -> Iterator[SubscriberRow]:
+        """Every record after the header, in order, with its line and problems.
+
+        Streams (memory: one row plus the set of addresses seen, for duplicates).
+        Raises :class:`~newsletter.errors.SubscriberFileError` for a file that cannot
+        be read at all (missing, not UTF-8, broken quoting, no email column).
+        """
+        with self._open() as (_header, rows, _sig):
+            yield from rows
+
+    def iter_valid(self) -> Iterator[Subscriber]:
+        """Every valid, non-duplicate row, whatever its status."""
+        for row in self.iter_rows():
+            if row.subscriber is not None:
+                yield row.subscriber
+
+    def iter_active(self) -> Iterator[Subscriber]:
+        """The rows to send to: valid, not a duplicate, status ``active``. Streams."""
+        for row in self.iter_rows():
+            sub = row.subscriber
+            if sub is not None and sub.status == "active":
+                yield sub
+
+    def check(self) -> list[Problem]:
+        """Every problem in the file, in line order (an unreadable file: its one problem)."""
+        problems: list[Problem] = []
+        try:
+            for row in self.iter_rows():
+                problems.extend(row.problems)
+        except SubscriberFileError as exc:
+            problems.extend(exc.problems)
+        return problems
+
+    def raise_for_problems(self) -> None:
+        """Raise SubscriberFileError listing every problem, if there is any."""
+        problems = self.check()
+        if problems:
+            raise SubscriberFileError(
+                problems, hint="fix the rows above (the file is yours to edit), then re-run"
+            )
+
+    def get(self, email: str) -> Subscriber | None:
+        """The valid row for an address (any status), or None."""
+        key = address_key(email)
+        for row in self.iter_rows():
+            if row.key == key:
+                return row.subscriber
+        return None
+
+    def stats(self) -> Stats:
+        result = Stats()
+        for row in self.iter_rows():
+            if row.blank:
+                result.blank_rows += 1
+                continue
+            result.rows += 1
+            sub = row.subscriber
+            if sub is None:
+                result.problem_rows += 1
+                continue
+            result.by_status[sub.status] += 1
+            result.domains[sub.key.rpartition("@")[2]] += 1
+        return result
+
+    # Writing ----------------------------------------------------------------------------
+
+    def add(
+        self,
+        email: str,
+        *,
+        name: str = "",
+        status: str = "active",
+        source: str = "cli",
+        note: str = "",
+        exist_ok: bool = False,
+    ) -> Subscriber:
+        """Append a row; raise AlreadySubscribedError if the address is already there.
+
+        With ``exist_ok=True`` the existing row is returned unchanged instead. The new
+        row gets ``subscribed_at`` and ``updated_at`` now, and ``confirmed_at`` now when
+        it is added as active.
+        """
+        normalized = normalize_address(email)
+        status = check_status(status)
+        values = {
+            "email": normalized,
+            "name": name.strip(),
+            "status": status,
+            "source": source.strip(),
+            "note": note.strip(),
+        }
+        mutation = AddMutation(self.display, values, normalized.lower(), exist_ok)
+        self.apply(mutation)
+        if mutation.found:
+            if mutation.existing is None:
+                raise AlreadySubscribedError(
+                    f"{self.display}:{mutation.line}: {normalized} is on the list in a row "
+                    "with problems",
+                    line=mutation.line,
+                    status="",
+                )
+            return mutation.existing
+        v = mutation.values
+        return Subscriber(
+            email=v["email"],
+            name=v["name"],
+            status=v["status"],
+            source=v["source"],
+            line=mutation.line,
+            subscribed_at=v["subscribed_at"],
+            confirmed_at=v["confirmed_at"],
+            updated_at=v["updated_at"],
+            note=v["note"],
+        )
+
+    def set_status(self, email: str, status: str, *, note: str | None = None) -> bool:
+        """Change one address's status atomically; False if the address is not listed.
+
+        ``updated_at`` becomes now (and ``confirmed_at`` too on pending -> active); a
+        ``note`` is appended to the row's note after ``"; "``. Setting the status a
+        row already has, without a note, writes nothing.
+        """
+        return bool(self.set_statuses({email: (status, note)}))
+
+    def set_statuses(self, changes: Mapping[str, tuple[str, str | None]]) -> set[str]:
+        """Several status changes in one write: ``{email: (status, note)}``.
+
+        Returns the keys found. The sender uses it to record a batch of bounces
+        without rewriting the file once per address.
+        """
+        by_key = {
+            address_key(email): (check_status(status), note)
+            for email, (status, note) in changes.items()
+        }
+        if not by_key:
+            return set()
+        mutation = StatusMutation(by_key)
+        self.apply(mutation)
+        return mutation.found
+
+    def remove(self, email: str, *, purge: bool = False) -> bool:
+        """Unsubscribe an address, or with ``purge`` delete every row that holds it.
+
+        Purging is for a data-protection request: the rows are gone (a backup of the
+        previous file remains until rotated out). False if the address is not listed.
+        """
+        if not purge:
+            return self.set_status(email, "unsubscribed")
+        return bool(self.purge(email))
+
+    def purge(self, email: str) -> list[int]:
+        """Delete every row holding the address (valid or not); the lines it held."""
+        mutation = PurgeMutation(address_key(email))
+        self.apply(mutation)
+        return mutation.lines
+
+    def apply(self, mutation: Mutation, *, dry_run: bool = False) -> bool:
+        """Apply ``mutation`` to a fresh read of the file, under the lock.
+
+        Returns True if the file was rewritten (False if nothing changed or dry_run).
+        The file is created (with the standard header) if missing and rows are added.
+        """
+        if dry_run:
+            changed, _sig = self._apply_once(mutation, None)
+            return changed
+        with self._locked():
+            for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
+                self.write_attempts = attempt
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp_name = tempfile.mkstemp(
+                    prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+                )
+                tmp = Path(tmp_name)
+                try:
+                    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+                        changed, before = self._apply_once(mutation, out)
+                        if not changed:
+                            tmp.unlink()
+                            return False
+                        out.flush()
+                        os.fsync(out.fileno())
+                    if _signature(self.path) != before:
+                        tmp.unlink()  # edited while we wrote: re-read and re-apply
+                        continue
+                    os.chmod(tmp, before.mode & 0o7777 if before is not None else 0o644)
+                    if before is not None:
+                        self._backup()
+                    # last look right before the swap: a spreadsheet may have saved during
+                    # the chmod and backup (the window left is the rename itself)
+                    if _signature(self.path) != before:
+                        tmp.unlink()
+                        continue
+                    os.replace(tmp, self.path)
+                    fsync_dir(self.path.parent)
+                    return True
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+        raise NewsletterError(
+            f"{self.display}: the file kept changing while it was being written "
+            f"({MAX_WRITE_ATTEMPTS} attempts)",
+            hint="close the spreadsheet that is saving it, then re-run",
+        )
+
+    def _apply_once(
+        self, mutation: Mutation, out: IO[str] | None
+    ) -> tuple[bool, _Signature | None]:
+        """One pass: read, mutate, write to ``out``. Returns (changed, signature read)."""
+        with self._open(missing_ok=True) as (header, rows, signature):
+            if header is None:
+                header = Header.default()
+            mutation.begin(header, self.clock())
+            sink = _Sink(out, header.newline)
+            sink.write(header.render())
+            changed = False
+            for row in rows:
+                edit = mutation.row(row, header)
+                if edit is Edit.KEEP:
+                    sink.write(row.raw)
+                elif edit is Edit.DELETE:
+                    changed = True
+                else:
+                    sink.write(header.format(edit))
+                    changed = True
+            for cells in mutation.end(header):
+                sink.write(header.format(cells))
+                changed = True
+            return changed, signature
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(self.lock_path), timeout=self.lock_timeout)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise LockTimeoutError(
+                f"{self.lock_path}: another writer has held the subscriber lock for "
+                f"{self.lock_timeout:g}s",
+                hint="wait for the other command (a send, an import, the web server) to "
+                "finish, then re-run",
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _backup(self) -> None:
+        """Keep the current file under backup_dir (a hard link: no copy), rotate old ones."""
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        stem, suffix = self.path.stem, self.path.suffix
+        target = self.backup_dir / f"{stem}-{stamp}{suffix}"
+        n = 1
+        while target.exists():
+            target = self.backup_dir / f"{stem}-{stamp}-{n}{suffix}"
+            n += 1
+        try:
+            os.link(self.path, target)
+        except OSError:
+            shutil.copy2(self.path, target)
+        backups = sorted(self.backup_dir.glob(f"{stem}-*{suffix}"))
+        for old in backups[:-BACKUPS_KEPT]:
+            old.unlink(missing_ok=True)
+
+    def import_entries(
+        self, entries: Iterable[ImportEntry], *, force: bool = False, dry_run: bool = False
+    ) -> ImportReport:
+        """Merge entries into the list (see :func:`read_import_file`); one write.
+
+        New addresses are appended; for listed ones a differing name, note or status is
+        updated, except that an unsubscribed, bounced or complained row is never made
+        pending or active again without ``force``. ``dry_run`` reports without writing.
+        """
+        mutation = ImportMutation({e.key: e for e in entries}, force=force)
+        self.apply(mutation, dry_run=dry_run)
+        return mutation.report
+
+    def backups(self) -> list[Path]:
+        """The kept backups, oldest first."""
+        stem, suffix = self.path.stem, self.path.suffix
+        return sorted(self.backup_dir.glob(f"{stem}-*{suffix}"))
+
+
+class _Sink:
+    """Writes chunks, adding a line break where a last line lacked one."""
+
+    __slots__ = ("newline", "open_line", "out")
+
+    def __init__(self, out: IO[str] | None, newline: str) -> None:
+        self.out = out
+        self.newline = newline
+        self.open_line = False
+
+    def write(self, text: str) -> None:
+        if self.out is None or not text:
+            return
+        if self.open_line:
+            self.out.write(self.newline)
+        self.out.write(text)
+        self.open_line = not text.endswith(("\n", "\r"))

@@ -1,0 +1,9 @@
+"""The `newsletter` command line: a thin Typer shell over the library.
+
+Owns: parsing arguments, prompting, printing, and turning library errors into exit
+codes (:mod:`.app`, the one place that does). One module per command group:
+:mod:`.issue` (new, check, build, preview), :mod:`.send` (send, status),
+:mod:`.subscribers`, :mod:`.signups`, :mod:`.serve`, :mod:`.archive`.
+
+May import: every other package. Nothing imports it (but ``newsletter.__main__``).
+"""

@@ -1,0 +1,80 @@
+"""The `newsletter` command: a thin Typer shell over the library.
+
+Every command calls the library and lets :class:`~newsletter.errors.NewsletterError`
+propagate; :class:`NewsletterGroup` is the one place that turns it into a message on
+stderr and the class's exit code, so no command prints a traceback.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from newsletter.console import err_console
+from newsletter.errors import ExitCode, NewsletterError
+
+
+class NewsletterGroup(TyperGroup):
+    """Root command group: maps library errors to messages and exit codes."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as exc:
+            err_console.print("error: " + exc.message, markup=False, style="red")
+            if exc.hint:
+                err_console.print(f"hint: {exc.hint}", markup=False, style="dim")
+            raise typer.Exit(int(exc.exit_code)) from None
+        except OSError as exc:
+            # a disk or file-system problem no library boundary foresaw: say it plainly
+            where = f"{exc.filename}: " if exc.filename else ""
+            err_console.print(f"error: {where}{exc.strerror or exc}", markup=False, style="red")
+            raise typer.Exit(int(ExitCode.ERROR)) from None
+        except sqlite3.Error as exc:
+            err_console.print(f"error: database: {exc}", markup=False, style="red")
+            raise typer.Exit(int(ExitCode.ERROR)) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted", style="yellow")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+
+app = typer.Typer(
+    cls=NewsletterGroup,
+    name="newsletter",
+    help="Compile, render and deliver an email digest, and keep its subscriber list.\n\n"
+    "Run from the newsletter's home folder (the one holding issues/, templates/ and "
+    "subscribers/). ISSUE is a name such as vol-2.19 (looked up in issues/) or a path.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _register() -> None:
+    # Command modules hold plain functions and sub-apps; registering them here keeps the
+    # import graph one-way (command modules never import this module).
+    from newsletter.cli import archive, issue, send, serve
+    from newsletter.cli.signups import app as signups_app
+    from newsletter.cli.subscribers import app as subscribers_app
+
+    for command in [
+        *issue.COMMANDS,
+        *send.COMMANDS,
+        *serve.COMMANDS,
+        *archive.COMMANDS,
+    ]:
+        app.command()(command)
+    app.add_typer(subscribers_app, name="subscribers")
+    app.add_typer(signups_app, name="signups")
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,11 @@
+"""Compose: an issue file becomes the email people read.
+
+Owns the pipeline's first stage, issue file -> model -> markup -> render -> message:
+:mod:`.issuefile` (YAML with a line for every field, located errors, lint),
+:mod:`.models` (pydantic, no I/O), :mod:`.markup` (inline Markdown, pure),
+:mod:`.render` (HTML + plaintext, CSS inlined, pure), :mod:`.message` (one
+recipient's MIME message from the rendered issue), :mod:`.build` and :mod:`.preview`
+(the build folder and the local preview server).
+
+May import: the shared base (config, errors, files, tokens, console) only.
+"""

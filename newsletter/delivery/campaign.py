@@ -1,0 +1,322 @@
+"""The send loop: journal first, then hand off, then journal the outcome.
+
+:class:`Campaign` ties one rendered issue (through its message builder), one transport,
+the journal and the subscriber store together::
+
+    plan()  recover a dead run's in-flight rows (-> uncertain), requeue retryable
+            failures, match the journal to the subscribers active now, count
+    run()   for each batch of pending rows: re-check the subscriber list if the file
+            changed, mark the batch in_flight (committed), hand it to the transport,
+            record each outcome (committed), mark refused addresses bounced
+    rehearse()  the dry run: builds every message, hands off nothing, writes nothing
+
+Stopping (:meth:`Campaign.stop`, from a signal handler) lets the current hand-off finish
+and hands off nothing more; the CLI then says how to resume.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from newsletter.delivery.journal import Journal
+from newsletter.delivery.transports.base import (
+    BuilderLike,
+    Outcome,
+    RecipientLike,
+    Status,
+    Transport,
+)
+from newsletter.errors import NewsletterError, Problem, TransportError
+
+
+class SubscriberLike(Protocol):
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+
+
+class StoreLike(Protocol):
+    """What the send loop needs of :class:`newsletter.audience.subscribers.SubscriberStore`."""
+
+    def iter_active(self) -> Iterator[SubscriberLike]: ...
+    def set_statuses(self, changes: Mapping[str, tuple[str, str | None]]) -> set[str]: ...
+
+
+RecipientFactory = Callable[[str, str], RecipientLike]
+#: statuses a row with problems may carry and still not be a would-be recipient
+_NOT_RECIPIENTS = frozenset({"pending", "unsubscribed", "bounced", "complained"})
+Progress = Callable[[list[Outcome]], None]
+
+
+@dataclass(slots=True)
+class Plan:
+    """What a send would do, for the confirmation prompt."""
+
+    issue: str
+    new: int  # pending now: will be handed off
+    sent: int  # already sent by an earlier run
+    uncertain: int  # uncertain, not resent unless asked
+    failed: int  # failed permanently, never retried
+    skipped: int  # no longer active
+    recovered: int  # left in flight by a dead run, now uncertain
+    requeued: int  # temporary failures of an earlier run, pending again
+    #: rows of the subscriber file that would be recipients but cannot be (bad address,
+    #: unknown status, bad date): never sent to, so never skipped silently either
+    invalid: list[Problem] = field(default_factory=list)
+    #: duplicate rows of an address that is sent to once (informational)
+    duplicates: list[Problem] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.new + self.sent + self.uncertain + self.failed
+
+
+@dataclass(slots=True)
+class Report:
+    """What a run did."""
+
+    issue: str
+    dry_run: bool = False
+    attempted: int = 0
+    sent: int = 0
+    failed: int = 0
+    retry: int = 0
+    uncertain: int = 0
+    not_attempted: int = 0
+    bounced: int = 0
+    skipped: int = 0  # became inactive during the run
+    bytes: int = 0
+    elapsed: float = 0.0
+    stopped: bool = False
+    fatal: TransportError | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            if o.status is Status.SENT:
+                self.sent += 1
+            elif o.status is Status.FAILED:
+                self.failed += 1
+            elif o.status is Status.RETRY:
+                self.retry += 1
+            elif o.status is Status.UNCERTAIN:
+                self.uncertain += 1
+            else:
+                self.not_attempted += 1
+
+
+def _file_signature(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+class Campaign:
+    """Sends one issue to the active subscribers, exactly once each."""
+
+    def __init__(
+        self,
+        *,
+        issue: str,
+        builder: BuilderLike,
+        transport: Transport,
+        journal: Journal,
+        store: StoreLike,
+        store_path: Path,
+        make_recipient: RecipientFactory,
+    ) -> None:
+        self.issue = issue
+        self.builder = builder
+        self.transport = transport
+        self.journal = journal
+        self.store = store
+        self.store_path = store_path
+        self.make_recipient = make_recipient
+        self._stop = threading.Event()
+        self._signature: tuple[int, int] | None = None
+        self.invalid: list[Problem] = []
+        self.duplicates: list[Problem] = []
+
+    def stop(self) -> None:
+        """Hand off nothing more; the hand-off under way finishes and is recorded."""
+        self._stop.set()
+        self.transport.stop_event.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _active(self) -> Iterator[tuple[str, str, str]]:
+        """Active subscribers as journal rows; rows with problems are collected, not lost."""
+        self.invalid, self.duplicates = [], []
+        iter_rows = getattr(self.store, "iter_rows", None)
+        if iter_rows is None:  # a minimal store (tests): valid active rows only
+            for sub in self.store.iter_active():
+                yield (sub.key, sub.email, sub.name or "")
+            return
+        header = self.store.header() if hasattr(self.store, "header") else None
+        status_at = header.index.get("status", -1) if header is not None else -1
+        for row in iter_rows():
+            sub = row.subscriber
+            if sub is not None:
+                if sub.status == "active":
+                    yield (sub.key, sub.email, sub.name or "")
+                continue
+            if not row.problems:
+                continue  # a blank line
+            status = row.cells[status_at].strip().lower() if 0 <= status_at < len(row.cells) else ""
+            if status in _NOT_RECIPIENTS:
+                continue  # would not be sent to anyway
+            if all("is a duplicate of line" in p.message for p in row.problems):
+                self.duplicates.extend(row.problems)
+            else:
+                self.invalid.extend(p for p in row.problems if "duplicate" not in p.message)
+
+    def _sync(self) -> int:
+        """Match the journal to the subscriber file; returns how many were skipped."""
+        self._signature = _file_signature(self.store_path)
+        return self.journal.sync(self.issue, self._active()).skipped
+
+    def plan(self, *, resend_uncertain: bool = False, retry_failed: bool = False) -> Plan:
+        """Recover, requeue and count: what :meth:`run` would hand off."""
+        recovered = self.journal.recover(self.issue)
+        requeued = self.journal.requeue_failed(self.issue, include_permanent=retry_failed)
+        if resend_uncertain:
+            requeued += self.journal.requeue_uncertain(self.issue)
+        self._sync()
+        counts = self.journal.counts(self.issue)
+        return Plan(
+            issue=self.issue,
+            new=counts["pending"],
+            sent=counts["sent"],
+            uncertain=counts["uncertain"],
+            failed=counts["failed_permanent"],
+            skipped=counts["skipped"],
+            recovered=recovered,
+            requeued=requeued,
+            invalid=list(self.invalid),
+            duplicates=list(self.duplicates),
+        )
+
+    def run(
+        self, *, run_id: int, limit: int | None = None, progress: Progress | None = None
+    ) -> Report:
+        """Hand off every pending recipient (at most ``limit``), journaling each batch."""
+        report = Report(self.issue)
+        started = time.perf_counter()
+        cursor = 0
+        remaining = limit
+        transport = self.transport
+        try:
+            while not self.stopping and (remaining is None or remaining > 0):
+                if _file_signature(self.store_path) != self._signature:
+                    report.skipped += self._sync()
+                    cursor = 0
+                size = (
+                    transport.batch_size
+                    if remaining is None
+                    else min(transport.batch_size, remaining)
+                )
+                rows = self.journal.next_pending(self.issue, size, cursor)
+                if not rows:
+                    break
+                cursor = rows[-1].id
+                batch = [self.make_recipient(row.email, row.name) for row in rows]
+                keys = [row.key for row in rows]
+                self.journal.mark_in_flight(self.issue, keys, run_id)
+                try:
+                    outcomes = transport.send(batch)
+                except BaseException:
+                    # Killed mid hand-off (second Ctrl-C, a bug): we cannot know.
+                    self.journal.mark_uncertain(self.issue, keys)
+                    raise
+                if len(outcomes) != len(batch):  # a transport bug: be honest about it
+                    self.journal.mark_uncertain(self.issue, keys)
+                    raise TransportError(
+                        f"{transport.name}: returned {len(outcomes)} outcomes for {len(batch)}"
+                    )
+                self.journal.record(self.issue, outcomes)
+                report.attempted += sum(o.status is not Status.NOT_ATTEMPTED for o in outcomes)
+                report.add(outcomes)
+                if remaining is not None:
+                    remaining -= len(batch)
+                self._mark_bounced(outcomes, report)
+                if progress is not None:
+                    progress(outcomes)
+                if transport.fatal is not None:
+                    report.fatal = transport.fatal
+                    break
+        finally:
+            report.stopped = self.stopping
+            report.elapsed = time.perf_counter() - started
+        return report
+
+    def _mark_bounced(self, outcomes: list[Outcome], report: Report) -> None:
+        changes: dict[str, tuple[str, str | None]] = {
+            o.email: ("bounced", f"{self.issue}: {o.reason}") for o in outcomes if o.bounce
+        }
+        if not changes:
+            return
+        before = _file_signature(self.store_path)
+        try:
+            report.bounced += len(self.store.set_statuses(changes))
+        except (NewsletterError, OSError) as exc:
+            why = exc.message if isinstance(exc, NewsletterError) else str(exc)
+            report.warnings.append(
+                f"could not mark {len(changes)} refused address(es) bounced: {why}"
+            )
+        # Our own write changed the file. If nobody else had changed it since the last
+        # sync, that alone needs no re-check; otherwise keep the old signature so the
+        # next batch re-syncs and sees their edit (an unsubscribe, a new subscriber).
+        if before == self._signature:
+            self._signature = _file_signature(self.store_path)
+
+    def rehearse(self, *, limit: int | None = None, progress: Progress | None = None) -> Report:
+        """The dry run: build every message that :meth:`run` would hand off; write nothing."""
+        report = Report(self.issue, dry_run=True)
+        started = time.perf_counter()
+        rehearse = getattr(self.transport, "rehearse", None)
+        chunk: list[tuple[str, str, str]] = []
+
+        def flush() -> None:
+            known = self.journal.states_of(self.issue, [key for key, _, _ in chunk])
+            batch = []
+            for key, email, name in chunk:
+                state = known.get(key)
+                if (
+                    state is None
+                    or state[0] == "pending"
+                    or (state[0] == "failed" and not state[1])
+                ):
+                    batch.append(self.make_recipient(email, name))
+            if batch:
+                if callable(rehearse):
+                    report.bytes += int(rehearse(batch))
+                else:
+                    report.bytes += sum(len(self.builder.to_bytes(r)) for r in batch)
+                report.attempted += len(batch)
+                if progress is not None:
+                    progress([Outcome.not_attempted(r.email, "dry run") for r in batch])
+            chunk.clear()
+
+        for row in self._active():
+            if self.stopping or (limit is not None and report.attempted + len(chunk) >= limit):
+                break
+            chunk.append(row)
+            if len(chunk) >= max(self.transport.batch_size, 100):
+                flush()
+        if chunk and not self.stopping:
+            flush()
+        report.stopped = self.stopping
+        report.elapsed = time.perf_counter() - started
+        return report

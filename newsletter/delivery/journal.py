@@ -1,0 +1,304 @@
+"""The send journal: one SQLite row per (issue, recipient), written before and after
+every hand-off, so a send is idempotent and resumes after kill -9, Ctrl-C or a power cut.
+
+States::
+
+    pending ──> in_flight ──> sent        (provider id, time)
+                    │    ├──> failed      (reason; permanent: never retried, else retried
+                    │    │                 by the next run)
+                    │    └──> uncertain   (handed off, no answer: may have been delivered)
+                    └─ (process died) ──> uncertain   (found by the next run)
+    pending ──> skipped   (unsubscribed, bounced or removed since the send began)
+
+``uncertain`` rows are resent only on request (``--resend-uncertain``). The database is
+in WAL mode with ``synchronous=FULL``: a committed state survives a power cut.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from newsletter.database import open_database
+from newsletter.delivery.transports.base import Outcome, Status
+
+STATES = ("pending", "in_flight", "sent", "failed", "uncertain", "skipped")
+INTERRUPTED = "the send stopped while this message was being handed off; it may have been delivered"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id          INTEGER PRIMARY KEY,
+    issue       TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    email       TEXT NOT NULL,
+    name        TEXT NOT NULL DEFAULT '',
+    state       TEXT NOT NULL CHECK (state IN
+                  ('pending','in_flight','sent','failed','uncertain','skipped')),
+    provider_id TEXT,
+    reason      TEXT,
+    permanent   INTEGER NOT NULL DEFAULT 0,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    run         INTEGER,
+    updated_at  TEXT NOT NULL,
+    UNIQUE (issue, key)
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (issue, state);
+CREATE TABLE IF NOT EXISTS runs (
+    id          INTEGER PRIMARY KEY,
+    issue       TEXT NOT NULL,
+    transport   TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    result      TEXT
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One journal row."""
+
+    id: int
+    key: str
+    email: str
+    name: str
+    state: str
+    provider_id: str
+    reason: str
+    permanent: bool
+    attempts: int
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    added: int
+    skipped: int
+    restored: int
+
+
+class Journal:
+    """The journal database at ``path`` (usually ``.newsletter/journal.sqlite3``)."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = path
+        self.db = open_database(path, _SCHEMA, what="the send journal", read_only=not create)
+
+    @classmethod
+    def exists(cls, path: Path) -> bool:
+        return path.exists()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Runs ---------------------------------------------------------------------------
+    def begin_run(self, issue: str, transport: str) -> int:
+        cur = self.db.execute(
+            "INSERT INTO runs (issue, transport, pid, started_at) VALUES (?, ?, ?, ?)",
+            (issue, transport, os.getpid(), _now()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def end_run(self, run: int, result: str) -> None:
+        self.db.execute(
+            "UPDATE runs SET finished_at = ?, result = ? WHERE id = ?", (_now(), result, run)
+        )
+
+    # State changes, each committed on return ----------------------------------------
+    def recover(self, issue: str) -> int:
+        """Rows a dead run left in flight become uncertain; returns how many."""
+        cur = self.db.execute(
+            "UPDATE deliveries SET state = 'uncertain', reason = ?, updated_at = ? "
+            "WHERE issue = ? AND state = 'in_flight'",
+            (INTERRUPTED, _now(), issue),
+        )
+        return cur.rowcount
+
+    def requeue_failed(self, issue: str, *, include_permanent: bool = False) -> int:
+        """Failed rows that may succeed now (not permanent) go back to pending; with
+        ``include_permanent`` the permanent ones too (the cause was fixed: --retry-failed)."""
+        cur = self.db.execute(
+            "UPDATE deliveries SET state = 'pending', permanent = 0, updated_at = ? "
+            "WHERE issue = ? AND state = 'failed' AND (permanent = 0 OR ?)",
+            (_now(), issue, int(include_permanent)),
+        )
+        return cur.rowcount
+
+    def requeue_uncertain(self, issue: str) -> int:
+        cur = self.db.execute(
+            "UPDATE deliveries SET state = 'pending', updated_at = ? "
+            "WHERE issue = ? AND state = 'uncertain'",
+            (_now(), issue),
+        )
+        return cur.rowcount
+
+    def sync(self, issue: str, active: Iterable[tuple[str, str, str]]) -> SyncResult:
+        """Match the journal to the subscribers active now: ``(key, email, name)`` rows.
+
+        New subscribers are added as pending; pending rows no longer active are skipped;
+        skipped rows active again are pending again. Streams: memory stays flat.
+        """
+        db = self.db
+        db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS active_now "
+            "(key TEXT PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL)"
+        )
+        now = _now()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM active_now")
+            chunk: list[tuple[str, str, str]] = []
+            for row in active:
+                chunk.append(row)
+                if len(chunk) >= 5000:
+                    db.executemany("INSERT OR IGNORE INTO active_now VALUES (?, ?, ?)", chunk)
+                    chunk.clear()
+            if chunk:
+                db.executemany("INSERT OR IGNORE INTO active_now VALUES (?, ?, ?)", chunk)
+            added = db.execute(
+                "INSERT OR IGNORE INTO deliveries (issue, key, email, name, state, updated_at) "
+                "SELECT ?, key, email, name, 'pending', ? FROM active_now ORDER BY rowid",
+                (issue, now),
+            ).rowcount
+            skipped = db.execute(
+                "UPDATE deliveries SET state = 'skipped', updated_at = ?, "
+                "reason = 'no longer active in the subscriber list' "
+                "WHERE issue = ? AND state = 'pending' "
+                "AND key NOT IN (SELECT key FROM active_now)",
+                (now, issue),
+            ).rowcount
+            restored = db.execute(
+                "UPDATE deliveries SET state = 'pending', reason = NULL, updated_at = ? "
+                "WHERE issue = ? AND state = 'skipped' AND key IN (SELECT key FROM active_now)",
+                (now, issue),
+            ).rowcount
+            db.execute("DELETE FROM active_now")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return SyncResult(added, skipped, restored)
+
+    def next_pending(self, issue: str, limit: int, after: int = 0) -> list[Delivery]:
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM deliveries WHERE issue = ? AND state = 'pending' "
+            "AND id > ? ORDER BY id LIMIT ?",
+            (issue, after, limit),
+        ).fetchall()
+        return [Delivery(*row) for row in rows]
+
+    def mark_in_flight(self, issue: str, keys: Sequence[str], run: int) -> None:
+        now = _now()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany(
+                "UPDATE deliveries SET state = 'in_flight', run = ?, attempts = attempts + 1, "
+                "updated_at = ? WHERE issue = ? AND key = ?",
+                [(run, now, issue, key) for key in keys],
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def record(self, issue: str, outcomes: Sequence[Outcome]) -> None:
+        """Write each outcome of a hand-off; one transaction."""
+        now = _now()
+        rows: list[tuple[str, str | None, str | None, int, str, str, str]] = []
+        for o in outcomes:
+            key = o.email.strip().lower()
+            if o.status is Status.SENT:
+                rows.append(("sent", o.provider_id, None, 0, now, issue, key))
+            elif o.status is Status.FAILED:
+                rows.append(("failed", None, o.reason, int(o.permanent), now, issue, key))
+            elif o.status is Status.RETRY:
+                rows.append(("failed", None, o.reason, 0, now, issue, key))
+            elif o.status is Status.UNCERTAIN:
+                rows.append(("uncertain", None, o.reason, 0, now, issue, key))
+            else:
+                rows.append(("pending", None, o.reason or None, 0, now, issue, key))
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany(
+                "UPDATE deliveries SET state = ?, provider_id = ?, reason = ?, permanent = ?, "
+                "updated_at = ? WHERE issue = ? AND key = ?",
+                rows,
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def mark_uncertain(self, issue: str, keys: Sequence[str]) -> None:
+        self.db.executemany(
+            "UPDATE deliveries SET state = 'uncertain', reason = ?, updated_at = ? "
+            "WHERE issue = ? AND key = ? AND state = 'in_flight'",
+            [(INTERRUPTED, _now(), issue, key) for key in keys],
+        )
+
+    # Reading ------------------------------------------------------------------------
+    def counts(self, issue: str) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        for state, n in self.db.execute(
+            "SELECT state, count(*) FROM deliveries WHERE issue = ? GROUP BY state", (issue,)
+        ):
+            counts[state] = n
+        counts["failed_permanent"] = self.db.execute(
+            "SELECT count(*) FROM deliveries WHERE issue = ? AND state = 'failed' AND permanent",
+            (issue,),
+        ).fetchone()[0]
+        return counts
+
+    def rows(self, issue: str, states: Sequence[str]) -> Iterator[Delivery]:
+        marks = ",".join("?" * len(states))
+        cur = self.db.execute(
+            f"SELECT {_COLUMNS} FROM deliveries WHERE issue = ? AND state IN ({marks}) ORDER BY id",
+            (issue, *states),
+        )
+        for row in cur:
+            yield Delivery(*row)
+
+    def states_of(self, issue: str, keys: Sequence[str]) -> dict[str, tuple[str, bool]]:
+        """``key -> (state, permanent)`` for those of ``keys`` the journal knows."""
+        if not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        return {
+            key: (state, bool(permanent))
+            for key, state, permanent in self.db.execute(
+                f"SELECT key, state, permanent FROM deliveries WHERE issue = ? "
+                f"AND key IN ({marks})",
+                (issue, *keys),
+            )
+        }
+
+    def issues(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT DISTINCT issue FROM deliveries")]
+
+    def last_run(self, issue: str) -> tuple[str, str, str | None, str | None] | None:
+        row = self.db.execute(
+            "SELECT transport, started_at, finished_at, result FROM runs WHERE issue = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (issue,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+_COLUMNS = (
+    "id, key, email, name, state, coalesce(provider_id, ''), coalesce(reason, ''), "
+    "permanent, attempts, updated_at"
+)
