@@ -1,7 +1,8 @@
 """Compose: an issue file becomes the email people read.
 
 Owns the pipeline's first stage, issue file -> model -> markup -> render -> message:
-:mod:`.issuefile` (YAML with a line for every field, located errors, lint),
+:mod:`.issuefile` (YAML with a line for every field, located errors),
+:mod:`.lint` (warnings for a valid issue), :mod:`.scaffold` (the next issue's file),
 :mod:`.models` (pydantic, no I/O), :mod:`.markup` (inline Markdown, pure),
 :mod:`.render` (HTML + plaintext, CSS inlined, pure), :mod:`.message` (one
 recipient's MIME message from the rendered issue), :mod:`.build` and :mod:`.preview`

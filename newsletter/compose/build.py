@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter.compose.issuefile import check_html_size, lint_issue, load_issue
+from newsletter.compose.issuefile import load_issue
+from newsletter.compose.lint import check_html_size, lint_issue
 from newsletter.compose.message import MessageBuilder, Recipient
 from newsletter.compose.models import Issue
 from newsletter.compose.render import (

@@ -1,13 +1,13 @@
-"""Issue files: find them, load them with a line for every field, lint them.
+"""Issue files: find them, load them with a line for every field.
 
 ``load_issue(path)`` reads YAML keeping each node's line, validates with the pydantic
 models and raises :class:`IssueFileError` listing *every* problem as
-``path:line: field.path: message``. ``lint_issue`` returns warnings for a valid issue.
+``path:line: field.path: message``. The warnings for a valid issue are
+:mod:`.lint`'s; the next issue's file is :mod:`.scaffold`'s.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import re
 from pathlib import Path
@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
-from newsletter.compose.markup import is_placeholder_url, iter_links, parse_inline, plain_text
 from newsletter.compose.models import Footer, Hero, Issue, Story
 from newsletter.errors import IssueFileError, Problem
 
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 
 Path_ = tuple[str | int, ...]
 ISSUE_NAME = re.compile(r"^vol-\d+\.\d+$")
-SUBJECT_LIMIT = 78
 _KNOWN_FIELDS = sorted(
     {*Issue.model_fields, *Hero.model_fields, *Story.model_fields, *Footer.model_fields}
 )
@@ -268,157 +266,3 @@ def _explain(exc: ValidationError, composer: _Composer, text: str, display: str)
             line = line_within(text, composer.spans[loc], quoted.group(1), line)
         problems.append(Problem(display, line, format_path(loc), msg))
     return problems
-
-
-# Linting ----------------------------------------------------------------------------
-_STOP = set(
-    [
-        "a",
-        "an",
-        "and",
-        "the",
-        "of",
-        "in",
-        "on",
-        "for",
-        "to",
-        "at",
-        "by",
-        "with",
-        "from",
-        "as",
-        "is",
-        "are",
-        "was",
-        "be",
-        "its",
-        "it",
-        "this",
-        "that",
-        "us",
-        "u.s.",
-        "new",
-        "meet",
-        "meets",
-    ]
-)
-
-
-def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9][a-z0-9'-]+", text.lower()) if w not in _STOP}
-
-
-def lint_issue(issue: Issue, path: str | Path | None = None) -> list[Problem]:
-    """Warnings for a valid issue: things that work but probably should not ship."""
-    display = str(path) if path is not None else issue.source
-    found: list[Problem] = []
-
-    def warn(field: Path_, message: str, needle: str = "") -> None:
-        line = issue.line_of(*field)
-        line = line_within(issue.text, issue.spans.get(field), needle, line)
-        found.append(Problem(display, line, format_path(field), message, "warning"))
-
-    fields: list[tuple[Path_, str]] = []
-    if issue.hero is not None and issue.hero.credit:
-        fields.append((("hero", "credit"), issue.hero.credit))
-    for i, story in enumerate(issue.stories):
-        fields.append((("stories", i, "detail"), story.detail))
-    fields += [
-        (("footer", "about"), issue.footer.about),
-        (("footer", "subscribe"), issue.footer.subscribe),
-    ]
-    for field, text in fields:
-        for link in iter_links(parse_inline(text)):
-            if is_placeholder_url(link.url):
-                label = plain_text(link.children)
-                warn(
-                    field,
-                    f"placeholder link [{label}]({link.url}): replace it with the real URL",
-                    f"[{label}]({link.url})",
-                )
-
-    if issue.hero is not None:
-        if not issue.hero.alt.strip():
-            warn(
-                ("hero", "alt"),
-                "image has no alt text (screen readers and blocked images show nothing)",
-            )
-        if issue.hero.width is None:
-            warn(("hero", "width"), "image has no width: Outlook shows it at its full pixel size")
-    subject = issue.effective_subject
-    if len(subject) > SUBJECT_LIMIT:
-        warn(
-            ("subject",),
-            f"subject is {len(subject)} characters; inboxes cut it near {SUBJECT_LIMIT}",
-        )
-    for i, story in enumerate(issue.stories):
-        nodes = story.detail_nodes()
-        if not any(type(n).__name__ == "Strong" for n in nodes):
-            warn(("stories", i, "detail"), "detail has no **bold lead**")
-        if not (_words(story.headline) & _words(plain_text(nodes))):
-            warn(
-                ("stories", i, "headline"),
-                "headline shares no words with its detail: is it paired with the right one?",
-            )
-    if "{contact}" not in issue.footer.subscribe:
-        warn(
-            ("footer", "subscribe"), "no {contact} placeholder: readers are not told where to write"
-        )
-    return sorted(found, key=lambda p: p.line or 0)
-
-
-def check_html_size(issue: Issue, html: str, path: str | Path | None = None) -> list[Problem]:
-    """Gmail clips messages whose HTML exceeds 102 KB."""
-    size = len(html.encode("utf-8"))
-    if size <= 102 * 1024:
-        return []
-    display = str(path) if path is not None else issue.source
-    return [
-        Problem(
-            display, None, "", f"HTML is {size / 1024:.0f} KB: Gmail clips above 102 KB", "warning"
-        )
-    ]
-
-
-# Scaffolding ------------------------------------------------------------------------
-def next_volume(volume: str) -> str:
-    major, minor = volume.split(".")
-    return f"{major}.{int(minor) + 1}"
-
-
-def scaffold_issue(previous: Issue, *, volume: str | None = None) -> tuple[str, str]:
-    """Text of the next issue file from the previous one: (slug, yaml text)."""
-    vol = volume or next_volume(previous.volume)
-    date = previous.date + dt.timedelta(days=14)
-    hero = previous.hero
-
-    def q(value: str) -> str:
-        return yaml.safe_dump(value, allow_unicode=True, width=1000).strip().removesuffix("\n...")
-
-    lines = [
-        f"# {previous.series}, Vol {vol}. Scaffolded from vol-{previous.volume}:",
-        "# fill every TODO, then run `newsletter check` until it is clean.",
-        f"series: {q(previous.series)}",
-        f'volume: "{vol}"',
-        f"date: {date.isoformat()}",
-        "# subject: defaults to series, volume and date",
-        "# preheader: defaults to the first three headlines",
-    ]
-    if hero is not None:
-        lines += [
-            "hero:",
-            '  src: ""  # TODO: assets/vol-' + vol + "-hero.png or an https:// URL",
-            '  alt: ""',
-            f"  width: {hero.width or 600}",
-            '  credit: "Image Source: [TODO](https://)"',
-        ]
-    lines.append("stories:")
-    for _ in previous.stories:
-        lines += ['  - headline: ""', '    detail: ""']
-    lines += [
-        "footer:",
-        f"  about: {q(previous.footer.about)}",
-        f"  subscribe: {q(previous.footer.subscribe)}",
-        "",
-    ]
-    return f"vol-{vol}", "\n".join(lines)

@@ -77,6 +77,12 @@ def load_template(templates_dir: Path, name: str) -> jinja2.Template:
         ) from None
 
 
+def read_stylesheet(templates_dir: Path) -> str:
+    """The mail stylesheet ``email.css`` beside the templates ("" when there is none)."""
+    css_file = templates_dir / "email.css"
+    return css_file.read_text(encoding="utf-8") if css_file.exists() else ""
+
+
 # premailer --------------------------------------------------------------------------
 @functools.cache
 def _quiet_cssutils() -> None:
@@ -228,11 +234,7 @@ def render_issue(
         }
         for i, story in enumerate(issue.stories)
     ]
-    css = (
-        (templates / "email.css").read_text(encoding="utf-8")
-        if (templates / "email.css").exists()
-        else ""
-    )
+    css = read_stylesheet(templates)
     common = {
         "subject": issue.effective_subject,
         "series": issue.series,

@@ -7,13 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.compose.issuefile import (
-    lint_issue,
-    load_issue,
-    next_volume,
-    parse_issue_text,
-    scaffold_issue,
-)
+from newsletter.compose.issuefile import load_issue, parse_issue_text
+from newsletter.compose.lint import lint_issue
+from newsletter.compose.scaffold import next_volume, scaffold_issue
 from newsletter.errors import IssueFileError
 
 GOOD = """\

@@ -1,6 +1,6 @@
 """Rendering vol-2.19: golden files compared whole, plus the properties that matter.
 
-Regenerate the golden files on purpose with:  REGEN_GOLDEN=1 pytest tests/test_render.py
+Regenerate the golden files on purpose with:  REGEN_GOLDEN=1 pytest tests/compose/test_render.py
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_golden(rendered: RenderedIssue, name: str, attr: str) -> None:
     if regen_golden():
         path.write_text(actual, encoding="utf-8")
     assert actual == path.read_text(encoding="utf-8"), (
-        f"{name} changed; if on purpose: REGEN_GOLDEN=1 pytest tests/test_render.py"
+        f"{name} changed; if on purpose: REGEN_GOLDEN=1 pytest tests/compose/test_render.py"
     )
 
 
