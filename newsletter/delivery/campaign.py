@@ -121,31 +121,21 @@ def _file_signature(path: Path) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
+@dataclass(kw_only=True, eq=False)
 class Campaign:
     """Sends one issue to the active subscribers, exactly once each."""
 
-    def __init__(
-        self,
-        *,
-        issue: str,
-        builder: BuilderLike,
-        transport: Transport,
-        journal: Journal,
-        store: StoreLike,
-        store_path: Path,
-        make_recipient: RecipientFactory,
-    ) -> None:
-        self.issue = issue
-        self.builder = builder
-        self.transport = transport
-        self.journal = journal
-        self.store = store
-        self.store_path = store_path
-        self.make_recipient = make_recipient
-        self._stop = threading.Event()
-        self._signature: tuple[int, int] | None = None
-        self.invalid: list[Problem] = []
-        self.duplicates: list[Problem] = []
+    issue: str
+    builder: BuilderLike
+    transport: Transport
+    journal: Journal
+    store: StoreLike
+    store_path: Path
+    make_recipient: RecipientFactory
+    invalid: list[Problem] = field(default_factory=list, init=False)
+    duplicates: list[Problem] = field(default_factory=list, init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _signature: tuple[int, int] | None = field(default=None, init=False, repr=False)
 
     def stop(self) -> None:
         """Hand off nothing more; the hand-off under way finishes and is recorded."""

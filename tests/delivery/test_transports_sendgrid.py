@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -10,14 +9,10 @@ from newsletter.delivery.transports import Status
 from newsletter.delivery.transports.sendgrid import SendGridTransport
 from newsletter.errors import TransportAuthError
 from tests.support.sendgrid_server import SendGridServer
-from tests.support.sendkit import make_builder, make_settings, recipients
+from tests.support.sendkit import recipients
+from tests.support.transports import without_sleeping
 
 KEY = "SG.test-key"
-
-
-@pytest.fixture
-def builder(home: Path) -> MessageBuilder:
-    return make_builder(make_settings(home))
 
 
 @pytest.fixture
@@ -27,17 +22,8 @@ def server() -> Iterator[SendGridServer]:
 
 
 def transport(builder: MessageBuilder, server: SendGridServer, **kw: object) -> SendGridTransport:
-    delays: list[float] = []
-    t = SendGridTransport(
-        builder,
-        api_key=str(kw.pop("api_key", KEY)),
-        host=server.url,
-        timeout=float(kw.pop("timeout", 5.0)),  # type: ignore[arg-type]
-        sleep=delays.append,
-        **kw,  # type: ignore[arg-type]
-    )
-    t.delays = delays  # type: ignore[attr-defined]
-    return t
+    kw.setdefault("api_key", KEY)
+    return without_sleeping(SendGridTransport, builder, host=server.url, **kw)
 
 
 def test_one_request_per_thousand_recipients_with_personal_parts(

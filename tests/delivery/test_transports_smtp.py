@@ -10,13 +10,9 @@ from newsletter.compose.message import MessageBuilder
 from newsletter.delivery.transports import Status
 from newsletter.delivery.transports.smtp import SmtpTransport
 from newsletter.errors import TransportAuthError, TransportError
-from tests.support.sendkit import make_builder, make_settings, recipients
+from tests.support.sendkit import recipients
 from tests.support.smtp_server import SmtpServer, free_port, self_signed
-
-
-@pytest.fixture
-def builder(home: Path) -> MessageBuilder:
-    return make_builder(make_settings(home))
+from tests.support.transports import without_sleeping
 
 
 @pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
@@ -30,19 +26,10 @@ def server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
 def transport(
     builder: MessageBuilder, port: int, *, concurrency: int = 2, **kw: object
 ) -> SmtpTransport:
-    delays: list[float] = []
-    t = SmtpTransport(
-        builder,
-        host="127.0.0.1",
-        port=port,
-        security=str(kw.pop("security", "none")),
-        concurrency=concurrency,
-        timeout=float(kw.pop("timeout", 5.0)),  # type: ignore[arg-type]
-        sleep=delays.append,
-        **kw,  # type: ignore[arg-type]
+    kw.setdefault("security", "none")
+    return without_sleeping(
+        SmtpTransport, builder, host="127.0.0.1", port=port, concurrency=concurrency, **kw
     )
-    t.delays = delays  # type: ignore[attr-defined]
-    return t
 
 
 def test_sends_each_message_over_a_pool_of_reused_connections(

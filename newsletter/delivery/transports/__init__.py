@@ -1,7 +1,10 @@
 """Delivery channels behind one interface (:class:`~newsletter.delivery.transports.base.Transport`).
 
-``outbox`` (the default) writes .eml files and sends nothing; ``smtp`` talks to a relay;
-``sendgrid`` posts to SendGrid's v3 API. :func:`make_transport` picks one from settings.
+:mod:`.base` holds the interface, the outcomes and what every transport shares (the
+retry backoff, a mock for tests). :mod:`.outbox` (the default) writes .eml files and
+sends nothing; :mod:`.smtp` talks to a relay over a pool of connections, each opened and
+spoken to by :mod:`.smtp_connection`; :mod:`.sendgrid` posts to SendGrid's v3 API.
+:func:`make_transport` picks one from settings.
 """
 
 from __future__ import annotations

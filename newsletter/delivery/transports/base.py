@@ -19,11 +19,13 @@ Outcome statuses::
 
 from __future__ import annotations
 
+import random
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Self
 
 from newsletter.compose.message import MessageBuilder, Recipient
 from newsletter.errors import HeaderError, TransportError
@@ -95,6 +97,11 @@ class Transport(ABC):
     name: str = "transport"
     #: how many recipients :meth:`send` takes at once
     batch_size: int = 1
+    #: seconds :meth:`pause` waits after a first failed attempt, and at most
+    backoff: float = 1.0
+    max_backoff: float = 30.0
+    #: replaces the wait in :meth:`pause` when set (tests record the delays instead)
+    _sleep: Sleep | None = None
 
     def __init__(self) -> None:
         self.fatal: TransportError | None = None
@@ -120,7 +127,22 @@ class Transport(ABC):
         """Sleep up to ``seconds``; True when woken early because the send is stopping."""
         return self.stop_event.wait(max(0.0, seconds))
 
-    def __enter__(self) -> Transport:
+    def pause(self, attempt: int, delay: float | None = None) -> bool:
+        """Wait before trying again after attempt ``attempt``; True when the send is stopping.
+
+        ``delay`` seconds if the server named them, else capped exponential backoff with
+        jitter: :attr:`backoff` doubled for each attempt after the first, at most
+        :attr:`max_backoff`, then cut by a random factor from 1/2 to 1.
+        """
+        if delay is None:
+            delay = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+            delay *= 0.5 + random.random() / 2
+        if self._sleep is not None:
+            self._sleep(delay)
+            return self.stop_event.is_set()
+        return self.wait(delay)
+
+    def __enter__(self) -> Self:
         self.open()
         return self
 

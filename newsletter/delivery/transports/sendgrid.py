@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import random
 import time
 import urllib.error
 from collections.abc import Callable, Mapping, Sequence
@@ -227,15 +226,6 @@ class SendGridTransport(Transport):
             return self.send(batch[:half]) + self.send(batch[half:])
         return self._post(batch, payload)
 
-    def _pause(self, attempt: int, delay: float | None) -> bool:
-        if delay is None:
-            delay = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
-            delay *= 0.5 + random.random() / 2
-        if self._sleep is not None:
-            self._sleep(delay)
-            return self.stop_event.is_set()
-        return self.wait(delay)
-
     def _post(self, batch: Sequence[RecipientLike], payload: dict[str, Any]) -> list[Outcome]:
         from python_http_client.exceptions import HTTPError as ApiHTTPError
 
@@ -251,7 +241,7 @@ class SendGridTransport(Transport):
                         hint="the rest stays pending: re-run the send later to resume",
                     )
                     return [Outcome.retry(r.email, retry.reason) for r in batch]
-                if self._pause(attempt, retry.delay):
+                if self.pause(attempt, retry.delay):
                     return [Outcome.not_attempted(r.email, "stopped") for r in batch]
             except _Split:
                 half = len(batch) // 2

@@ -14,13 +14,13 @@ What each reply means for the recipient:
 * connection lost before the body was sent: reconnect and try again
 * connection lost or timed out after the body was sent: ``uncertain``
 * 535 at AUTH: :class:`~newsletter.errors.TransportAuthError`, nothing is sent
+
+Opening a connection and the commands of a transaction are :mod:`.smtp_connection`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import queue
-import random
 import re
 import smtplib
 import ssl
@@ -39,25 +39,24 @@ from newsletter.delivery.transports.base import (
     Transport,
     message_or_failure,
 )
-from newsletter.errors import HeaderError, TransportAuthError, TransportError
+from newsletter.delivery.transports.smtp_connection import (
+    DEFAULT_PORTS,
+    Dropped,
+    close_quietly,
+    data_payload,
+    open_connection,
+    reply_text,
+    send_envelope,
+)
+from newsletter.errors import HeaderError, TransportError
 
-DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 IDLE_CHECK_SECONDS = 5.0
-
-
-class _Dropped(Exception):
-    """The connection went away before the message body left: safe to try again."""
 
 
 @dataclass(slots=True)
 class _Connection:
     smtp: smtplib.SMTP
     last_used: float
-
-
-def _reply_text(code: int, resp: bytes | str) -> str:
-    text = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else resp
-    return f"{code} {' '.join(text.split())}".strip()
 
 
 class SmtpTransport(Transport):
@@ -118,52 +117,17 @@ class SmtpTransport(Transport):
         return f"smtp ({self.where}, {self.security}{auth}, {self.concurrency} connections)"
 
     # Connections --------------------------------------------------------------------
-    def _context(self) -> ssl.SSLContext:
-        return self.ssl_context or ssl.create_default_context()
-
     def _connect(self) -> smtplib.SMTP:
-        try:
-            conn: smtplib.SMTP
-            if self.security == "tls":
-                conn = smtplib.SMTP_SSL(
-                    self.host,
-                    self.port,
-                    local_hostname=self._local_hostname,
-                    timeout=self.timeout,
-                    context=self._context(),
-                )
-            else:
-                conn = smtplib.SMTP(
-                    self.host, self.port, local_hostname=self._local_hostname, timeout=self.timeout
-                )
-            try:
-                conn.ehlo()
-                if self.security == "starttls":
-                    if not conn.has_extn("starttls"):
-                        raise TransportError(
-                            f"{self.where}: the server does not offer STARTTLS",
-                            hint="set SMTP_SECURITY=tls for port 465, or none for a local relay",
-                        )
-                    conn.starttls(context=self._context())
-                    conn.ehlo()
-                if self.username:
-                    conn.login(self.username, self.password or "")
-            except BaseException:
-                _close_quietly(conn)
-                raise
-        except smtplib.SMTPAuthenticationError as exc:
-            raise TransportAuthError(
-                f"{self.where} failed to authenticate user {self.username!r}: "
-                f"{_reply_text(exc.smtp_code, exc.smtp_error)}",
-                hint="check SMTP_USERNAME and SMTP_PASSWORD",
-            ) from exc
-        except smtplib.SMTPNotSupportedError as exc:
-            raise TransportError(f"{self.where}: {exc}") from exc
-        except (smtplib.SMTPException, OSError) as exc:
-            raise TransportError(
-                f"{self.where}: cannot connect ({self.security}): {exc}",
-                hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY",
-            ) from exc
+        conn = open_connection(
+            self.host,
+            self.port,
+            security=self.security,
+            username=self.username,
+            password=self.password,
+            timeout=self.timeout,
+            ssl_context=self.ssl_context,
+            local_hostname=self._local_hostname,
+        )
         with self._lock:
             self.connections_opened += 1
             self._all.append(conn)
@@ -199,10 +163,10 @@ class SmtpTransport(Transport):
                 try:
                     item.smtp.quit()
                 except (smtplib.SMTPException, OSError):
-                    _close_quietly(item.smtp)
+                    close_quietly(item.smtp)
         with self._lock:
             for conn in self._all:
-                _close_quietly(conn)
+                close_quietly(conn)
             self._all.clear()
 
     def _checkout(self) -> _Connection:
@@ -213,7 +177,7 @@ class SmtpTransport(Transport):
                 if code != 250:
                     raise smtplib.SMTPServerDisconnected(f"NOOP answered {code}")
             except (smtplib.SMTPException, OSError):
-                _close_quietly(item.smtp)
+                close_quietly(item.smtp)
                 item = None
         if item is None:
             try:
@@ -235,14 +199,6 @@ class SmtpTransport(Transport):
         futures = [self._executor.submit(self._deliver, r) for r in batch]
         return [f.result() for f in futures]
 
-    def _pause(self, attempt: int) -> bool:
-        delay = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
-        delay *= 0.5 + random.random() / 2
-        if self._sleep is not None:
-            self._sleep(delay)
-            return self.stop_event.is_set()
-        return self.wait(delay)
-
     def _deliver(self, r: RecipientLike) -> Outcome:
         if self.stop_event.is_set():
             return Outcome.not_attempted(r.email, "stopped")
@@ -251,12 +207,7 @@ class SmtpTransport(Transport):
         built = message_or_failure(self.builder, r)
         if isinstance(built, Outcome):
             return built
-        data = built
-        if not data.endswith(b"\r\n"):
-            data += b"\r\n"
-        payload = data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
-        if payload.startswith(b"."):
-            payload = b"." + payload
+        payload = data_payload(built)
         last = ""
         attempt = 0
         while True:
@@ -264,29 +215,29 @@ class SmtpTransport(Transport):
             try:
                 item = self._checkout()
             except TransportError as exc:
-                if attempt < self.max_attempts and not self._pause(attempt):
+                if attempt < self.max_attempts and not self.pause(attempt):
                     continue
                 if self.fatal is None:
                     self.fatal = exc
                 return Outcome.not_attempted(r.email, str(exc))
             try:
                 outcome, reuse = self._transaction(item.smtp, r.email, payload)
-            except _Dropped as exc:
-                _close_quietly(item.smtp)
+            except Dropped as exc:
+                close_quietly(item.smtp)
                 self._checkin(None)
                 last = f"connection lost: {exc}"
-                if attempt < self.max_attempts and not self._pause(attempt):
+                if attempt < self.max_attempts and not self.pause(attempt):
                     continue
                 return Outcome.retry(r.email, last)
             except BaseException:
-                _close_quietly(item.smtp)
+                close_quietly(item.smtp)
                 self._checkin(None)
                 raise
             self._checkin(item if reuse else None)
             if isinstance(outcome, Outcome):
                 return outcome
             # a 4xx (outcome is its reply text): back off and try again
-            if attempt >= self.max_attempts or self._pause(attempt):
+            if attempt >= self.max_attempts or self.pause(attempt):
                 return Outcome.retry(r.email, outcome)
 
     def _transaction(
@@ -294,69 +245,49 @@ class SmtpTransport(Transport):
     ) -> tuple[Outcome | str, bool]:
         """One MAIL/RCPT/DATA: (outcome, or a 4xx reply to retry on; connection reusable).
 
-        With PIPELINING (RFC 2920) the three commands go out in one write and their
-        replies are read together: one round trip instead of three. Addresses were
-        validated upstream, so they are written directly rather than re-parsed by smtplib.
+        Raises :class:`Dropped` when the connection is lost before the message is sent.
         """
         try:
             envelope_to = ascii_address(rcpt)
         except HeaderError as exc:
             return Outcome.failed(rcpt, str(exc), permanent=True), True
-        mail_cmd = f"MAIL FROM:<{self._envelope_from}>"
-        rcpt_cmd = f"RCPT TO:<{envelope_to}>"
-        try:
-            if conn.has_extn("pipelining"):
-                conn.send(f"{mail_cmd}\r\n{rcpt_cmd}\r\nDATA\r\n".encode("ascii"))
-                (mcode, mresp), (rcode, rresp), (dcode, dresp) = (conn.getreply() for _ in "mrd")
-                if dcode == 354 and (mcode != 250 or rcode not in (250, 251)):
-                    # a non-conforming server opened DATA anyway: end it empty
-                    conn.send(b".\r\n")
-                    conn.getreply()
-                    dcode = 503
-            else:
-                mcode, mresp = conn.docmd(mail_cmd)
-                rcode, rresp, dcode, dresp = 0, b"", 0, b""
-                if mcode == 250:
-                    rcode, rresp = conn.docmd(rcpt_cmd)
-                    if rcode in (250, 251):
-                        dcode, dresp = conn.docmd("DATA")
-            if mcode != 250:
-                if 500 <= mcode < 600:
-                    # the sender itself is refused: every message would fail the same way
-                    self._stop(f"the server refuses the sender {self._envelope_from}", mcode, mresp)
-                return self._refused(conn, rcpt, "MAIL FROM", mcode, mresp, bounce=False)
-            if rcode not in (250, 251):
-                bounce = _is_address_refusal(rcode, rresp)
-                if 500 <= rcode < 600 and not bounce:
-                    self._policy_refusal(rcode, rresp)
-                return self._refused(conn, rcpt, "RCPT TO", rcode, rresp, bounce=bounce)
-            if dcode != 354:
-                return self._refused(conn, rcpt, "DATA", dcode, dresp, bounce=False)
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise _Dropped(str(exc) or type(exc).__name__) from exc
+        replies = send_envelope(conn, self._envelope_from, envelope_to)
+        (mcode, mresp), (rcode, rresp), (dcode, dresp) = replies
+        if mcode != 250:
+            if 500 <= mcode < 600:
+                # the sender itself is refused: every message would fail the same way
+                self._stop(f"the server refuses the sender {self._envelope_from}", mcode, mresp)
+            return self._refused(conn, rcpt, "MAIL FROM", mcode, mresp, bounce=False)
+        if rcode not in (250, 251):
+            bounce = _is_address_refusal(rcode, rresp)
+            if 500 <= rcode < 600 and not bounce:
+                self._policy_refusal(rcode, rresp)
+            return self._refused(conn, rcpt, "RCPT TO", rcode, rresp, bounce=bounce)
+        if dcode != 354:
+            return self._refused(conn, rcpt, "DATA", dcode, dresp, bounce=False)
         # From here on the message may reach the server: any loss makes it uncertain.
         try:
             conn.send(payload)
             code, resp = conn.getreply()
         except (smtplib.SMTPException, OSError) as exc:
-            _close_quietly(conn)
+            close_quietly(conn)
             why = str(exc) or type(exc).__name__
             reason = f"{self.where}: no reply after the message: {why}"
             return Outcome.uncertain(rcpt, reason), False
         if code == 250:
             with self._lock:
                 self._policy_streak = 0
-            return Outcome.sent(rcpt, _reply_text(code, resp)), True
+            return Outcome.sent(rcpt, reply_text(code, resp)), True
         if code == -1:  # an unreadable answer to the message itself: it may have been taken
-            _close_quietly(conn)
-            reason = f"{self.where}: unreadable reply after the message: {_reply_text(code, resp)}"
+            close_quietly(conn)
+            reason = f"{self.where}: unreadable reply after the message: {reply_text(code, resp)}"
             return Outcome.uncertain(rcpt, reason), False
         return self._refused(conn, rcpt, "end of DATA", code, resp, bounce=False)
 
     def _stop(self, what: str, code: int, resp: bytes) -> None:
         if self.fatal is None:
             self.fatal = TransportError(
-                f"{self.where}: {what}: {_reply_text(code, resp)}",
+                f"{self.where}: {what}: {reply_text(code, resp)}",
                 hint="fix the server or the settings, then re-run the send to resume",
             )
 
@@ -372,7 +303,7 @@ class SmtpTransport(Transport):
     def _refused(
         self, conn: smtplib.SMTP, rcpt: str, stage: str, code: int, resp: bytes, *, bounce: bool
     ) -> tuple[Outcome | str, bool]:
-        text = _reply_text(code, resp)
+        text = reply_text(code, resp)
         reusable = code != 421 and code != -1
         if reusable:
             try:
@@ -381,10 +312,10 @@ class SmtpTransport(Transport):
                 reusable = False
         if 400 <= code < 500 or code == -1:
             if not reusable:
-                _close_quietly(conn)
+                close_quietly(conn)
             return f"{stage}: {text}", reusable
         if not reusable:
-            _close_quietly(conn)
+            close_quietly(conn)
         return Outcome.failed(rcpt, f"{stage}: {text}", permanent=True, bounce=bounce), reusable
 
 
@@ -408,8 +339,3 @@ def _is_address_refusal(code: int, resp: bytes) -> bool:
         cls, subject, detail = found.groups()
         return cls == b"5" and (subject == b"1" or (subject == b"2" and detail == b"1"))
     return code in (550, 551, 553)
-
-
-def _close_quietly(conn: smtplib.SMTP) -> None:
-    with contextlib.suppress(OSError, smtplib.SMTPException):
-        conn.close()
