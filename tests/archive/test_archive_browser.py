@@ -17,8 +17,8 @@ import pytest
 from newsletter.archive.site import build_archive
 from newsletter.compose.issuefile import list_issue_files, load_issue
 from newsletter.config import load_settings
-from tests.archive.test_archive import FIRST_HEADLINE, TRICKY, write_variant
 from tests.conftest import GOLDEN_SETTINGS, ROOT
+from tests.support.archivekit import write_tricky_issue, write_variant
 
 pytestmark = pytest.mark.browser
 PAGES = ["index.html", "vol-2.18.html", "vol-2.19.html", "vol-2.20.html"]
@@ -73,14 +73,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list
         "2023-09-29",
         replace={"src: assets/vol-2.19-hero.png": "src: https://images.example.org/2.18.jpg"},
     )
-    write_variant(
-        home,
-        "2.20",
-        "2023-10-27",
-        replace={
-            f"- headline: {FIRST_HEADLINE}": "- headline: '" + TRICKY.replace("'", "''") + "'"
-        },
-    )
+    write_tricky_issue(home)
     settings = load_settings(None, home=home, **GOLDEN_SETTINGS)
     out = build_archive(settings, home / "www" / "deep" / "archive").out_dir
     headlines = {
