@@ -16,12 +16,14 @@ write and gives it back untouched wherever it can. One module per step:
   the file and are never yielded as sendable.
 * :mod:`.mutations` / :mod:`.importer` -- changes, written as :class:`Mutation`
   objects applied to a *fresh* read of the file under the lock.
-* :mod:`.store` -- :class:`SubscriberStore`: streaming reads; writes under one lock
-  file (``subscribers.csv.lock``) that every writer takes; rows a mutation does not
-  change are written back byte for byte; temp file, fsync, rename, fsync of the
-  folder; the old file kept as a timestamped backup (the last :data:`BACKUPS_KEPT`);
-  a file changed on disk during a write (an admin saving from a spreadsheet) is
-  re-read and the mutation re-applied.
+* :mod:`.lockedfile` -- how a write reaches the disk: one lock file
+  (``subscribers.csv.lock``) that every writer takes; temp file, fsync, rename, fsync
+  of the folder; the old file kept as a timestamped backup (the last
+  :data:`BACKUPS_KEPT`); a file changed on disk during a write (an admin saving from a
+  spreadsheet) is re-read and the mutation re-applied.
+* :mod:`.store` -- :class:`SubscriberStore`, a :class:`~.lockedfile.LockedFile`:
+  streaming reads, stats, and the changes (add, status, purge, import); rows a
+  mutation does not change are written back byte for byte.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ from newsletter.audience.subscribers.importer import (
     ImportReport,
     read_import_file,
 )
+from newsletter.audience.subscribers.lockedfile import BACKUPS_KEPT
 from newsletter.audience.subscribers.mutations import AlreadySubscribedError, Edit, Mutation
 from newsletter.audience.subscribers.rows import Subscriber, SubscriberRow
-from newsletter.audience.subscribers.store import BACKUPS_KEPT, Stats, SubscriberStore
+from newsletter.audience.subscribers.store import Stats, SubscriberStore
 
 __all__ = [
     "BACKUPS_KEPT",

@@ -1,19 +1,19 @@
-"""The store: streaming reads, locked atomic writes, backups."""
+"""The store: streaming reads of the subscriber CSV, its stats, and the changes to it.
+
+How a change reaches the disk (lock, temp file, swap, backups, retry when the file
+changed meanwhile) is :class:`~.lockedfile.LockedFile`'s; the store is that file read
+as validated rows and changed through :class:`~.mutations.Mutation` objects.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Final
-
-import filelock
+from typing import IO, TYPE_CHECKING
 
 from newsletter.audience.subscribers.addresses import (
     address_key,
@@ -27,6 +27,7 @@ from newsletter.audience.subscribers.csvio import (
     read_records,
 )
 from newsletter.audience.subscribers.importer import ImportEntry, ImportMutation, ImportReport
+from newsletter.audience.subscribers.lockedfile import FileSignature, LockedFile
 from newsletter.audience.subscribers.mutations import (
     AddMutation,
     AlreadySubscribedError,
@@ -36,34 +37,10 @@ from newsletter.audience.subscribers.mutations import (
     StatusMutation,
 )
 from newsletter.audience.subscribers.rows import RowValidator, Subscriber, SubscriberRow
-from newsletter.errors import LockTimeoutError, NewsletterError, Problem, SubscriberFileError
-from newsletter.files import fsync_dir
-
-BACKUPS_KEPT: Final = 10
-MAX_WRITE_ATTEMPTS: Final = 5
+from newsletter.errors import Problem, SubscriberFileError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
-
-
-@dataclass(frozen=True, slots=True)
-class _Signature:
-    device: int
-    inode: int
-    size: int
-    mtime_ns: int
-    mode: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> _Signature:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
-
-
-def _signature(path: Path) -> _Signature | None:
-    try:
-        return _Signature.of(path.stat())
-    except FileNotFoundError:
-        return None
 
 
 @dataclass(slots=True)
@@ -77,7 +54,7 @@ class Stats:
     blank_rows: int = 0
 
 
-class SubscriberStore:
+class SubscriberStore(LockedFile):
     """The subscriber CSV: streaming reads, validated rows, locked atomic writes.
 
     Reads take no lock (a writer replaces the file atomically, so a reader sees the
@@ -94,13 +71,9 @@ class SubscriberStore:
         encoding: str = "utf-8",
         clock: Callable[[], str] = utc_now,
     ) -> None:
-        self.path = Path(path)
-        self.lock_timeout = lock_timeout
-        self.backup_dir = backup_dir if backup_dir is not None else self.path.parent / ".backups"
+        super().__init__(path, lock_timeout=lock_timeout, backup_dir=backup_dir)
         self.encoding = encoding
         self.clock = clock
-        self.display = str(path)
-        self.write_attempts = 0  # attempts the last write needed (1 unless the file changed)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, lock_timeout: float = 10.0) -> SubscriberStore:
@@ -111,16 +84,12 @@ class SubscriberStore:
             backup_dir=settings.state_dir / "backups",
         )
 
-    @property
-    def lock_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".lock")
-
     # Reading ----------------------------------------------------------------------------
 
     @contextmanager
     def _open(
         self, *, missing_ok: bool = False
-    ) -> Iterator[tuple[Header | None, Iterator[SubscriberRow], _Signature | None]]:
+    ) -> Iterator[tuple[Header | None, Iterator[SubscriberRow], FileSignature | None]]:
         try:
             fh = self.path.open("rb")
         except FileNotFoundError:
@@ -136,7 +105,7 @@ class SubscriberStore:
         except OSError as exc:
             raise file_error(self.display, None, f"cannot read: {exc.strerror}") from None
         with fh:
-            signature = _Signature.of(os.fstat(fh.fileno()))
+            signature = FileSignature.of(os.fstat(fh.fileno()))
             header, records = read_records(fh, self.display, encoding=self.encoding)
             if header is None:
                 yield None, iter(()), signature
@@ -315,48 +284,11 @@ class SubscriberStore:
         if dry_run:
             changed, _sig = self._apply_once(mutation, None)
             return changed
-        with self._locked():
-            for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
-                self.write_attempts = attempt
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp_name = tempfile.mkstemp(
-                    prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-                )
-                tmp = Path(tmp_name)
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-                        changed, before = self._apply_once(mutation, out)
-                        if not changed:
-                            tmp.unlink()
-                            return False
-                        out.flush()
-                        os.fsync(out.fileno())
-                    if _signature(self.path) != before:
-                        tmp.unlink()  # edited while we wrote: re-read and re-apply
-                        continue
-                    os.chmod(tmp, before.mode & 0o7777 if before is not None else 0o644)
-                    if before is not None:
-                        self._backup()
-                    # last look right before the swap: a spreadsheet may have saved during
-                    # the chmod and backup (the window left is the rename itself)
-                    if _signature(self.path) != before:
-                        tmp.unlink()
-                        continue
-                    os.replace(tmp, self.path)
-                    fsync_dir(self.path.parent)
-                    return True
-                except BaseException:
-                    tmp.unlink(missing_ok=True)
-                    raise
-        raise NewsletterError(
-            f"{self.display}: the file kept changing while it was being written "
-            f"({MAX_WRITE_ATTEMPTS} attempts)",
-            hint="close the spreadsheet that is saving it, then re-run",
-        )
+        return self.rewrite(lambda out: self._apply_once(mutation, out))
 
     def _apply_once(
         self, mutation: Mutation, out: IO[str] | None
-    ) -> tuple[bool, _Signature | None]:
+    ) -> tuple[bool, FileSignature | None]:
         """One pass: read, mutate, write to ``out``. Returns (changed, signature read)."""
         with self._open(missing_ok=True) as (header, rows, signature):
             if header is None:
@@ -379,42 +311,6 @@ class SubscriberStore:
                 changed = True
             return changed, signature
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(self.lock_path), timeout=self.lock_timeout)
-        try:
-            lock.acquire()
-        except filelock.Timeout:
-            raise LockTimeoutError(
-                f"{self.lock_path}: another writer has held the subscriber lock for "
-                f"{self.lock_timeout:g}s",
-                hint="wait for the other command (a send, an import, the web server) to "
-                "finish, then re-run",
-            ) from None
-        try:
-            yield
-        finally:
-            lock.release()
-
-    def _backup(self) -> None:
-        """Keep the current file under backup_dir (a hard link: no copy), rotate old ones."""
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        stem, suffix = self.path.stem, self.path.suffix
-        target = self.backup_dir / f"{stem}-{stamp}{suffix}"
-        n = 1
-        while target.exists():
-            target = self.backup_dir / f"{stem}-{stamp}-{n}{suffix}"
-            n += 1
-        try:
-            os.link(self.path, target)
-        except OSError:
-            shutil.copy2(self.path, target)
-        backups = sorted(self.backup_dir.glob(f"{stem}-*{suffix}"))
-        for old in backups[:-BACKUPS_KEPT]:
-            old.unlink(missing_ok=True)
-
     def import_entries(
         self, entries: Iterable[ImportEntry], *, force: bool = False, dry_run: bool = False
     ) -> ImportReport:
@@ -427,11 +323,6 @@ class SubscriberStore:
         mutation = ImportMutation({e.key: e for e in entries}, force=force)
         self.apply(mutation, dry_run=dry_run)
         return mutation.report
-
-    def backups(self) -> list[Path]:
-        """The kept backups, oldest first."""
-        stem, suffix = self.path.stem, self.path.suffix
-        return sorted(self.backup_dir.glob(f"{stem}-*{suffix}"))
 
 
 class _Sink:
