@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 
 from newsletter.audience.inbound.classify import parse_message
+from newsletter.audience.inbound.imap import ImapSource
+from newsletter.audience.inbound.inbound_parse import raw_from_inbound_parse
+from newsletter.audience.inbound.mailfiles import open_path_source
 from newsletter.audience.inbound.records import Records
-from newsletter.audience.inbound.sources import ImapSource, open_path_source, raw_from_inbound_parse
 from newsletter.audience.signups import process_raw_message, process_source
 from newsletter.config import Settings, load_settings
 from newsletter.errors import ConfigError, NewsletterError, TransportAuthError
-from tests.audience.test_signups import load, outbox, statuses
 from tests.conftest import GOLDEN_SETTINGS
 from tests.support.dovecot import DOVECOT, DovecotServer, start_dovecot
+from tests.support.signupkit import load, outbox, statuses
 
 
 @pytest.fixture(autouse=True)
