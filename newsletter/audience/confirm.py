@@ -1,11 +1,12 @@
-"""Double opt-in: the confirmation email, and turning a confirmation into a subscription.
+"""Double opt-in: asking for a confirmation, and turning a confirmation into a subscription.
 
 Nobody becomes active without a confirmation from that address itself:
 
 * :func:`request_confirmation` lists a new address as ``pending`` and mails it a
   confirmation carrying a signed, expiring token, both as a link
   (``{NEWSLETTER_PUBLIC_URL}/confirm/{token}``, when a public URL is set) and in the
-  subject and body, so that simply replying confirms. A request made for someone else
+  subject and body, so that simply replying confirms (the email itself:
+  :mod:`newsletter.audience.confirm_mail`). A request made for someone else
   only ever results in a confirmation mailed to them. Rate-limited per address
   (``NEWSLETTER_CONFIRM_RATE_LIMIT`` per 24 hours); bounced and complained addresses
   are never mailed (``"suppressed"``). An ``unsubscribed`` address keeps that status
@@ -23,50 +24,34 @@ store's lock to a fresh read of the file, so a concurrent admin edit is never lo
 
 from __future__ import annotations
 
-import functools
-import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
-from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
-from markupsafe import Markup
-
-from newsletter.audience.inbound.classify import confirm_token_minted
+from newsletter.audience.confirm_mail import send_confirmation
 from newsletter.audience.inbound.records import Records
+from newsletter.audience.inbound.replies import confirm_token_minted
 from newsletter.audience.inbound.safety import clean_header_text
 from newsletter.audience.subscribers import Edit, Header, Mutation, SubscriberRow, SubscriberStore
 from newsletter.audience.subscribers.addresses import address_key, normalize_address
-from newsletter.compose.message import MessageBuilder, Recipient
-from newsletter.compose.render import RenderedIssue, inline_css, load_template, wrap
-from newsletter.config import PACKAGE_TEMPLATES
-from newsletter.delivery.transports import Status, make_transport
-from newsletter.errors import NewsletterError, TokenError, TransportError
+from newsletter.errors import NewsletterError, TokenError
 from newsletter.tokens import CONFIRM_TTL, make_token, read_token
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
 __all__ = [
-    "CONFIRM_SLUG",
     "REASONS",
     "ConfirmRequest",
     "StaleTokenError",
     "activate",
     "confirm_token",
-    "confirm_url",
-    "render_confirmation",
     "request_confirmation",
 ]
 
-#: the outbox folder (``outbox/confirm/``) and the rendered message's slug
-CONFIRM_SLUG = "confirm"
 #: every ``ConfirmRequest.reason``; "unsubscribed" only for a request made by someone else
 REASONS = ("sent", "rate-limited", "already active", "suppressed", "unsubscribed")
-_MESSAGE_ID = re.compile(r"<[!-;=?-~]{1,250}@[!-;=?-~]{1,250}>")
 #: seconds a confirm token may predate a pending row's last change (clocks, rounding)
 CLOCK_SLACK = 2
 
@@ -201,114 +186,6 @@ class _ActivateMutation(Mutation):
         return cells
 
 
-# -------------------------------------------------------------- the message
-
-
-def _series(settings: Settings) -> str:
-    return settings.from_name or "our newsletter"
-
-
-def confirm_url(token: str, settings: Settings) -> str | None:
-    """``{public_url}/confirm/{token}``, or None without NEWSLETTER_PUBLIC_URL."""
-    if not settings.public_url:
-        return None
-    return f"{settings.public_url}/confirm/{quote(token)}"
-
-
-_EMAIL_MARK = "%%confirm_email%%"
-_TOKEN_MARK = "%%confirm_token%%"
-_URL_MARK = "%%confirm_url%%"
-
-
-@functools.cache
-def _inlined_html(templates: Path, series: str, contact: str, with_url: bool) -> str:
-    """The confirmation HTML with CSS inlined once; personal parts left as marks."""
-    css_file = templates / "email.css"
-    css = css_file.read_text(encoding="utf-8") if css_file.exists() else ""
-    html = load_template(templates, "confirm.html.j2").render(
-        subject=f"Reply to confirm your subscription to {series} (ref {_TOKEN_MARK})",
-        series=series,
-        email=_EMAIL_MARK,
-        token=_TOKEN_MARK,
-        confirm_url=_URL_MARK if with_url else None,
-        contact=contact,
-        preheader=f"One step left: reply to this email to start receiving {series}.",
-        css=Markup(css),
-    )
-    return inline_css(html)
-
-
-def render_confirmation(email: str, token: str, settings: Settings) -> RenderedIssue:
-    """The confirmation email, rendered from ``templates/confirm.{html,txt}.j2``."""
-    templates = settings.templates_dir
-    if not (templates / "confirm.html.j2").exists():  # a home made before confirmations
-        templates = PACKAGE_TEMPLATES
-    series = _series(settings)
-    url = confirm_url(token, settings)
-    subject = f"Reply to confirm your subscription to {series} (ref {token})"
-    preheader = f"One step left: reply to this email to start receiving {series}."
-    html = (
-        _inlined_html(templates.resolve(), series, settings.contact_address, url is not None)
-        .replace(_EMAIL_MARK, escape(email))
-        .replace(_TOKEN_MARK, escape(token))
-        .replace(_URL_MARK, escape(url or ""))
-    )
-    text = load_template(templates, "confirm.txt.j2").render(
-        subject=subject,
-        series=series,
-        email=email,
-        token=token,
-        confirm_url=url,
-        contact=settings.contact_address,
-        preheader=preheader,
-        intro=wrap(f"Someone, hopefully you, asked to subscribe {email} to {series}."),
-        ignore=wrap(
-            "If you did not ask for this, ignore this email: you will not be added, "
-            "and you will not hear from us again."
-        ),
-    )
-    text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-    return RenderedIssue(
-        slug=CONFIRM_SLUG,
-        subject=subject,
-        preheader=preheader,
-        series=series,
-        html=html,
-        text=text,
-        images=(),
-        view_url=None,
-    )
-
-
-def _reply_headers(in_reply_to: str | None) -> dict[str, str]:
-    headers = {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"}
-    if in_reply_to:
-        text = clean_header_text(in_reply_to, limit=520)
-        if _MESSAGE_ID.fullmatch(text):
-            headers["In-Reply-To"] = text
-            headers["References"] = text
-    return headers
-
-
-def _send(email: str, name: str, token: str, settings: Settings, in_reply_to: str | None) -> None:
-    rendered = render_confirmation(email, token, settings)
-    builder = MessageBuilder(
-        rendered, settings, bulk=False, extra_headers=_reply_headers(in_reply_to)
-    )
-    transport = make_transport(settings, builder, concurrency=1)
-    transport.open()
-    try:
-        outcomes = transport.send([Recipient(email, clean_header_text(name, limit=100))])
-    finally:
-        transport.close()
-    outcome = outcomes[0] if outcomes else None
-    if outcome is None or outcome.status is not Status.SENT:
-        why = outcome.reason if outcome is not None else "no outcome"
-        raise TransportError(
-            f"{transport.description}: the confirmation to {email} was not sent: {why}"
-        )
-
-
 # ------------------------------------------------------------------ public API
 
 
@@ -375,7 +252,7 @@ def request_confirmation(
             return ConfirmRequest(address, False, "rate-limited")
         token = make_token(secret, "confirm", address, ttl=CONFIRM_TTL, now=when)
         try:
-            _send(address, name, token, settings, in_reply_to)
+            send_confirmation(address, name, token, settings, in_reply_to)
         except BaseException:
             db.release_confirmation(reservation)
             raise

@@ -11,15 +11,15 @@ from newsletter.audience.confirm import (
     StaleTokenError,
     activate,
     confirm_token,
-    render_confirmation,
     request_confirmation,
 )
+from newsletter.audience.confirm_mail import render_confirmation
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.config import Settings, load_settings
 from newsletter.errors import ConfigError, NewsletterError, TokenError
 from newsletter.tokens import CONFIRM_TTL, make_token
-from tests.audience.test_signups import SECRET, confirmation_for, outbox, statuses, token_in
 from tests.conftest import GOLDEN_SETTINGS
+from tests.support.signupkit import SECRET, confirmation_for, outbox, statuses, token_in
 
 
 @pytest.fixture(autouse=True)

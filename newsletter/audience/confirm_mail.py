@@ -1,0 +1,168 @@
+"""The confirmation email of the double opt-in: what it says, and mailing it.
+
+:func:`render_confirmation` renders ``templates/confirm.{html,txt}.j2`` (the package's
+own for a home made before confirmations) into a
+:class:`~newsletter.compose.render.RenderedIssue`: the signed token both in the subject
+and the body, so that simply replying confirms, and as a link
+(``{NEWSLETTER_PUBLIC_URL}/confirm/{token}``) when a public URL is set. The HTML is
+inlined once per series and contact; the address, token and link are filled in per mail.
+:func:`send_confirmation` mails it through the configured transport as a transactional
+auto-reply (no List-Unsubscribe), threaded under the request it answers.
+
+Whether a confirmation may be mailed at all (status, rate limit) is decided in
+:mod:`newsletter.audience.confirm`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from markupsafe import Markup
+
+from newsletter.audience.inbound.safety import clean_header_text
+from newsletter.compose.message import MessageBuilder, Recipient
+from newsletter.compose.render import (
+    RenderedIssue,
+    inline_css,
+    load_template,
+    read_stylesheet,
+    wrap,
+)
+from newsletter.config import PACKAGE_TEMPLATES
+from newsletter.delivery.transports import Status, make_transport
+from newsletter.errors import TransportError
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+
+__all__ = [
+    "CONFIRM_SLUG",
+    "confirm_url",
+    "render_confirmation",
+    "send_confirmation",
+]
+
+#: the outbox folder (``outbox/confirm/``) and the rendered message's slug
+CONFIRM_SLUG = "confirm"
+_MESSAGE_ID = re.compile(r"<[!-;=?-~]{1,250}@[!-;=?-~]{1,250}>")
+
+_EMAIL_MARK = "%%confirm_email%%"
+_TOKEN_MARK = "%%confirm_token%%"
+_URL_MARK = "%%confirm_url%%"
+
+
+def _series(settings: Settings) -> str:
+    return settings.from_name or "our newsletter"
+
+
+def confirm_url(token: str, settings: Settings) -> str | None:
+    """``{public_url}/confirm/{token}``, or None without NEWSLETTER_PUBLIC_URL."""
+    if not settings.public_url:
+        return None
+    return f"{settings.public_url}/confirm/{quote(token)}"
+
+
+def _subject(series: str, token: str) -> str:
+    return f"Reply to confirm your subscription to {series} (ref {token})"
+
+
+def _preheader(series: str) -> str:
+    return f"One step left: reply to this email to start receiving {series}."
+
+
+def _context(
+    series: str, contact: str, email: str, token: str, url: str | None
+) -> dict[str, str | None]:
+    """What both templates are given, so the HTML and the text say the same."""
+    return {
+        "subject": _subject(series, token),
+        "preheader": _preheader(series),
+        "series": series,
+        "email": email,
+        "token": token,
+        "confirm_url": url,
+        "contact": contact,
+    }
+
+
+@functools.cache
+def _inlined_html(templates: Path, series: str, contact: str, with_url: bool) -> str:
+    """The confirmation HTML with CSS inlined once; personal parts left as marks."""
+    url_mark = _URL_MARK if with_url else None
+    html = load_template(templates, "confirm.html.j2").render(
+        **_context(series, contact, _EMAIL_MARK, _TOKEN_MARK, url_mark),
+        css=Markup(read_stylesheet(templates)),
+    )
+    return inline_css(html)
+
+
+def render_confirmation(email: str, token: str, settings: Settings) -> RenderedIssue:
+    """The confirmation email, rendered from ``templates/confirm.{html,txt}.j2``."""
+    templates = settings.templates_dir
+    if not (templates / "confirm.html.j2").exists():  # a home made before confirmations
+        templates = PACKAGE_TEMPLATES
+    series = _series(settings)
+    url = confirm_url(token, settings)
+    html = (
+        _inlined_html(templates.resolve(), series, settings.contact_address, url is not None)
+        .replace(_EMAIL_MARK, escape(email))
+        .replace(_TOKEN_MARK, escape(token))
+        .replace(_URL_MARK, escape(url or ""))
+    )
+    text = load_template(templates, "confirm.txt.j2").render(
+        **_context(series, settings.contact_address, email, token, url),
+        intro=wrap(f"Someone, hopefully you, asked to subscribe {email} to {series}."),
+        ignore=wrap(
+            "If you did not ask for this, ignore this email: you will not be added, "
+            "and you will not hear from us again."
+        ),
+    )
+    text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    return RenderedIssue(
+        slug=CONFIRM_SLUG,
+        subject=_subject(series, token),
+        preheader=_preheader(series),
+        series=series,
+        html=html,
+        text=text,
+        images=(),
+        view_url=None,
+    )
+
+
+def _reply_headers(in_reply_to: str | None) -> dict[str, str]:
+    headers = {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"}
+    if in_reply_to:
+        text = clean_header_text(in_reply_to, limit=520)
+        if _MESSAGE_ID.fullmatch(text):
+            headers["In-Reply-To"] = text
+            headers["References"] = text
+    return headers
+
+
+def send_confirmation(
+    email: str, name: str, token: str, settings: Settings, in_reply_to: str | None
+) -> None:
+    """Mail ``email`` its confirmation carrying ``token``; ``in_reply_to`` (a Message-ID,
+    cleaned here) threads it under the request. Raises TransportError if not sent."""
+    rendered = render_confirmation(email, token, settings)
+    builder = MessageBuilder(
+        rendered, settings, bulk=False, extra_headers=_reply_headers(in_reply_to)
+    )
+    transport = make_transport(settings, builder, concurrency=1)
+    transport.open()
+    try:
+        outcomes = transport.send([Recipient(email, clean_header_text(name, limit=100))])
+    finally:
+        transport.close()
+    outcome = outcomes[0] if outcomes else None
+    if outcome is None or outcome.status is not Status.SENT:
+        why = outcome.reason if outcome is not None else "no outcome"
+        raise TransportError(
+            f"{transport.description}: the confirmation to {email} was not sent: {why}"
+        )

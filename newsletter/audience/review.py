@@ -1,0 +1,123 @@
+"""The review queue: a human's decision on an inbound message the pipeline held back.
+
+:mod:`newsletter.audience.signups` queues what it must not decide alone (a request for
+someone else's unsubscribe, a bounce that quotes nothing of ours, a question, a
+message it could not read). Here a human decides an open item: :func:`approve` does
+what it asks (through the same list changes as :mod:`newsletter.audience.actions`),
+:func:`reject` refuses it, :func:`ignore` drops it. Each decision is recorded on the
+item (:class:`~newsletter.audience.inbound.records.Records`); only open items can be
+decided. ``newsletter signups review|approve|reject|ignore`` is the shell over these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+from newsletter.audience.actions import request_confirmations, suppress
+from newsletter.audience.inbound.records import InboundRecord, Records, ReviewState
+from newsletter.audience.inbound.safety import clean_address
+from newsletter.audience.subscribers import SubscriberStore
+from newsletter.errors import NewsletterError
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+
+__all__ = ["ApproveAs", "approve", "ignore", "reject"]
+
+ApproveAs = Literal["subscribe", "unsubscribe", "bounce"]
+
+
+def _open_item(records: Records, record_id: int) -> InboundRecord:
+    record = records.require(record_id)
+    if record.review != "open":
+        state = "not queued for review" if record.review == "none" else record.review
+        raise NewsletterError(
+            f"inbound message [{record_id}] is {state}; only open items can be decided",
+            hint="list the open ones with: newsletter signups review",
+        )
+    return record
+
+
+def approve(
+    record_id: int,
+    settings: Settings,
+    *,
+    as_kind: ApproveAs | None = None,
+    addresses: Sequence[str] = (),
+    store: SubscriberStore | None = None,
+    records: Records | None = None,
+) -> str:
+    """Do what an open review item asks, as a human decided; returns what was done.
+
+    subscribe: a confirmation to each address (even one that bounced or unsubscribed
+    before: the person still has to confirm). unsubscribe: applied at once. bounce:
+    marked bounced. ``as_kind`` and ``addresses`` override the classification (needed
+    for an item the classifier could not read); addresses default to the item's, or
+    to its sender.
+    """
+    own_records = records is None
+    db = Records.from_settings(settings) if records is None else records
+    store = store if store is not None else SubscriberStore.from_settings(settings)
+    try:
+        record = _open_item(db, record_id)
+        kind = as_kind or record.kind
+        if kind not in ("subscribe", "unsubscribe", "bounce"):
+            raise NewsletterError(
+                f"inbound message [{record_id}] is a '{record.kind or 'failed'}' item: say what "
+                "to do with --as subscribe|unsubscribe|bounce (and --address)",
+                hint=f"read it first with: newsletter signups show {record_id}",
+            )
+        chosen: list[str] = []
+        for typed in addresses or record.addresses or ([record.sender] if record.sender else []):
+            clean = clean_address(typed)
+            if clean is None:
+                raise NewsletterError(f"not a valid address: {typed!r}")
+            chosen.append(clean)
+        if not chosen:
+            raise NewsletterError(f"inbound message [{record_id}] names no address: pass --address")
+        if kind == "subscribe":
+            requests = request_confirmations(
+                chosen,
+                None,
+                settings,
+                name="",
+                in_reply_to=None,
+                store=store,
+                records=db,
+                now=None,
+                force=True,
+            )
+            done = "; ".join(f"{a}: {r.reason}" for a, r in requests)
+        else:
+            status = "unsubscribed" if kind == "unsubscribe" else "bounced"
+            results = suppress(store, chosen, status, f"{status} on review of [{record_id}]")
+            done = "; ".join(f"{a}: {r}" for a, r in results)
+        note = f"approved as {kind}: {done}"
+        db.set_review(record_id, "approved", note=note)
+        return note
+    finally:
+        if own_records:
+            db.close()
+
+
+def _close(record_id: int, settings: Settings, state: ReviewState, records: Records | None) -> str:
+    own_records = records is None
+    db = Records.from_settings(settings) if records is None else records
+    try:
+        _open_item(db, record_id)
+        db.set_review(record_id, state, note=f"{state} by a human")
+        return f"[{record_id}] {state}: nothing was sent or changed"
+    finally:
+        if own_records:
+            db.close()
+
+
+def reject(record_id: int, settings: Settings, *, records: Records | None = None) -> str:
+    """Decline an open item (the request is refused); nothing is sent or changed."""
+    return _close(record_id, settings, "rejected", records)
+
+
+def ignore(record_id: int, settings: Settings, *, records: Records | None = None) -> str:
+    """Drop an open item from the queue (not a request at all); kept in the records."""
+    return _close(record_id, settings, "ignored", records)
