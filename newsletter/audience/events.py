@@ -7,9 +7,11 @@ SubjectPublicKeyInfo shown in SendGrid's settings (``SENDGRID_WEBHOOK_PUBLIC_KEY
 
 The pure core: :func:`verify_signature` (raises :class:`SignatureError` for *any*
 failure), :func:`parse_events` and :func:`map_event` (event -> the subscriber status it
-implies, or None). The edges: :class:`EventLedger` (SQLite, one row per ``sg_event_id``,
-so a retried batch is applied once) and :func:`apply_suppressions` (one locked write to
-the subscriber CSV that never weakens a suppression).
+implies, or None), and :func:`read_events`, the three in the order a request needs them.
+The edges: :class:`EventLedger` (SQLite, one row per ``sg_event_id``, so a retried batch
+is applied once), :func:`apply_suppressions` (one locked write to the subscriber CSV
+that never weakens a suppression) and :func:`apply_events`, the two in one step.
+The HTTP endpoint (``POST /webhooks/sendgrid``) is :mod:`newsletter.web.sendgrid`.
 """
 
 from __future__ import annotations
@@ -183,6 +185,21 @@ def map_event(event: Mapping[str, Any]) -> EventAction:
     return EventAction(event_id(event), kind, email, status, why)
 
 
+def read_events(
+    public_key: ec.EllipticCurvePublicKey | str,
+    body: bytes,
+    signature: str | None,
+    timestamp: str | None,
+) -> list[EventAction]:
+    """What a posted batch means for the list: the signature first, then the events.
+
+    Raises :class:`SignatureError` (see :func:`verify_signature`) before the body is
+    read, and ValueError if a verified body is not a JSON array of event objects.
+    """
+    verify_signature(public_key, body, signature, timestamp)
+    return [map_event(event) for event in parse_events(body)]
+
+
 def suppressions(actions: Sequence[EventAction]) -> dict[str, tuple[str, str]]:
     """``{address key: (status, note)}``, the strongest status per address."""
     result: dict[str, tuple[str, str]] = {}
@@ -217,6 +234,19 @@ def apply_suppressions(store: SubscriberStore, changes: Mapping[str, tuple[str, 
     mutation = SuppressMutation({address_key(e): (s, n) for e, (s, n) in changes.items()})
     store.apply(mutation)
     return mutation.found
+
+
+def apply_events(
+    store: SubscriberStore, ledger: EventLedger, actions: Sequence[EventAction]
+) -> int:
+    """Apply the actions ``ledger`` has not seen to ``store``; the number of new ones.
+
+    Applying and recording are one step: if the write to the list fails, nothing is
+    recorded, so SendGrid's retry of the batch applies it again.
+    """
+    with ledger.record(actions) as fresh:
+        apply_suppressions(store, suppressions(fresh))
+        return len(fresh)
 
 
 _LEDGER_SCHEMA = (

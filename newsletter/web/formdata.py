@@ -1,15 +1,44 @@
-"""multipart/form-data as *bytes*, for SendGrid Inbound Parse.
+"""Posted forms: as text for the pages, as exact *bytes* for SendGrid Inbound Parse.
 
-Starlette decodes every field as UTF-8 (or, failing that, Latin-1), which would turn
-a raw message in Shift_JIS or ISO-8859-1 8bit into mojibake. The inbound endpoint
-needs each field's exact bytes: ``raw_from_inbound_parse`` decodes them with the
-charset SendGrid declares (``charsets``), and raw mode passes ``email`` on untouched.
-File parts (parsed-mode attachments) are skipped: the message is rebuilt without them.
+:func:`read_form` -- the fields a page's form posts (url-encoded, multipart or untyped),
+first value of each, as text; parts are capped at :data:`MAX_FORM_BODY`.
+
+:func:`parse_form_bytes` -- multipart/form-data as bytes. Starlette decodes every field
+as UTF-8 (or, failing that, Latin-1), which would turn a raw message in Shift_JIS or
+ISO-8859-1 8bit into mojibake. The inbound endpoint needs each field's exact bytes:
+``raw_from_inbound_parse`` decodes them with the charset SendGrid declares
+(``charsets``), and raw mode passes ``email`` on untouched. File parts (parsed-mode
+attachments) are skipped: the message is rebuilt without them.
 """
 
 from __future__ import annotations
 
+from typing import Final
+from urllib.parse import parse_qsl
+
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+#: The largest body a page's form may post (the app's default body limit too).
+MAX_FORM_BODY: Final = 64 * 1024
+
+
+async def read_form(request: Request, *, max_part_size: int = MAX_FORM_BODY) -> dict[str, str]:
+    """The posted fields (first value of each); url-encoded, multipart or untyped."""
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_part_size=max_part_size)
+        fields: dict[str, str] = {}
+        for key, value in form.multi_items():
+            if isinstance(value, str):
+                fields.setdefault(key, value)
+        await form.close()
+        return fields
+    body = await request.body()
+    fields = {}
+    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        fields.setdefault(key, value)
+    return fields
 
 
 class FormDataError(ValueError):

@@ -2,7 +2,9 @@
 
 A newsletter home may override any page with its own ``templates/web/<name>``; the
 package's templates fill in the rest. Same conventions as the email: autoescape for
-``*.html.j2``, ``StrictUndefined``.
+``*.html.j2``, ``StrictUndefined``. Every page links relative to where the app is
+mounted (:func:`base_path`); the answers the handlers share (a notice, "something went
+wrong on our side") are here too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import jinja2
+from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from newsletter.config import PACKAGE_TEMPLATES
@@ -31,6 +34,11 @@ def _search_path(settings: Settings) -> list[Path]:
         if folder.resolve() not in [u.resolve() for u in unique]:
             unique.append(folder)
     return unique
+
+
+def base_path(request: Request) -> str:
+    """Where the app is mounted (the ASGI ``root_path``): ``""`` at the server's root."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,20 +94,39 @@ class Pages:
             self.render(template, **context), status_code=status_code, headers=headers
         )
 
+    def page(
+        self, request: Request, template: str, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
+        """``template`` as the answer to ``request`` (its links under :func:`base_path`)."""
+        return self.response(template, status_code=status_code, base=base_path(request), **context)
+
     def notice(
         self,
+        request: Request,
         title: str,
         *paragraphs: str,
         status_code: int = 200,
-        headers: dict[str, str] | None = None,
         link: tuple[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> HTMLResponse:
         """A page with a heading, paragraphs and an optional ``(href, text)`` link."""
         return self.response(
             "notice.html.j2",
             status_code=status_code,
             headers=headers,
+            base=base_path(request),
             title=title,
             paragraphs=list(paragraphs),
             link=link,
+        )
+
+    def trouble(self, request: Request, what: str) -> HTMLResponse:
+        """A 503 that says nothing was changed: "We could not ``what`` just now"."""
+        return self.notice(
+            request,
+            "Something went wrong on our side",
+            f"We could not {what} just now, and nothing was changed. Please try again in a "
+            f"few minutes, or write to {self.site.contact}.",
+            status_code=503,
+            headers={"Retry-After": "120"},
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from newsletter.audience.subscribers.store import SubscriberStore
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class ConfirmResult(Protocol):
-    """What ``request_confirmation`` returns (``newsletter.confirm.ConfirmRequest``)."""
+    """What ``request_confirmation`` returns (``newsletter.audience.confirm.ConfirmRequest``)."""
 
     @property
     def sent(self) -> bool: ...
@@ -54,31 +54,35 @@ class RawFromInboundParse(Protocol):
     def __call__(self, form: Mapping[str, str | bytes]) -> bytes: ...
 
 
-def _request_confirmation(
-    email: str,
-    settings: Settings,
-    *,
-    name: str = "",
-    source: str,
-    store: SubscriberStore | None = None,
-) -> ConfirmResult:
-    from newsletter.audience.confirm import request_confirmation
-
-    return request_confirmation(email, settings, name=name, source=source, store=store)
-
-
-def _confirm_token(token: str, settings: Settings, *, store: SubscriberStore | None = None) -> str:
-    from newsletter.audience.confirm import confirm_token
-
-    return confirm_token(token, settings, store=store)
-
-
-def _process_raw_message(
-    raw: bytes, settings: Settings, *, source: str, store: SubscriberStore | None = None
-) -> object:
+# The defaults forward to the real functions, imported on first use; their signatures
+# are the Protocols above, which mypy checks the real functions against here:
+if TYPE_CHECKING:
+    from newsletter.audience.confirm import confirm_token, request_confirmation
     from newsletter.audience.signups import process_raw_message
 
-    return process_raw_message(raw, settings, source=source, store=store)
+    _REAL: tuple[RequestConfirmation, ConfirmToken, ProcessRawMessage] = (
+        request_confirmation,
+        confirm_token,
+        process_raw_message,
+    )
+
+
+def _request_confirmation(*args: Any, **kwargs: Any) -> ConfirmResult:
+    from newsletter.audience.confirm import request_confirmation
+
+    return request_confirmation(*args, **kwargs)
+
+
+def _confirm_token(*args: Any, **kwargs: Any) -> str:
+    from newsletter.audience.confirm import confirm_token
+
+    return confirm_token(*args, **kwargs)
+
+
+def _process_raw_message(*args: Any, **kwargs: Any) -> object:
+    from newsletter.audience.signups import process_raw_message
+
+    return process_raw_message(*args, **kwargs)
 
 
 def _field_text(form: Mapping[str, str | bytes], name: str) -> str:
@@ -90,7 +94,7 @@ def _field_text(form: Mapping[str, str | bytes], name: str) -> str:
 def with_inbound_auth(form: Mapping[str, str | bytes], raw: bytes) -> bytes:
     """``raw`` with Inbound Parse's ``SPF`` and ``dkim`` verdicts as leading headers, so
     the classifier can hold back requests whose From failed authentication."""
-    from newsletter.audience.inbound.classify import INBOUND_DKIM_HEADER, INBOUND_SPF_HEADER
+    from newsletter.audience.inbound.authentication import INBOUND_DKIM_HEADER, INBOUND_SPF_HEADER
 
     newline = b"\r\n" if b"\r\n" in raw[:4096] else b"\n"
     head = b""
@@ -102,7 +106,7 @@ def with_inbound_auth(form: Mapping[str, str | bytes], raw: bytes) -> bytes:
 
 
 def _raw_from_inbound_parse(form: Mapping[str, str | bytes]) -> bytes:
-    from newsletter.audience.inbound.sources import raw_from_inbound_parse
+    from newsletter.audience.inbound.inbound_parse import raw_from_inbound_parse
 
     return with_inbound_auth(form, raw_from_inbound_parse(form))
 

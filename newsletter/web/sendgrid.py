@@ -1,7 +1,9 @@
 """The SendGrid endpoints: Inbound Parse (mail to the contact address) and Event Webhook.
 
 Both answer providers, not people: short text bodies, and status codes chosen for
-SendGrid's retry rules (2xx: done, never sent again; 5xx: retried later).
+SendGrid's retry rules (2xx: done, never sent again; 5xx: retried later). This module
+reads each request (within its body limit), answers it, and keeps what it could not
+hand on; what a message or an event means is decided in :mod:`newsletter.audience`.
 
 * ``POST /inbound/{secret}`` -- a 404 unless ``{secret}`` equals
   NEWSLETTER_INBOUND_SECRET (constant-time compare). The form's fields are read as
@@ -14,7 +16,8 @@ SendGrid's retry rules (2xx: done, never sent again; 5xx: retried later).
   signature is checked over the exact raw body before anything else (403 on any
   failure); new events (by ``sg_event_id``) are applied to the list and recorded in one
   step, so a failure (503) leaves them to SendGrid's retry and a retry of an applied
-  batch changes nothing.
+  batch changes nothing (:func:`~newsletter.audience.events.read_events` and
+  :func:`~newsletter.audience.events.apply_events`).
 """
 
 from __future__ import annotations
@@ -36,15 +39,11 @@ from starlette.responses import PlainTextResponse, Response
 from newsletter.audience.events import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    EventAction,
     EventLedger,
     SignatureError,
-    apply_suppressions,
+    apply_events,
     load_public_key,
-    map_event,
-    parse_events,
-    suppressions,
-    verify_signature,
+    read_events,
 )
 from newsletter.errors import LockTimeoutError, NewsletterError
 from newsletter.web.formdata import parse_form_bytes
@@ -136,7 +135,7 @@ class SendGridEndpoints:
             raise HTTPException(404)
         body = await request.body()
         try:
-            verify_signature(
+            actions = read_events(
                 self.webhook_key,
                 body,
                 request.headers.get(SIGNATURE_HEADER),
@@ -145,19 +144,11 @@ class SendGridEndpoints:
         except SignatureError as exc:
             log.warning("event webhook: refused: %s", exc)
             return PlainTextResponse("signature verification failed\n", status_code=403)
-        try:
-            events = parse_events(body)
         except ValueError as exc:
             return PlainTextResponse(f"{exc}\n", status_code=400)
-        actions = [map_event(event) for event in events]
         try:
-            applied = await run_in_threadpool(self._apply_events, actions)
+            applied = await run_in_threadpool(apply_events, self.store, self.ledger, actions)
         except NewsletterError:
             log.exception("event webhook: applying events failed; SendGrid will retry")
             return PlainTextResponse("temporarily unable to apply events\n", status_code=503)
         return PlainTextResponse(f"ok: {len(actions)} events, {applied} new\n")
-
-    def _apply_events(self, actions: list[EventAction]) -> int:
-        with self.ledger.record(actions) as fresh:
-            apply_suppressions(self.store, suppressions(fresh))
-            return len(fresh)

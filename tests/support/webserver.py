@@ -1,5 +1,6 @@
 """The real web app under uvicorn, in a thread, on 127.0.0.1 and a free port; and the
-helpers the web tests share (settings, signed webhook posts, the outbox, a stand-in).
+helpers the web tests share (settings, signed webhook posts, the outbox, the list's
+rows, the signup form, a stand-in).
 
     with running(create_app(settings)) as base_url:
         httpx.get(base_url + "/subscribe")
@@ -32,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.types import ASGIApp
 
 from newsletter.audience.events import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from newsletter.audience.subscribers import SubscriberStore
 from newsletter.config import Settings, load_settings
 from newsletter.tokens import CONFIRM_TTL, UNSUBSCRIBE_TTL, make_token
 
@@ -79,6 +81,9 @@ def web_server() -> Iterator[Callable[[ASGIApp], str]]:
 INBOUND_SECRET = "inbound-path-secret-123"
 ONE_CLICK = b"List-Unsubscribe=One-Click"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+#: ``serve(settings=..., **create_app kwargs) -> httpx.Client``: the web tests' fixture.
+Serve = Callable[..., httpx.Client]
 
 
 def keypair() -> tuple[ec.EllipticCurvePrivateKey, str]:
@@ -162,6 +167,29 @@ def wait_for_confirmation(home: Path, email: str, *, timeout: float = 10.0) -> s
 
 def confirmations_to(home: Path, email: str) -> int:
     return sum(1 for to, _ in outbox_messages(home) if email.lower() in to.lower())
+
+
+def status_of(store: SubscriberStore, email: str) -> str | None:
+    sub = store.get(email)
+    return None if sub is None else sub.status
+
+
+def csv_row(home: Path, email: str) -> str:
+    text = (home / "subscribers" / "subscribers.csv").read_text(encoding="utf-8")
+    return next(line for line in text.splitlines() if line.lower().startswith(email.lower()))
+
+
+def subscribe_form(client: httpx.Client) -> str:
+    """Open the form (sets the CSRF cookie in the client) and return its CSRF token."""
+    page = client.get("/subscribe")
+    assert page.status_code == 200
+    marker = 'name="csrf" value="'
+    start = page.text.index(marker) + len(marker)
+    return page.text[start : page.text.index('"', start)]
+
+
+def post_signup(client: httpx.Client, csrf: str, email: str, **fields: str) -> httpx.Response:
+    return client.post("/subscribe", data={"csrf": csrf, "email": email, **fields})
 
 
 @dataclass

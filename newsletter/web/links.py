@@ -1,0 +1,207 @@
+"""The pages behind the signed links in every email: unsubscribe and confirm.
+
+Both work the same way: the signed token in the URL is the only authority (a bad,
+expired or wrong-purpose token gets a friendly 400 page); ``GET`` shows a page with a
+button and changes nothing (link scanners prefetch); the button's ``POST`` is refused
+if a browser says it came from another site.
+
+* ``/u/{token}`` -- "Unsubscribe?"; the button unsubscribes, and the page after it
+  offers to resubscribe (which mails a confirmation, never activates). A ``POST`` of
+  ``List-Unsubscribe=One-Click`` is RFC 8058 one-click: mail providers send it from
+  their own servers, so it skips the cross-site check and answers in plain text.
+* ``/confirm/{token}`` -- "Confirm subscription"; the button confirms (pending ->
+  active); a link minted before a later change of the row is spent (409).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from newsletter.audience.events import apply_suppressions
+from newsletter.audience.subscribers.addresses import SUPPRESSED, address_key
+from newsletter.errors import (
+    LockTimeoutError,
+    NewsletterError,
+    SubscriberFileError,
+    TokenError,
+)
+from newsletter.tokens import read_token
+from newsletter.web.formdata import read_form
+from newsletter.web.guards import is_cross_site
+
+if TYPE_CHECKING:
+    from newsletter.audience.subscribers.rows import Subscriber
+    from newsletter.audience.subscribers.store import SubscriberStore
+    from newsletter.config import Settings
+    from newsletter.web.guards import SlidingWindow
+    from newsletter.web.pages import Pages
+    from newsletter.web.pipeline import Pipeline
+
+log = logging.getLogger("newsletter.web")
+
+
+@dataclass(slots=True)
+class LinkPages:
+    """The unsubscribe and confirm handlers and what they use (shared with the app)."""
+
+    settings: Settings
+    secret: str
+    store: SubscriberStore
+    pipeline: Pipeline
+    pages: Pages
+    address_limiter: SlidingWindow
+
+    # Helpers ---------------------------------------------------------------------------
+    def _own_origins(self, request: Request) -> set[str]:
+        origins = {f"{request.url.scheme}://{request.url.netloc}".lower()}
+        if self.settings.public_url:
+            match = re.match(r"^https?://[^/]+", self.settings.public_url)
+            if match:
+                origins.add(match.group(0).lower())
+        return origins
+
+    def _read(self, token: str, purpose: str) -> str | None:
+        try:
+            return read_token(self.secret, token, purpose)
+        except TokenError:
+            return None
+
+    def _bad_link(self, request: Request, purpose: str) -> Response:
+        return self.pages.page(request, "bad_link.html.j2", status_code=400, purpose=purpose)
+
+    def _cross_site(self, request: Request) -> Response:
+        return self.pages.notice(
+            request,
+            "Request refused",
+            "This button only works from this site's own page. Open the link from "
+            "your email again and press the button there.",
+            status_code=403,
+        )
+
+    def _lookup(self, email: str) -> Subscriber | None:
+        if not self.store.path.exists():
+            return None
+        return self.store.get(email)
+
+    def _unsubscribe(self, email: str, note: str) -> bool:
+        return bool(apply_suppressions(self.store, {email: ("unsubscribed", note)}))
+
+    # Unsubscribe ---------------------------------------------------------------------
+    async def unsubscribe_page(self, request: Request) -> Response:
+        email = self._read(request.path_params["token"], "unsubscribe")
+        if email is None:
+            return self._bad_link(request, "unsubscribe")
+        try:
+            sub = await run_in_threadpool(self._lookup, email)
+        except NewsletterError:
+            log.exception("unsubscribe page: reading the list failed")
+            return self.pages.trouble(request, "look up your subscription")
+        if sub is None:
+            return self.pages.page(request, "unsubscribe.html.j2", state="not-listed", email=email)
+        state = "already" if sub.status in SUPPRESSED else "ask"
+        return self.pages.page(request, "unsubscribe.html.j2", state=state, email=sub.email)
+
+    async def unsubscribe(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        form = await read_form(request)
+        if form.get("List-Unsubscribe", "").strip().lower() == "one-click":
+            return await self._one_click(token)
+        if is_cross_site(request.headers, self._own_origins(request)):
+            return self._cross_site(request)
+        email = self._read(token, "unsubscribe")
+        if email is None:
+            return self._bad_link(request, "unsubscribe")
+        action = form.get("action", "")
+        if action == "unsubscribe":
+            try:
+                found = await run_in_threadpool(self._unsubscribe, email, "unsubscribed on the web")
+            except NewsletterError:
+                log.exception("unsubscribe button: writing the list failed")
+                return self.pages.trouble(request, "record your unsubscribe")
+            state = "done" if found else "not-listed"
+            return self.pages.page(request, "unsubscribe.html.j2", state=state, email=email)
+        if action == "resubscribe":
+            return await self._resubscribe(request, email)
+        return self.pages.notice(
+            request,
+            "Nothing to do",
+            "That request was not understood. Open the link from your email again.",
+            status_code=400,
+        )
+
+    async def _one_click(self, token: str) -> Response:
+        """RFC 8058: no cookies, no redirect, no page; a short text answer."""
+        email = self._read(token, "unsubscribe")
+        if email is None:
+            return PlainTextResponse(
+                "This unsubscribe link is invalid or has expired; nothing was changed.\n"
+                f"Write to {self.pages.site.contact} to be removed.\n",
+                status_code=400,
+            )
+        try:
+            found = await run_in_threadpool(
+                self._unsubscribe, email, "one-click unsubscribe (RFC 8058)"
+            )
+        except NewsletterError:
+            log.exception("one-click unsubscribe: writing the list failed")
+            return PlainTextResponse(
+                "Temporarily unable to unsubscribe; please retry.\n",
+                status_code=503,
+                headers={"Retry-After": "120"},
+            )
+        text = "You have been unsubscribed.\n" if found else "This address is not on the list.\n"
+        return PlainTextResponse(text)
+
+    async def _resubscribe(self, request: Request, email: str) -> Response:
+        if self.address_limiter.hit(address_key(email)) is not None:
+            reason = "rate-limited"
+        else:
+            try:
+                result = await run_in_threadpool(
+                    self.pipeline.request_confirmation,
+                    email,
+                    self.settings,
+                    source="web",
+                    store=self.store,
+                )
+            except NewsletterError:
+                log.exception("resubscribe: requesting a confirmation failed")
+                return self.pages.trouble(request, "send a confirmation email")
+            reason = result.reason
+        return self.pages.page(request, "resubscribe.html.j2", reason=reason, email=email)
+
+    # Confirm -------------------------------------------------------------------------
+    async def confirm_page(self, request: Request) -> Response:
+        email = self._read(request.path_params["token"], "confirm")
+        if email is None:
+            return self._bad_link(request, "confirm")
+        return self.pages.page(request, "confirm.html.j2", state="ask", email=email)
+
+    async def confirm(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        if is_cross_site(request.headers, self._own_origins(request)):
+            return self._cross_site(request)
+        if self._read(token, "confirm") is None:
+            return self._bad_link(request, "confirm")
+        try:
+            email = await run_in_threadpool(
+                self.pipeline.confirm_token, token, self.settings, store=self.store
+            )
+        except TokenError as exc:
+            if getattr(exc, "stale", False):  # minted before an unsubscribe (or other change)
+                return self.pages.page(request, "confirm.html.j2", state="stale", status_code=409)
+            return self._bad_link(request, "confirm")
+        except (LockTimeoutError, SubscriberFileError):
+            log.exception("confirm: confirming a subscription failed")
+            return self.pages.trouble(request, "confirm your subscription")
+        except NewsletterError:
+            # removed or unsubscribed since the request: the link is spent, not broken
+            return self.pages.page(request, "confirm.html.j2", state="stale", status_code=409)
+        return self.pages.page(request, "confirm.html.j2", state="done", email=email)
