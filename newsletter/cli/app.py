@@ -57,13 +57,14 @@ app = typer.Typer(
 def _register() -> None:
     # Command modules hold plain functions and sub-apps; registering them here keeps the
     # import graph one-way (command modules never import this module).
-    from newsletter.cli import archive, issue, send, serve
+    from newsletter.cli import archive, issue, send, serve, status
     from newsletter.cli.signups import app as signups_app
     from newsletter.cli.subscribers import app as subscribers_app
 
     for command in [
         *issue.COMMANDS,
         *send.COMMANDS,
+        *status.COMMANDS,
         *serve.COMMANDS,
         *archive.COMMANDS,
     ]:

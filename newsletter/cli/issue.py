@@ -9,12 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from newsletter.compose.build import build_issue, check_issue
-from newsletter.compose.issuefile import (
-    list_issue_files,
-    load_issue,
-    resolve_issue_path,
-    scaffold_issue,
-)
+from newsletter.compose.issuefile import list_issue_files, load_issue, resolve_issue_path
+from newsletter.compose.scaffold import scaffold_issue
 from newsletter.config import load_settings
 from newsletter.console import console, err_console
 from newsletter.errors import ExitCode, IssueFileError, Problem

@@ -11,19 +11,15 @@ from typing import Annotated
 
 import typer
 
-from newsletter.audience.inbound.classify import body_text, parse_message
+from newsletter.audience.inbound.classify import parse_message
+from newsletter.audience.inbound.imap import ImapSource
+from newsletter.audience.inbound.mailfiles import open_path_source
 from newsletter.audience.inbound.records import Records, ReviewState
 from newsletter.audience.inbound.safety import clean_header_text, clean_text
-from newsletter.audience.inbound.sources import ImapSource, InboundSource, open_path_source
-from newsletter.audience.signups import (
-    ApproveAs,
-    ProcessOutcome,
-    approve,
-    ignore,
-    process_source,
-    reject,
-    summarize,
-)
+from newsletter.audience.inbound.sources import InboundSource
+from newsletter.audience.inbound.text import body_text
+from newsletter.audience.review import ApproveAs, approve, ignore, reject
+from newsletter.audience.signups import ProcessOutcome, process_source, summarize
 from newsletter.config import Settings, load_settings
 from newsletter.console import console
 from newsletter.errors import NewsletterError

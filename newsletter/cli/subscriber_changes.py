@@ -1,0 +1,160 @@
+"""`newsletter subscribers add|remove|import`: the commands that change the list.
+
+Every change goes through :class:`~newsletter.audience.subscribers.SubscriberStore`,
+which writes under the list's lock; ``import --dry-run`` reports what would change and
+writes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from newsletter.audience.subscribers import AddressError, ImportOutcome, read_import_file
+from newsletter.cli.subscriber_options import FileOption, open_store
+from newsletter.cli.subscriber_output import plural, say, warn
+from newsletter.errors import ExitCode, NewsletterError
+
+SHOWN_PER_KIND = 20
+
+
+def add(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The address to add.")],
+    name: Annotated[str, typer.Option("--name", help="The person's name, any script.")] = "",
+    status: Annotated[
+        str, typer.Option("--status", help="active (default) or pending (awaits confirmation).")
+    ] = "active",
+    source: Annotated[str, typer.Option("--source", help="Where the address came from.")] = "cli",
+    note: Annotated[str, typer.Option("--note", help="A note for admins.")] = "",
+    file: FileOption = None,
+) -> None:
+    """Add one subscriber (fails if the address is already on the list)."""
+    store = open_store(ctx, file)
+    sub = store.add(email, name=name, status=status, source=source, note=note)
+    say(f"added {sub.email} ({sub.status}) on line {sub.line} of {store.display}")
+
+
+def remove(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The address to remove.")],
+    purge: Annotated[
+        bool,
+        typer.Option(
+            "--purge",
+            help="Delete every row holding the address (a data-protection request) "
+            "instead of marking it unsubscribed.",
+        ),
+    ] = False,
+    file: FileOption = None,
+) -> None:
+    """Unsubscribe an address (the row stays, status unsubscribed), or --purge it."""
+    store = open_store(ctx, file)
+    if purge:
+        lines = store.purge(email)
+        if not lines:
+            raise NewsletterError(f"{store.display}: {email} is not on the list")
+        where = ", ".join(str(n) for n in lines)
+        say(
+            f"purged {email}: deleted {plural(len(lines), 'row')} (line {where}) from "
+            f"{store.display}"
+        )
+        warn(
+            f"note: the backups in {store.backup_dir} still hold it until they rotate out "
+            "(the last 10 writes); delete them too if the request requires it",
+            style="dim",
+        )
+        return
+    if not store.remove(email):
+        raise NewsletterError(f"{store.display}: {email} is not on the list")
+    say(f"unsubscribed {email} in {store.display}")
+
+
+def _show_outcomes(label: str, outcomes: list[ImportOutcome], source: str) -> None:
+    for outcome in outcomes[:SHOWN_PER_KIND]:
+        detail = f": {outcome.detail}" if outcome.detail else ""
+        say(f"  {label:<7} {source}:{outcome.line}: {outcome.email}{detail}")
+    if len(outcomes) > SHOWN_PER_KIND:
+        say(f"  {label:<7} ... and {len(outcomes) - SHOWN_PER_KIND} more")
+
+
+def import_subscribers(
+    ctx: typer.Context,
+    source_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            help="A CSV with an email column, or a plain list: one address per line.",
+        ),
+    ],
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Status for rows that do not give one (new rows default to active; "
+            "listed rows keep theirs).",
+        ),
+    ] = None,
+    source: Annotated[
+        str, typer.Option("--source", help="The source recorded on new rows.")
+    ] = "import",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Allow making pending (unconfirmed), unsubscribed, bounced or complained "
+            "rows active.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+    ] = False,
+    encoding: Annotated[
+        str,
+        typer.Option(
+            "--encoding", help="The file's encoding, e.g. cp1252 for a legacy Excel export."
+        ),
+    ] = "utf-8",
+    file: FileOption = None,
+) -> None:
+    """Merge another CSV or a plain list of addresses into the list.
+
+    New addresses are added; listed ones get a differing name, note or status updated.
+    Nobody pending (not yet confirmed), unsubscribed, bounced or complained is made
+    active without --force.
+    Invalid lines are reported with FILE:LINE and not imported (exit 1).
+    """
+    store = open_store(ctx, file)
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise AddressError(f"--encoding: unknown encoding {encoding!r}") from None
+    entries, problems = read_import_file(
+        source_file, encoding=encoding, status=status, source=source
+    )
+    report = store.import_entries(entries, force=force, dry_run=dry_run)
+    shown = str(source_file)
+    _show_outcomes("add", report.added, shown)
+    _show_outcomes("update", report.updated, shown)
+    _show_outcomes("skip", report.skipped, shown)
+    for problem in problems:
+        warn(f"  invalid {problem}")
+    counts = (
+        f"{len(report.added)} added, {len(report.updated)} updated, "
+        f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped, "
+        f"{len(problems)} invalid"
+    )
+    if dry_run:
+        say(f"dry run, nothing written: {counts}")
+    else:
+        say(f"imported {shown} into {store.display}: {counts}")
+    if problems:
+        warn(
+            f"{plural(len(problems), 'invalid line')} not imported: fix them and re-run",
+            style="yellow",
+        )
+        raise typer.Exit(int(ExitCode.ERROR))
