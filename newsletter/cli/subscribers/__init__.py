@@ -4,10 +4,10 @@ Every command reads or changes ``subscribers/subscribers.csv`` (or ``--file``) t
 :class:`~newsletter.audience.subscribers.SubscriberStore`; library errors propagate to the root
 group, which prints them and exits with the class's code.
 
-This module is the sub-app: the group's options and the commands in the order ``--help``
-lists them. The commands live by what they do to the list: :mod:`.subscriber_reports`
-(list, export, stats, check: read only) and :mod:`.subscriber_changes` (add, remove,
-import); what they share is :mod:`.subscriber_options` and :mod:`.subscriber_output`.
+This package is the sub-app: the group's options and the commands in the order ``--help``
+lists them. The commands live by what they do to the list: :mod:`.reports`
+(list, export, stats, check: read only) and :mod:`.changes` (add, remove,
+import); what they share is :mod:`.options` and :mod:`.output`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli import subscriber_changes, subscriber_reports
-from newsletter.cli.subscriber_options import FileOption, GroupOptions
+from newsletter.cli.subscribers import changes, reports
+from newsletter.cli.subscribers.options import FileOption, GroupOptions
 
 app = typer.Typer(
     help="Manage the subscriber list, subscribers/subscribers.csv.\n\n"
@@ -46,10 +46,10 @@ def subscribers(
     ctx.obj = GroupOptions(file, lock_timeout)
 
 
-app.command("list")(subscriber_reports.list_subscribers)
-app.command()(subscriber_changes.add)
-app.command()(subscriber_changes.remove)
-app.command("import")(subscriber_changes.import_subscribers)
-app.command()(subscriber_reports.export)
-app.command()(subscriber_reports.stats)
-app.command()(subscriber_reports.check)
+app.command("list")(reports.list_subscribers)
+app.command()(changes.add)
+app.command()(changes.remove)
+app.command("import")(changes.import_subscribers)
+app.command()(reports.export)
+app.command()(reports.stats)
+app.command()(reports.check)

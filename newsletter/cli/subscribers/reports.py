@@ -17,8 +17,8 @@ import typer
 from rich.table import Table
 
 from newsletter.audience.subscribers import FIELDS, STATUSES, Subscriber
-from newsletter.cli.subscriber_options import FileOption, StatusFilter, open_store, parse_statuses
-from newsletter.cli.subscriber_output import plural, say, warn, warn_problem_rows, write_csv
+from newsletter.cli.subscribers.options import FileOption, StatusFilter, open_store, parse_statuses
+from newsletter.cli.subscribers.output import plural, say, warn, warn_problem_rows, write_csv
 from newsletter.console import console
 from newsletter.errors import ExitCode, Problem, SubscriberFileError
 

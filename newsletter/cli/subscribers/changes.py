@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from newsletter.audience.subscribers import AddressError, ImportOutcome, read_import_file
-from newsletter.cli.subscriber_options import FileOption, open_store
-from newsletter.cli.subscriber_output import plural, say, warn
+from newsletter.cli.subscribers.options import FileOption, open_store
+from newsletter.cli.subscribers.output import plural, say, warn
 from newsletter.errors import ExitCode, NewsletterError
 
 SHOWN_PER_KIND = 20
