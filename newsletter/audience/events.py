@@ -123,14 +123,18 @@ def verify_signature(
 
 
 # Events (pure) -------------------------------------------------------------------------
+class BatchError(ValueError):
+    """A verified body that is not a JSON array of event objects (the sender's fault)."""
+
+
 def parse_events(body: bytes) -> list[dict[str, Any]]:
-    """The JSON array of event objects SendGrid posts; ValueError if it is not one."""
+    """The JSON array of event objects SendGrid posts; :class:`BatchError` if it is not one."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeError) as exc:
-        raise ValueError(f"body is not JSON: {exc}") from None
+        raise BatchError(f"body is not JSON: {exc}") from None
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise ValueError("body is not a JSON array of event objects")
+        raise BatchError("body is not a JSON array of event objects")
     return data
 
 
@@ -194,7 +198,9 @@ def read_events(
     """What a posted batch means for the list: the signature first, then the events.
 
     Raises :class:`SignatureError` (see :func:`verify_signature`) before the body is
-    read, and ValueError if a verified body is not a JSON array of event objects.
+    read, and :class:`BatchError` if a verified body is not a JSON array of event
+    objects. Any other error is the server's, not the sender's (the caller answers 5xx,
+    so SendGrid retries).
     """
     verify_signature(public_key, body, signature, timestamp)
     return [map_event(event) for event in parse_events(body)]

@@ -39,6 +39,7 @@ from starlette.responses import PlainTextResponse, Response
 from newsletter.audience.events import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    BatchError,
     EventLedger,
     SignatureError,
     apply_events,
@@ -144,7 +145,7 @@ class SendGridEndpoints:
         except SignatureError as exc:
             log.warning("event webhook: refused: %s", exc)
             return PlainTextResponse("signature verification failed\n", status_code=403)
-        except ValueError as exc:
+        except BatchError as exc:
             return PlainTextResponse(f"{exc}\n", status_code=400)
         try:
             applied = await run_in_threadpool(apply_events, self.store, self.ledger, actions)
