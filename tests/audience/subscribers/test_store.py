@@ -25,7 +25,7 @@ from newsletter.audience.subscribers import (
 )
 from newsletter.errors import LockTimeoutError, SubscriberFileError
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 NOW = "2024-06-01T12:00:00Z"
 HEADER = "email,name,status,source,subscribed_at,confirmed_at,updated_at,note\n"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.audience.inbound_mail import classify, load
+from tests.support.inboundkit import classify, load
 
 
 def test_bounce_fields() -> None:

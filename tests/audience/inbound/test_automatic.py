@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from newsletter.tokens import CONFIRM_TTL, make_token
-from tests.audience.inbound_mail import NOW, SECRET, classify
-from tests.audience.inbound_mail import mail as _mail
+from tests.support.inboundkit import NOW, SECRET, classify
+from tests.support.inboundkit import mail as _mail
 
 
 def test_auto_reply_quoting_a_confirmation_never_confirms() -> None:

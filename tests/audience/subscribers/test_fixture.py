@@ -7,7 +7,7 @@ from pathlib import Path
 
 from newsletter.audience.subscribers import SubscriberStore
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "subscribers"
+DATA = Path(__file__).resolve().parents[2] / "data" / "subscribers"
 NOW = "2024-06-01T12:00:00Z"
 
 EXPECTED_REPORT = """\

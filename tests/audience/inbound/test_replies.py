@@ -8,8 +8,8 @@ import re
 import pytest
 
 from newsletter.tokens import CONFIRM_TTL, UNSUBSCRIBE_TTL, make_token
-from tests.audience.inbound_mail import NOW, SECRET, classify, load
-from tests.audience.inbound_mail import mail as _mail
+from tests.support.inboundkit import NOW, SECRET, classify, load
+from tests.support.inboundkit import mail as _mail
 
 
 def test_confirm_reply_that_refuses_is_not_a_confirmation() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from newsletter.audience.inbound import body_text, html_to_text, parse_message, strip_quoted
-from tests.audience.inbound_mail import load
+from tests.support.inboundkit import load
 
 
 def test_strip_quoted_gmail_bottom_post_keeps_new_text() -> None:

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.audience.inbound_mail import classify
-from tests.audience.inbound_mail import mail as _mail
+from tests.support.inboundkit import classify
+from tests.support.inboundkit import mail as _mail
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Inbound classification: the corpus in tests/data/inbound, compared outcome by outcome.
 
 Each ``.eml`` has an entry in ``expected.yaml``; tokens are filled in by
-:func:`tests.audience.inbound_mail.load`. The outcomes of each kind are tested in detail
+:func:`tests.support.inboundkit.load`. The outcomes of each kind are tested in detail
 beside the module that reads them (test_inbound_bounces, _automatic, _replies, _intent,
 _authentication); here, what the order of the decisions itself decides.
 """
@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from tests.audience.inbound_mail import DATA, EXPECTED, classify, load
-from tests.audience.inbound_mail import mail as _mail
+from tests.support.inboundkit import DATA, EXPECTED, classify, load
+from tests.support.inboundkit import mail as _mail
 
 
 def test_corpus_and_expectations_match() -> None:
