@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from newsletter.audience.events import (
@@ -21,21 +21,9 @@ from newsletter.audience.events import (
     verify_signature,
 )
 from newsletter.audience.subscribers import SubscriberStore
+from tests.support.eventkeys import keypair, sign
 
 NOW = 1_700_000_000
-
-
-def keypair() -> tuple[ec.EllipticCurvePrivateKey, str]:
-    private = ec.generate_private_key(ec.SECP256R1())
-    der = private.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, base64.b64encode(der).decode()
-
-
-def sign(private: ec.EllipticCurvePrivateKey, body: bytes, timestamp: str) -> str:
-    der = private.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-    return base64.b64encode(der).decode()
 
 
 BODY = json.dumps([{"email": "a@example.org", "event": "bounce", "sg_event_id": "e1"}]).encode()

@@ -11,7 +11,6 @@ want ``base_url = web_server(app)`` with cleanup at the end of the test.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import socket
@@ -28,7 +27,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.types import ASGIApp
 
@@ -36,6 +34,7 @@ from newsletter.audience.events import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.config import Settings, load_settings
 from newsletter.tokens import CONFIRM_TTL, UNSUBSCRIBE_TTL, make_token
+from tests.support.eventkeys import sign
 
 
 @contextmanager
@@ -86,14 +85,6 @@ FORM = {"content-type": "application/x-www-form-urlencoded"}
 Serve = Callable[..., httpx.Client]
 
 
-def keypair() -> tuple[ec.EllipticCurvePrivateKey, str]:
-    private = ec.generate_private_key(ec.SECP256R1())
-    der = private.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, base64.b64encode(der).decode()
-
-
 def web_settings(public_key: str | None, **extra: Any) -> Settings:
     from tests.conftest import GOLDEN_SETTINGS
 
@@ -128,14 +119,14 @@ def signed_post(
 ) -> httpx.Response:
     body = json.dumps(events).encode()
     stamp = str(int(time.time()) if timestamp is None else timestamp)
-    der = private.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    signature = sign(private, body, stamp)
     if tamper:
         flipped = bytearray(body)
         flipped[len(body) // 2] ^= 0x01
         body = bytes(flipped)
     headers = {
         "content-type": "application/json",
-        SIGNATURE_HEADER: base64.b64encode(der).decode(),
+        SIGNATURE_HEADER: signature,
         TIMESTAMP_HEADER: stamp,
     }
     return client.post("/webhooks/sendgrid", content=body, headers=headers)

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.config import Settings
 from newsletter.web import create_app
-from tests.support.webserver import Serve, keypair, running, web_settings
+from tests.support.eventkeys import keypair
+from tests.support.webserver import Serve, running, web_settings
 
 
 @pytest.fixture

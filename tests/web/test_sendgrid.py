@@ -15,12 +15,12 @@ from newsletter.audience.subscribers import SubscriberStore
 from newsletter.config import Settings
 from newsletter.errors import LockTimeoutError
 from newsletter.web import Pipeline
+from tests.support.eventkeys import keypair
 from tests.support.webserver import (
     INBOUND_SECRET,
     Recorder,
     Serve,
     confirmations_to,
-    keypair,
     signed_post,
     status_of,
     web_settings,

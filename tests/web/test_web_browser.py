@@ -11,8 +11,8 @@ import pytest
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.config import Settings
 from newsletter.web import create_app
+from tests.support.eventkeys import keypair
 from tests.support.webserver import (
-    keypair,
     running,
     unsubscribe_path,
     wait_for_confirmation,
