@@ -37,7 +37,7 @@ from newsletter.web.formdata import read_form
 from newsletter.web.guards import is_cross_site
 
 if TYPE_CHECKING:
-    from newsletter.audience.subscribers.rows import Subscriber
+    from newsletter.audience.subscribers.ledger import RowState
     from newsletter.audience.subscribers.store import SubscriberStore
     from newsletter.config import Settings
     from newsletter.web.guards import SlidingWindow
@@ -85,12 +85,13 @@ class LinkPages:
             status_code=403,
         )
 
-    def _lookup(self, email: str) -> Subscriber | None:
-        if not self.store.path.exists():
-            return None
-        return self.store.get(email)
+    def _lookup(self, email: str) -> RowState | None:
+        """The address's status now: the list's index plus the ledger (no read of the CSV)."""
+        state = self.store.status(email)
+        return None if state is None or state.status == "problem" else state
 
     def _unsubscribe(self, email: str, note: str) -> bool:
+        """Record the unsubscribe in the ledger: durable when this returns (one commit)."""
         return bool(apply_suppressions(self.store, {email: ("unsubscribed", note)}))
 
     # Unsubscribe ---------------------------------------------------------------------

@@ -165,7 +165,18 @@ def status_of(store: SubscriberStore, email: str) -> str | None:
     return None if sub is None else sub.status
 
 
+def fold_list(home: Path) -> None:
+    """Fold the consent ledger into the CSV now (what ``serve`` does after a quiet moment)."""
+    SubscriberStore(
+        home / "subscribers" / "subscribers.csv",
+        backup_dir=home / ".newsletter" / "backups",
+        state_dir=home / ".newsletter",
+    ).fold()
+
+
 def csv_row(home: Path, email: str) -> str:
+    """The address's line of the CSV, after the ledger is folded into it."""
+    fold_list(home)
     text = (home / "subscribers" / "subscribers.csv").read_text(encoding="utf-8")
     return next(line for line in text.splitlines() if line.lower().startswith(email.lower()))
 

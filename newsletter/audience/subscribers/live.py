@@ -1,0 +1,299 @@
+"""The list as machines see it: the CSV's index, plus the ledger's changes and holds.
+
+:class:`LiveList` answers "what is this address's status now?" from one indexed
+look-up and the ledger (never a read of the CSV on a request's path), records machine
+changes decided against that answer in one ledger transaction, keeps the index in step
+with the file, and folds the ledger into the file (:meth:`LiveList.fold`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Final
+
+from newsletter.audience.subscribers.addresses import address_key, check_status, normalize_address
+from newsletter.audience.subscribers.fold import RECHECK_SECONDS, FoldMutation, FoldReport
+from newsletter.audience.subscribers.index import (
+    INDEX_NAME,
+    RowIndex,
+    index_entry,
+    signature_text,
+)
+from newsletter.audience.subscribers.ledger import (
+    RANK,
+    Change,
+    Hold,
+    Ledger,
+    RowState,
+    apply_change,
+    enforce_hold,
+)
+from newsletter.audience.subscribers.lockedfile import FileSignature, file_signature
+
+if TYPE_CHECKING:
+    from newsletter.audience.subscribers.rows import SubscriberRow
+    from newsletter.audience.subscribers.store import SubscriberStore
+
+log = logging.getLogger("newsletter.subscribers")
+
+#: One Ledger and one RowIndex per file in a process: their write locks must be shared.
+_OPEN: dict[Path, Ledger | RowIndex] = {}
+_OPEN_LOCK: Final = threading.Lock()
+
+
+def _shared(path: Path, kind: type[Ledger] | type[RowIndex]) -> Ledger | RowIndex:
+    with _OPEN_LOCK:
+        found = _OPEN.get(path)
+        if not isinstance(found, kind):
+            found = _OPEN[path] = kind(path)
+        return found
+
+
+#: A decision: given the address's row now (None: not listed) and its hold, the change
+#: to record (None: nothing to record).
+Decide = Callable[[RowState | None, Hold | None], Change | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    before: RowState | None  # the status the change was decided against
+    change: Change | None  # None when nothing needed recording
+
+
+class LiveList:
+    """One subscriber file's index and ledger (``state_dir/{index,ledger}.sqlite3``)."""
+
+    def __init__(self, store: SubscriberStore, state_dir: Path) -> None:
+        self.store = store
+        ledger = _shared((state_dir / "ledger.sqlite3").resolve(), Ledger)
+        index = _shared((state_dir / INDEX_NAME).resolve(), RowIndex)
+        assert isinstance(ledger, Ledger) and isinstance(index, RowIndex)
+        self.ledger = ledger
+        self.index = index
+        #: rebuild a stale index inside a look-up (a CLI); ``serve`` turns it off and
+        #: rebuilds in the background, so a request never waits for a rebuild
+        self.inline_rebuild = True
+
+    # The index ------------------------------------------------------------------------
+    def index_is_current(self) -> bool:
+        signature, _seq, path = self.index.meta()
+        return path == str(self.store.path.resolve()) and signature == signature_text(
+            file_signature(self.store.path)
+        )
+
+    def refresh_index(self, *, force: bool = False) -> bool:
+        """Rebuild the index if the file changed since it was built; True if rebuilt."""
+        with self.index.rebuild_lock:
+            if not force and self.index_is_current():
+                return False
+            seq = self.ledger.folded_seq()  # before the read: later folds are re-overlaid
+            builder = self.index.begin_rebuild()
+            try:
+                with self.store.open_rows() as (_header, rows, signature):
+                    for row in rows:
+                        entry = index_entry(row)
+                        if entry is not None:
+                            builder.add(entry)
+                builder.finish(
+                    signature=signature_text(signature),
+                    seq=seq,
+                    path=str(self.store.path.resolve()),
+                )
+            except BaseException:
+                builder.abandon()
+                raise
+            return True
+
+    def _ensure_index(self) -> int:
+        """The ledger seq the index includes; rebuilds it first when allowed (or never built)."""
+        signature, seq, path = self.index.meta()
+        never = not signature or path != str(self.store.path.resolve())
+        if never or self.inline_rebuild:
+            now = signature_text(file_signature(self.store.path))
+            if never or signature != now:
+                self.refresh_index()
+                return self.index.meta()[1]
+        return seq
+
+    # The effective state -------------------------------------------------------------
+    def state(self, key: str) -> RowState | None:
+        """The address's row now: the index, its unfolded changes, its hold."""
+        seq = self._ensure_index()
+        state = self.index.lookup(key)
+        for change in self.ledger.changes_after(seq, key):
+            state = apply_change(change, state)
+        return enforce_hold(self.ledger.hold(key), state)
+
+    def new_row(self, key: str) -> Change | None:
+        """The unfolded request that adds the address's row, if any."""
+        folded = self.ledger.folded_seq()
+        added = [c for c in self.ledger.changes_after(folded, key) if c.op == "request"]
+        return next((c for c in added if not c.before), None)
+
+    def held(self, keys: Iterable[str]) -> dict[str, Hold]:
+        """The holds among ``keys`` (the send loop's check before a hand-off)."""
+        return self.ledger.holds(keys)
+
+    def decide(self, key: str, decide: Decide) -> Decision:
+        """Record what ``decide`` makes of the address's state, in one transaction.
+
+        A decision that records nothing (a replayed unsubscribe) takes no write lock.
+        """
+        before = self.state(key)
+        if decide(before, self.ledger.hold(key)) is None:
+            return Decision(before, None)
+        with self.ledger.transaction() as conn:
+            before = self.state(key)  # again, now that writers wait for us
+            change = decide(before, self.ledger.hold(key))
+            if change is not None:
+                change = self.ledger.insert(conn, change)
+        return Decision(before, change)
+
+    def decide_many(self, decisions: Mapping[str, Decide]) -> dict[str, Decision]:
+        """Several addresses' decisions in one transaction (one fsync)."""
+        done: dict[str, Decision] = {}
+        todo = {}
+        for key, decide in decisions.items():
+            before = self.state(key)
+            if decide(before, self.ledger.hold(key)) is None:
+                done[key] = Decision(before, None)
+            else:
+                todo[key] = decide
+        if todo:
+            with self.ledger.transaction() as conn:
+                for key, decide in todo.items():
+                    before = self.state(key)
+                    change = decide(before, self.ledger.hold(key))
+                    if change is not None:
+                        change = self.ledger.insert(conn, change)
+                    done[key] = Decision(before, change)
+        return done
+
+    def suppress(
+        self, changes: Mapping[str, tuple[str, str]], *, only_open: bool, source: str, at: str
+    ) -> dict[str, str | None]:
+        """Record suppressions in one transaction; each address's status before (None: unlisted)."""
+        decisions: dict[str, Decide] = {}
+        for email, (status, note) in changes.items():
+            address = normalize_address(email)
+            decisions[address.lower()] = wanted_suppression(
+                address, check_status(status), note, only_open=only_open, at=at, source=source
+            )
+        done = self.decide_many(decisions)
+        return {key: (d.before.status if d.before else None) for key, d in done.items()}
+
+    def release(self, emails: Iterable[str], *, note: str) -> None:
+        """An admin lifted these addresses' holds (``import --force``)."""
+        with self.ledger.transaction() as conn:
+            for email in emails:
+                key = address_key(email)
+                if self.ledger.hold(key) is not None:
+                    self.ledger.insert(conn, Change(key, email, "release", "", note=note))
+
+    def overlay(self) -> Overlay:
+        """What readers of the file add to it: unfolded changes and holds."""
+        return Overlay(
+            self.ledger.changes_between(self.ledger.folded_seq(), self.ledger.last_seq()),
+            self.ledger.holds(),
+        )
+
+    # Folding ---------------------------------------------------------------------------
+    def fold(self) -> FoldReport:
+        """Write the ledger's new changes (and any reverted ones) into the CSV: one rewrite."""
+        ledger = self.ledger
+        after, upto = ledger.folded_seq(), ledger.last_seq()
+        signature = file_signature(self.store.path)
+        report = FoldReport()
+        if upto == after and signature_text(signature) == ledger.meta("fold_signature"):
+            return report  # nothing new, and the file is as the last fold left it
+        since = datetime.fromtimestamp(time.time() - RECHECK_SECONDS, UTC)
+        changes = ledger.changes_for_fold(upto, since.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        history = ledger.history(changes)
+        mutation = FoldMutation(self.store.display, changes, ledger.holds(), history, after)
+        read: list[FileSignature | None] = []
+
+        def write_pass(out: IO[str]) -> tuple[bool, FileSignature | None]:
+            changed, sig = self.store.apply_pass(mutation, out)
+            read.append(sig)
+            return changed, sig
+
+        report_wrote = self.store.rewrite(write_pass) if changes or ledger.holds_count() else False
+        report = mutation.report
+        report.wrote = report_wrote
+        report.folded = upto - after
+        now_sig = signature_text(file_signature(self.store.path))
+        if report.wrote:
+            ledger.note_folded(
+                {k: (pre, post) for k, (_s, pre, post) in mutation.touched.items()},
+                window=RECHECK_SECONDS,
+            )
+            updated = self.index.update(
+                {k: (s, post) for k, (s, _pre, post) in mutation.touched.items()},
+                signature=now_sig,
+                seq=upto,
+                expected=signature_text(read[-1]) if read else "",
+            )
+            if not updated:
+                log.info("subscriber index is stale; it is rebuilt from the file")
+        ledger.set_folded(upto, now_sig)
+        for line in report.reapplied:
+            log.warning("fold: re-applied: %s", line)
+        return report
+
+
+class Overlay:
+    """A row of the file as the ledger sees it (the status after its changes and hold)."""
+
+    def __init__(self, changes: dict[str, list[Change]], holds: dict[str, Hold]) -> None:
+        self.changes = changes
+        self.holds = holds
+
+    def row(self, row: SubscriberRow) -> SubscriberRow:
+        sub = row.subscriber
+        if sub is None or (sub.key not in self.changes and sub.key not in self.holds):
+            return row
+        state: RowState | None = RowState(sub.email, sub.status, sub.updated_at, row.line)
+        for change in self.changes.get(sub.key, []):
+            state = apply_change(change, state)
+        state = enforce_hold(self.holds.get(sub.key), state)
+        if state is None or state.status == sub.status:
+            return row
+        confirmed = state.updated_at if state.status == "active" else sub.confirmed_at
+        return row._replace(
+            subscriber=replace(
+                sub, status=state.status, updated_at=state.updated_at, confirmed_at=confirmed
+            )
+        )
+
+
+def wanted_suppression(
+    email: str, status: str, note: str, *, only_open: bool, at: str, source: str = ""
+) -> Decide:
+    """A suppression, recorded unless the address already has that status or stronger."""
+    key = email.lower()
+
+    def decide(state: RowState | None, hold: Hold | None) -> Change | None:
+        change = Change(
+            key,
+            email,
+            "suppress-open" if only_open else "suppress",
+            status,
+            before=state.status if state else "",
+            note=note,
+            source=source,
+            at=at,
+        )
+        if state is not None:
+            # already that status or stronger (a replay): nothing to record
+            return None if apply_change(change, state) is state else change
+        if hold is not None and RANK[hold.status] >= RANK[status]:
+            return None
+        return change  # not listed now: kept as a hold, in case the row comes back
+
+    return decide
