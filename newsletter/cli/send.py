@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -197,6 +197,7 @@ def send(
         return
 
     from newsletter.audience.subscribers import SubscriberStore
+    from newsletter.cli.folding import folded
     from newsletter.delivery.campaign import Campaign
     from newsletter.delivery.journal import Journal
 
@@ -204,6 +205,7 @@ def send(
     transport = make_transport(settings, builder)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(settings.state_dir / f"send-{slug}.lock"))
+    stack = ExitStack()
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -212,13 +214,16 @@ def send(
             hint="wait for it to finish; `newsletter status` shows its progress",
         ) from None
     try:
+        # the ledger's changes (web unsubscribes, bounces) into the file first; the send
+        # also checks the ledger before every hand-off
+        store = stack.enter_context(folded(SubscriberStore.from_settings(settings)))
         with Journal(journal_path(settings)) as journal:
             campaign = Campaign(
                 issue=slug,
                 builder=builder,
                 transport=transport,
                 journal=journal,
-                store=SubscriberStore.from_settings(settings),
+                store=store,
                 store_path=settings.subscribers_file,
                 make_recipient=Recipient,
             )
@@ -237,6 +242,7 @@ def send(
             _confirm(plan, yes, limit)
             _run(campaign, journal, plan, limit, command, transport.name)
     finally:
+        stack.close()
         lock.release()
 
 

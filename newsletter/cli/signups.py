@@ -20,6 +20,8 @@ from newsletter.audience.inbound.sources import InboundSource
 from newsletter.audience.inbound.text import body_text
 from newsletter.audience.review import ApproveAs, approve, ignore, reject
 from newsletter.audience.signups import ProcessOutcome, process_source, summarize
+from newsletter.audience.subscribers import SubscriberStore
+from newsletter.cli.folding import folded
 from newsletter.config import Settings, load_settings
 from newsletter.console import console
 from newsletter.errors import NewsletterError
@@ -71,7 +73,8 @@ def process_command(
     """
     settings = _settings()
     settings.require_secret()
-    with Records.from_settings(settings) as records:
+    store = SubscriberStore.from_settings(settings)
+    with folded(store), Records.from_settings(settings) as records:
         inbound: InboundSource = (
             open_path_source(source)
             if source is not None
@@ -83,7 +86,7 @@ def process_command(
                 _print(outcome.line())
 
         outcomes = process_source(
-            inbound, settings, records=records, dry_run=dry_run, on_outcome=show
+            inbound, settings, records=records, dry_run=dry_run, on_outcome=show, store=store
         )
     prefix = "dry run: " if dry_run else ""
     _print(f"{prefix}{inbound.name}: {summarize(outcomes)}")
@@ -219,9 +222,9 @@ def approve_command(
         raise NewsletterError(f"--as {as_kind!r}: expected subscribe, unsubscribe or bounce")
     settings = _settings()
     kind: ApproveAs | None = as_kind  # type: ignore[assignment]
-    _decided(
-        f"[{record_id}] " + approve(record_id, settings, as_kind=kind, addresses=address or ())
-    )
+    with folded(SubscriberStore.from_settings(settings)) as store:
+        done = approve(record_id, settings, as_kind=kind, addresses=address or (), store=store)
+    _decided(f"[{record_id}] {done}")
 
 
 @app.command("reject")

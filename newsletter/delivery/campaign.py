@@ -6,8 +6,9 @@ the journal and the subscriber store together::
     plan()  recover a dead run's in-flight rows (-> uncertain), requeue retryable
             failures, match the journal to the subscribers active now, count
     run()   for each batch of pending rows: re-check the subscriber list if the file
-            changed, mark the batch in_flight (committed), hand it to the transport,
-            record each outcome (committed), mark refused addresses bounced
+            changed, drop (as skipped) whoever the consent ledger says left the list
+            since, mark the batch in_flight (committed), hand it to the transport,
+            record each outcome (committed), record refused addresses as bounced
     rehearse()  the dry run: builds every message, hands off nothing, writes nothing
 
 Stopping (:meth:`Campaign.stop`, from a signal handler) lets the current hand-off finish
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from newsletter.delivery.journal import Journal
+from newsletter.delivery.journal import Delivery, Journal
 from newsletter.delivery.transports.base import (
     BuilderLike,
     Outcome,
@@ -44,7 +45,12 @@ class SubscriberLike(Protocol):
 
 
 class StoreLike(Protocol):
-    """What the send loop needs of :class:`newsletter.audience.subscribers.SubscriberStore`."""
+    """What the send loop needs of :class:`newsletter.audience.subscribers.SubscriberStore`.
+
+    A store may also offer ``held(keys) -> set[str]`` (the addresses among ``keys`` that
+    left the list: checked before every hand-off) and ``suppress({email: (status,
+    note)}) -> {key: status before}`` (bounces recorded without rewriting the file).
+    """
 
     def iter_active(self) -> Iterator[SubscriberLike]: ...
     def set_statuses(self, changes: Mapping[str, tuple[str, str | None]]) -> set[str]: ...
@@ -221,6 +227,9 @@ class Campaign:
                 if not rows:
                     break
                 cursor = rows[-1].id
+                rows = self._still_subscribed(rows, report)
+                if not rows:
+                    continue
                 batch = [self.make_recipient(row.email, row.name) for row in rows]
                 keys = [row.key for row in rows]
                 self.journal.mark_in_flight(self.issue, keys, run_id)
@@ -251,11 +260,37 @@ class Campaign:
             report.elapsed = time.perf_counter() - started
         return report
 
+    def _still_subscribed(self, rows: list[Delivery], report: Report) -> list[Delivery]:
+        """``rows`` less those who left the list since the last look (the ledger's holds).
+
+        Checked right before each hand-off, so an unsubscribe made during the send stops
+        that reader's copy unless it has already been handed off.
+        """
+        held_of = getattr(self.store, "held", None)
+        if held_of is None:
+            return rows
+        gone = held_of([row.key for row in rows])
+        if not gone:
+            return rows
+        report.skipped += self.journal.mark_skipped(self.issue, sorted(gone))
+        return [row for row in rows if row.key not in gone]
+
     def _mark_bounced(self, outcomes: list[Outcome], report: Report) -> None:
         changes: dict[str, tuple[str, str | None]] = {
             o.email: ("bounced", f"{self.issue}: {o.reason}") for o in outcomes if o.bounce
         }
         if not changes:
+            return
+        suppress = getattr(self.store, "suppress", None)
+        if suppress is not None:  # the ledger: one commit, the file untouched
+            try:
+                recorded = suppress({e: (s, n or "") for e, (s, n) in changes.items()})
+                report.bounced += sum(1 for before in recorded.values() if before is not None)
+            except (NewsletterError, OSError) as exc:
+                why = exc.message if isinstance(exc, NewsletterError) else str(exc)
+                report.warnings.append(
+                    f"could not mark {len(changes)} refused address(es) bounced: {why}"
+                )
             return
         before = _file_signature(self.store_path)
         try:

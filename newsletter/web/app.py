@@ -17,16 +17,20 @@ Routes::
 The handlers live by concern: :mod:`.signup` (the form), :mod:`.links` (unsubscribe
 and confirm), :mod:`.sendgrid` (the provider endpoints); the static files, the error
 pages and the archive mount are here. Every store write runs in a worker thread and
-takes the subscriber file's lock.
+commits one row to the consent ledger; the lifespan runs the one background writer
+that folds the ledger into the CSV (:mod:`newsletter.audience.subscribers.background`).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -34,6 +38,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from newsletter.audience.subscribers.background import FoldPolicy, FoldWorker
 from newsletter.audience.subscribers.store import SubscriberStore
 from newsletter.web.formdata import MAX_FORM_BODY
 from newsletter.web.guards import CsrfGuard, SecurityHeaders, SlidingWindow
@@ -148,6 +153,35 @@ def _archive_routes(settings: Settings) -> list[BaseRoute]:
     return [Mount("/archive", app=files, name="archive")]
 
 
+def _fold_lifespan(web: WebApp) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """Start-up: the subscriber index is brought up to date before the first request, then
+    one background writer folds the consent ledger into the CSV; shutdown: a last fold."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        live = web.store.live
+        if live is None:  # pragma: no cover - from_settings always has a ledger
+            yield
+            return
+        settings = web.settings
+        worker = FoldWorker(
+            live,
+            FoldPolicy(
+                quiet=settings.fold_quiet_seconds,
+                batch=settings.fold_batch,
+                max_delay=settings.fold_max_delay,
+            ),
+        )
+        await run_in_threadpool(worker.start)
+        app.state.fold_worker = worker
+        try:
+            yield
+        finally:
+            await run_in_threadpool(worker.stop)
+
+    return lifespan
+
+
 def create_app(
     settings: Settings,
     *,
@@ -186,6 +220,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=middleware,
+        lifespan=_fold_lifespan(web),
         exception_handlers={
             404: web.not_found,
             405: web.not_allowed,

@@ -413,6 +413,11 @@ class SubscriberStore(LockedFile):
             self.apply(mutation)
         return {key: mutation.before.get(key) for key in mutation.changes}
 
+    def held(self, keys: Iterable[str]) -> set[str]:
+        """The addresses among ``keys`` that left the list (the ledger's holds): the send
+        loop asks right before each hand-off."""
+        return set() if self.live is None else set(self.live.held(keys))
+
     def fold(self) -> FoldReport | None:
         """Fold the ledger into the file now (None without a ledger)."""
         return None if self.live is None else self.live.fold()

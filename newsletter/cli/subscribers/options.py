@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from newsletter.audience.subscribers import STATUSES, AddressError, SubscriberStore
+from newsletter.cli.folding import fold_around
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,10 @@ def open_store(ctx: typer.Context, file: Path | None) -> SubscriberStore:
     from newsletter.config import load_settings
 
     settings = load_settings()
-    return SubscriberStore.from_settings(settings, lock_timeout=options.lock_timeout)
+    store = SubscriberStore.from_settings(settings, lock_timeout=options.lock_timeout)
+    # the ledger's changes into the file before the command reads it, and after
+    fold_around(ctx, store)
+    return store
 
 
 def parse_statuses(values: Sequence[str] | None) -> set[str] | None:
