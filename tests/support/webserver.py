@@ -38,15 +38,21 @@ from tests.support.eventkeys import sign
 
 
 @contextmanager
-def running(app: ASGIApp, *, startup_timeout: float = 10.0) -> Iterator[str]:
-    """Serve ``app`` until the block ends; yields ``http://127.0.0.1:<port>``."""
+def running(
+    app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: str = "off"
+) -> Iterator[str]:
+    """Serve ``app`` until the block ends; yields ``http://127.0.0.1:<port>``.
+
+    ``lifespan="on"`` runs the app's start-up and shutdown (the background fold of the
+    subscriber ledger), as ``newsletter serve`` does.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
-        lifespan="off",
+        lifespan=lifespan,
         ws="none",
         log_level="warning",
         access_log=False,

@@ -65,7 +65,7 @@ def _new_row_values(change: Change) -> dict[str, str]:
     return {
         "email": change.email,
         "name": neutralize_cell(change.name),
-        "status": "pending",
+        "status": change.status if change.op == "add" else "pending",
         "source": neutralize_cell(change.source),
         "subscribed_at": change.at,
         "confirmed_at": "",
@@ -112,7 +112,7 @@ class FoldMutation(Mutation):
     def begin(self, header: Header, now: str) -> None:
         header.ensure("status", "updated_at", "note")
         ops = {c.op for cs in self.changes.values() for c in cs}
-        if "activate" in ops or "request" in ops:
+        if ops & {"activate", "request", "add"}:
             header.ensure("name", "source", "subscribed_at", "confirmed_at")
         self.report = FoldReport()
         self.touched = {}
@@ -141,6 +141,8 @@ class FoldMutation(Mutation):
         """The note a row gets for the changes that took effect on it."""
         notes = []
         for c in sorted(changes, key=lambda c: c.seq):
+            if c.op == "add":
+                continue  # the row's own note
             text = c.note or (f"asked again ({c.source})" if c.op == "request" else c.op)
             notes.append(text if c.seq > self.folded_seq else f"{text} (again)")
         return "; ".join(notes)

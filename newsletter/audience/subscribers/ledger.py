@@ -38,7 +38,7 @@ RANK: Final[Mapping[str, int]] = {
     "bounced": 2,
     "complained": 3,
 }
-Op = Literal["suppress", "suppress-open", "activate", "request", "release"]
+Op = Literal["suppress", "suppress-open", "activate", "request", "add", "release"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS changes (
@@ -118,11 +118,14 @@ def apply_change(change: Change, state: RowState | None) -> RowState | None:
       changed since (by hand, or by a later suppression) keeps its status.
     * ``request``: a new pending row when absent; ``before`` bounced/complained (a
       human approved it) -> pending when the row still holds that status.
+    * ``add``: a new row with ``status`` when absent (an admin's import).
     * ``release``: changes no row (an admin's ``--force`` lifted a hold).
     """
     op = change.op
     if op == "release":
         return state
+    if op == "add":
+        return RowState(change.email, change.status, change.at) if state is None else state
     if op == "request":
         if state is None:
             return RowState(change.email, "pending", change.at)

@@ -17,8 +17,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
-from newsletter.audience.subscribers.addresses import address_key, check_status, normalize_address
+from newsletter.audience.subscribers.addresses import (
+    SUPPRESSED,
+    address_key,
+    check_status,
+    normalize_address,
+)
 from newsletter.audience.subscribers.fold import RECHECK_SECONDS, FoldMutation, FoldReport
+from newsletter.audience.subscribers.importer import (
+    ImportEntry,
+    ImportMutation,
+    ImportOutcome,
+    ImportReport,
+)
 from newsletter.audience.subscribers.index import (
     INDEX_NAME,
     RowIndex,
@@ -35,6 +46,7 @@ from newsletter.audience.subscribers.ledger import (
     enforce_hold,
 )
 from newsletter.audience.subscribers.lockedfile import FileSignature, file_signature
+from newsletter.audience.subscribers.rows import Subscriber
 
 if TYPE_CHECKING:
     from newsletter.audience.subscribers.rows import SubscriberRow
@@ -130,11 +142,19 @@ class LiveList:
             state = apply_change(change, state)
         return enforce_hold(self.ledger.hold(key), state)
 
-    def new_row(self, key: str) -> Change | None:
-        """The unfolded request that adds the address's row, if any."""
+    def unfolded_subscriber(self, key: str) -> Subscriber | None:
+        """The row an unfolded signup (or import) adds for the address, as it stands now."""
         folded = self.ledger.folded_seq()
-        added = [c for c in self.ledger.changes_after(folded, key) if c.op == "request"]
-        return next((c for c in added if not c.before), None)
+        new = [c for c in self.ledger.changes_after(folded, key) if c.op in ("request", "add")]
+        added = next((c for c in new if not c.before), None)
+        state = self.state(key)
+        if state is None or added is None:
+            return None
+        return Subscriber(
+            state.email, added.name, state.status, added.source, 0,
+            subscribed_at=added.at, updated_at=state.updated_at, note=added.note,
+            confirmed_at=state.updated_at if state.status == "active" else "",
+        )  # fmt: skip
 
     def held(self, keys: Iterable[str]) -> dict[str, Hold]:
         """The holds among ``keys`` (the send loop's check before a hand-off)."""
@@ -295,5 +315,52 @@ def wanted_suppression(
         if hold is not None and RANK[hold.status] >= RANK[status]:
             return None
         return change  # not listed now: kept as a hold, in case the row comes back
+
+    return decide
+
+
+def import_through_ledger(
+    store: SubscriberStore, live: LiveList, entries: list[ImportEntry], *, force: bool
+) -> ImportReport:
+    """An import whose new rows are ledger changes, so a stale spreadsheet save that drops
+    them has them put back at the next fold; rows already listed are updated in the file."""
+    store.fold()
+    listed = {e.key: e for e in entries if live.state(e.key) is not None}
+    mutation = ImportMutation(listed, force=force)
+    store.apply(mutation)
+    report = mutation.report
+    if force:
+        lifted = [
+            o.email
+            for o in report.updated
+            if any(f"status {s} -> " in o.detail for s in SUPPRESSED)
+        ]
+        live.release(lifted, note="import --force")
+    now = store.clock()
+    decisions: dict[str, Decide] = {}
+    for entry in entries:
+        if entry.key in listed:
+            continue
+        add = Change(
+            entry.key, entry.email, "add", entry.status or "active", note=entry.note,
+            name=entry.name, source=entry.source, at=now,
+        )  # fmt: skip
+        decisions[entry.key] = _add_if_absent(add)
+    for key, decision in live.decide_many(decisions).items():
+        entry = next(e for e in entries if e.key == key)
+        if decision.change is not None:
+            report.added.append(ImportOutcome(entry.email, entry.line, decision.change.status))
+        else:
+            report.unchanged.append(ImportOutcome(entry.email, entry.line))
+    store.fold()
+    return report
+
+
+_UNSUPPRESSED: Final = tuple(f"status {s} -> " for s in SUPPRESSED)
+
+
+def _add_if_absent(change: Change) -> Decide:
+    def decide(state: RowState | None, hold: Hold | None) -> Change | None:
+        return change if state is None else None
 
     return decide

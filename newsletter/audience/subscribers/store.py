@@ -30,7 +30,7 @@ from newsletter.audience.subscribers.csvio import (
 from newsletter.audience.subscribers.fold import FoldReport
 from newsletter.audience.subscribers.importer import ImportEntry, ImportMutation, ImportReport
 from newsletter.audience.subscribers.ledger import RowState
-from newsletter.audience.subscribers.live import LiveList
+from newsletter.audience.subscribers.live import LiveList, import_through_ledger
 from newsletter.audience.subscribers.lockedfile import FileSignature, LockedFile
 from newsletter.audience.subscribers.mutations import (
     AddMutation,
@@ -202,15 +202,7 @@ class SubscriberStore(LockedFile):
             for row in rows:
                 if row.key == key:
                     return overlay.row(row).subscriber
-        # a signup the ledger holds and the file does not yet
-        state, added = self.live.state(key), self.live.new_row(key)
-        if state is None or added is None:
-            return None
-        return Subscriber(
-            state.email, added.name, state.status, added.source, 0,
-            subscribed_at=added.at, updated_at=state.updated_at, note=added.note,
-            confirmed_at=state.updated_at if state.status == "active" else "",
-        )  # fmt: skip
+        return self.live.unfolded_subscriber(key)  # a signup not in the file yet
 
     def status(self, email: str) -> RowState | None:
         """An address's row now, from the index and the ledger (no read of the file)."""
@@ -349,22 +341,16 @@ class SubscriberStore(LockedFile):
         The file is created (with the standard header) if missing and rows are added.
         """
         if dry_run:
-            changed, _sig = self._apply_once(mutation, None)
+            changed, _sig = self.apply_pass(mutation, None)
             return changed
         if self.live is not None:
             self.fold()  # the ledger's changes first: an admin's write builds on them
-        return self.rewrite(lambda out: self._apply_once(mutation, out))
+        return self.rewrite(lambda out: self.apply_pass(mutation, out))
 
     def apply_pass(
         self, mutation: Mutation, out: IO[str] | None
     ) -> tuple[bool, FileSignature | None]:
-        """One read-mutate-write pass (for :meth:`rewrite`); see :meth:`apply`."""
-        return self._apply_once(mutation, out)
-
-    def _apply_once(
-        self, mutation: Mutation, out: IO[str] | None
-    ) -> tuple[bool, FileSignature | None]:
-        """One pass: read, mutate, write to ``out``. Returns (changed, signature read)."""
+        """One pass for :meth:`rewrite`: read, mutate, write to ``out``; (changed, signature)."""
         with self._open(missing_ok=True) as (header, rows, signature):
             changed = run_pass(mutation, header or Header.default(), rows, self.clock(), out)
             return changed, signature
@@ -378,25 +364,15 @@ class SubscriberStore(LockedFile):
         updated, except that an unsubscribed, bounced or complained row is never made
         pending or active again without ``force``. ``dry_run`` reports without writing.
         """
+        if self.live is not None and not dry_run:
+            return import_through_ledger(self, self.live, list(entries), force=force)
         mutation = ImportMutation({e.key: e for e in entries}, force=force)
         self.apply(mutation, dry_run=dry_run)
-        if force and not dry_run and self.live is not None:
-            lifted = [
-                o.email
-                for o in mutation.report.updated
-                if any(f"status {s} -> " in o.detail for s in SUPPRESSED)
-            ]
-            self.live.release(lifted, note="import --force")
         return mutation.report
 
     # Machine changes: the ledger ----------------------------------------------------------
-
     def suppress(
-        self,
-        changes: Mapping[str, tuple[str, str]],
-        *,
-        only_open: bool = False,
-        source: str = "",
+        self, changes: Mapping[str, tuple[str, str]], *, only_open: bool = False, source: str = ""
     ) -> dict[str, str | None]:
         """Record suppressions ``{email: (status, note)}``; each address's status before.
 
