@@ -38,9 +38,7 @@ from tests.support.eventkeys import sign
 
 
 @contextmanager
-def running(
-    app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: str = "off"
-) -> Iterator[str]:
+def running(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: str = "off") -> Iterator[str]:
     """Serve ``app`` until the block ends; yields ``http://127.0.0.1:<port>``.
 
     ``lifespan="on"`` runs the app's start-up and shutdown (the background fold of the
