@@ -37,6 +37,7 @@ from newsletter.audience.inbound.replies import confirm_token_minted
 from newsletter.audience.inbound.safety import clean_header_text
 from newsletter.audience.subscribers import Edit, Header, Mutation, SubscriberRow, SubscriberStore
 from newsletter.audience.subscribers.addresses import address_key, normalize_address
+from newsletter.audience.subscribers.csvio import neutralize_cell
 from newsletter.audience.subscribers.ledger import Change, Hold, RowState
 from newsletter.errors import NewsletterError, TokenError
 from newsletter.tokens import CONFIRM_TTL, make_token, read_token
@@ -283,7 +284,8 @@ def request_confirmation(
         key,
         {
             "email": address,
-            "name": clean_header_text(name, limit=100),
+            # from the public (a form, a message): never a spreadsheet formula in the CSV
+            "name": neutralize_cell(clean_header_text(name, limit=100)),
             "status": "pending",
             "source": source,
             "confirmed_at": "",

@@ -8,14 +8,16 @@ with the file, and folds the ledger into the file (:meth:`LiveList.fold`).
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Final, cast
 
 from newsletter.audience.subscribers.addresses import (
     SUPPRESSED,
@@ -23,6 +25,7 @@ from newsletter.audience.subscribers.addresses import (
     check_status,
     normalize_address,
 )
+from newsletter.audience.subscribers.fastpass import run_fast_pass
 from newsletter.audience.subscribers.fold import RECHECK_SECONDS, FoldMutation, FoldReport
 from newsletter.audience.subscribers.importer import (
     ImportEntry,
@@ -224,6 +227,28 @@ class LiveList:
         )
 
     # Folding ---------------------------------------------------------------------------
+    def _fast_pass(
+        self, mutation: FoldMutation, keys: frozenset[str], out: IO[str]
+    ) -> tuple[bool, FileSignature | None]:
+        """The fold's pass: only the rows it names are parsed (:mod:`.fastpass`)."""
+        binary = _binary(out)
+        try:
+            fh = self.store.path.open("rb")
+        except FileNotFoundError:
+            fh = None
+        if fh is None or binary is None or self.store.encoding != "utf-8":
+            if fh is not None:
+                fh.close()
+            return self.store.apply_pass(mutation, out)
+        with fh:
+            signature = FileSignature.of(os.fstat(fh.fileno()))
+            if signature.size == 0:
+                return self.store.apply_pass(mutation, out)
+            out.flush()
+            now = self.store.clock()
+            changed = run_fast_pass(mutation, fh, keys, now, binary, self.store.display)
+            return changed, signature
+
     def fold(self) -> FoldReport:
         """Write the ledger's new changes (and any reverted ones) into the CSV: one rewrite."""
         ledger = self.ledger
@@ -238,8 +263,10 @@ class LiveList:
         mutation = FoldMutation(self.store.display, changes, ledger.holds(), history, after)
         read: list[FileSignature | None] = []
 
+        keys = frozenset(changes) | frozenset(mutation.holds)
+
         def write_pass(out: IO[str]) -> tuple[bool, FileSignature | None]:
-            changed, sig = self.store.apply_pass(mutation, out)
+            changed, sig = self._fast_pass(mutation, keys, out)
             read.append(sig)
             return changed, sig
 
@@ -290,6 +317,12 @@ class Overlay:
                 sub, status=state.status, updated_at=state.updated_at, confirmed_at=confirmed
             )
         )
+
+
+def _binary(out: IO[str]) -> IO[bytes] | None:
+    """The byte stream under a text file (the fast pass copies rows as bytes)."""
+    buffer = getattr(out, "buffer", None)
+    return cast("IO[bytes]", buffer) if isinstance(buffer, io.BufferedIOBase) else None
 
 
 def wanted_suppression(
