@@ -42,6 +42,7 @@ from newsletter.cli.send_report import (
 from newsletter.console import console, err_console
 from newsletter.errors import (
     IssueFileError,
+    NewsletterError,
     PartialSendError,
     SendRefusedError,
     TransportError,
@@ -235,9 +236,29 @@ def send(
                 _dry_run(campaign, plan, limit)
                 return
             _confirm(plan, yes, limit)
+            publish_page(settings, slug, journal.sent_issues())
             _run(campaign, journal, plan, limit, command, transport.name)
     finally:
         lock.release()
+
+
+def publish_page(settings: Settings, slug: str, sent: set[str]) -> None:
+    """Write or refresh the archive before the first message leaves, so the email's
+    "view in browser" link works from the start. A failure is reported, not fatal: the
+    readers' copies matter more, and `newsletter archive` can be run again."""
+    from newsletter.archive.site import build_archive
+
+    try:
+        result = build_archive(settings, sent=sent | {slug}, skip_invalid=True)
+    except NewsletterError as exc:
+        err_console.print(
+            f"warning: archive not updated: {exc}; run `newsletter archive` after the send",
+            style="yellow",
+            markup=False,
+        )
+        return
+    page = result.out_dir / f"{slug}.html"
+    console.print(f"archive page: {page}", markup=False)
 
 
 def _confirm(plan: Plan, yes: bool, limit: int | None) -> None:

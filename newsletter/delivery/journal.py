@@ -289,6 +289,15 @@ class Journal:
     def issues(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT DISTINCT issue FROM deliveries")]
 
+    def sent_issues(self) -> set[str]:
+        """Issues that reached (or may have reached) a reader: public, for the archive."""
+        return {
+            row[0]
+            for row in self.db.execute(
+                "SELECT DISTINCT issue FROM deliveries WHERE state IN ('sent', 'uncertain')"
+            )
+        }
+
     def last_run(self, issue: str) -> tuple[str, str, str | None, str | None] | None:
         row = self.db.execute(
             "SELECT transport, started_at, finished_at, result FROM runs WHERE issue = ? "
