@@ -9,6 +9,7 @@ graceful stop on Ctrl-C or SIGTERM. What it prints about the plan and the outcom
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import sys
 import threading
@@ -32,6 +33,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
 from newsletter.cli.send_report import (
     check_invalid,
     finish_run,
@@ -50,10 +52,12 @@ from newsletter.errors import (
 
 if TYPE_CHECKING:
     from newsletter.compose.message import MessageBuilder
+    from newsletter.compose.models import Issue
     from newsletter.config import Settings
     from newsletter.delivery.campaign import Campaign, Plan
     from newsletter.delivery.journal import Journal
     from newsletter.delivery.transports.base import Outcome
+    from newsletter.errors import Problem
 
 JOURNAL_NAME = "journal.sqlite3"
 
@@ -113,19 +117,19 @@ def _graceful_stop(stop: Callable[[], None], command: str) -> Iterator[None]:
         signal.signal(signal.SIGTERM, old_term)
 
 
-def _load(issue: str, settings: Settings) -> Any:
-    from newsletter.compose.issuefile import load_issue, resolve_issue_path
-    from newsletter.compose.render import render_issue
+def _load(issue: str, settings: Settings) -> tuple[Issue, Any, list[Problem]]:
+    """The issue, rendered once, and its lint warnings; errors refuse the send."""
+    from newsletter.compose.build import check_issue
+    from newsletter.compose.issuefile import resolve_issue_path
 
     try:
         path = resolve_issue_path(issue, settings)
-        loaded = load_issue(path)
+        return check_issue(path, settings)
     except IssueFileError as exc:
         raise SendRefusedError(
             f"{exc.message}\nrefusing to send {issue}: the issue has errors",
             hint=exc.hint or f"fix them, then run `newsletter check {issue}`",
         ) from None
-    return render_issue(loaded, settings)
 
 
 def send(
@@ -177,6 +181,16 @@ def send(
             "(those rows are not sent to; `newsletter subscribers check` lists them).",
         ),
     ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse to send an issue with lint warnings.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Send an issue older than one already sent (normally a typo, so refused).",
+        ),
+    ] = False,
 ) -> None:
     """Deliver ISSUE to every active subscriber, exactly once.
 
@@ -189,7 +203,7 @@ def send(
     from newsletter.delivery.transports import make_transport
 
     settings = load_settings(concurrency=concurrency)
-    rendered = _load(issue, settings)
+    loaded, rendered, warnings = _load(issue, settings)
     slug: str = rendered.slug
     command = f"newsletter send {issue}"
 
@@ -228,6 +242,15 @@ def send(
                 retry_failed=retry_failed and not dry_run,
             )
             show_plan(plan, transport.description, builder, dry_run=dry_run)
+            sent = journal.sent_issues()
+            gates = issue_gates(
+                loaded, warnings, sent, strict=strict, force=force, today=dt.date.today()
+            )
+            who = recipient_gate(journal, slug, sent, campaign_statuses(settings))
+            gates += [who] if who else []
+            show_gates(gates)
+            if not dry_run:
+                enforce(gates, slug)
             check_invalid(plan, settings.subscribers_file, skip=skip_invalid or dry_run)
             if plan.new == 0:
                 report_nothing_to_send(plan)
@@ -236,10 +259,26 @@ def send(
                 _dry_run(campaign, plan, limit)
                 return
             _confirm(plan, yes, limit)
-            publish_page(settings, slug, journal.sent_issues())
+            publish_page(settings, slug, sent)
             _run(campaign, journal, plan, limit, command, transport.name)
     finally:
         lock.release()
+
+
+def campaign_statuses(settings: Settings) -> Callable[[set[str]], dict[str, str]]:
+    """Statuses of some addresses in the list now, in one streaming pass."""
+
+    def statuses(keys: set[str]) -> dict[str, str]:
+        from newsletter.audience.subscribers import SubscriberStore
+
+        found: dict[str, str] = {}
+        for row in SubscriberStore.from_settings(settings).iter_rows():
+            sub = row.subscriber
+            if sub is not None and sub.key in keys:
+                found.setdefault(sub.key, sub.status)
+        return found
+
+    return statuses
 
 
 def publish_page(settings: Settings, slug: str, sent: set[str]) -> None:

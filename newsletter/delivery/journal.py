@@ -79,6 +79,14 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class RecipientDiff:
+    """This issue's recipients against an earlier issue's (keys are lower-cased addresses)."""
+
+    added: int
+    removed: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class SyncResult:
     added: int
     skipped: int
@@ -297,6 +305,23 @@ class Journal:
                 "SELECT DISTINCT issue FROM deliveries WHERE state IN ('sent', 'uncertain')"
             )
         }
+
+    def recipient_diff(self, issue: str, earlier: str) -> RecipientDiff:
+        """Who this issue goes to that ``earlier`` did not reach, and who it reached that
+        this one no longer goes to (skipped rows are not recipients)."""
+        now = "SELECT key FROM deliveries WHERE issue = ? AND state != 'skipped'"
+        then = "SELECT key FROM deliveries WHERE issue = ? AND state IN ('sent', 'uncertain')"
+        (added,) = self.db.execute(
+            f"SELECT count(*) FROM ({now}) WHERE key NOT IN ({then})", (issue, earlier)
+        ).fetchone()
+        removed = [
+            row[0]
+            for row in self.db.execute(
+                f"SELECT key FROM ({then}) WHERE key NOT IN ({now}) ORDER BY key",
+                (earlier, issue),
+            )
+        ]
+        return RecipientDiff(int(added), removed)
 
     def last_run(self, issue: str) -> tuple[str, str, str | None, str | None] | None:
         row = self.db.execute(

@@ -159,7 +159,8 @@ def test_drafts_and_future_issues_stay_out_of_pages_index_and_feed(three: Path) 
 def test_a_sent_draft_is_published_and_an_old_draft_page_is_removed(three: Path) -> None:
     make_draft(three, "2.21", "2023-11-10")
     out = three / "build" / "archive"
-    assert runner.invoke(app, ["archive", "--include-drafts", "--out", "build/archive"]).exit_code == 0
+    preview = runner.invoke(app, ["archive", "--include-drafts", "--out", "build/archive"])
+    assert preview.exit_code == 0, preview.output
     assert (out / "vol-2.21.html").is_file()  # a preview leaked into the served folder...
     result = runner.invoke(app, ["archive"])
     assert "  removed   vol-2.21.html" in result.stdout.splitlines()  # ...is taken back
