@@ -30,3 +30,14 @@ def open_database(
         return db
     except (sqlite3.Error, OSError) as exc:
         raise NewsletterError(f"{path}: cannot open {what}: {exc}") from exc
+
+
+def rollback(db: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already: after SQLITE_FULL or an I/O
+    error it rolls back by itself, and a second ROLLBACK would raise "no transaction is
+    active" in place of the real error (a full disk reported as a rollback problem)."""
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the error being handled is the one to report

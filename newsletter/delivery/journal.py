@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.database import open_database
+from newsletter.database import open_database, rollback
 from newsletter.delivery.transports.base import Outcome, Status
 
 STATES = ("pending", "in_flight", "sent", "failed", "uncertain", "skipped")
@@ -197,7 +197,7 @@ class Journal:
             db.execute("DELETE FROM active_now")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
         return SyncResult(added, skipped, restored)
 
@@ -220,7 +220,7 @@ class Journal:
             )
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            rollback(self.db)
             raise
 
     def record(self, issue: str, outcomes: Sequence[Outcome]) -> None:
@@ -248,7 +248,7 @@ class Journal:
             )
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            rollback(self.db)
             raise
 
     def mark_uncertain(self, issue: str, keys: Sequence[str]) -> None:
