@@ -37,6 +37,7 @@ from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show
 from newsletter.cli.send_report import (
     check_invalid,
     finish_run,
+    run_result,
     plural,
     report_nothing_to_send,
     show_plan,
@@ -333,7 +334,7 @@ def _run(
 ) -> None:
     total = plan.new if limit is None else min(limit, plan.new)
     run_id = journal.begin_run(plan.issue, name)
-    result = "interrupted"
+    result = "interrupted"  # what a second Ctrl-C leaves; kill -9 leaves it unfinished
     try:
         with campaign.transport, _graceful_stop(campaign.stop, command), _progress() as bar:
             task = bar.add_task("sending", total=total)
@@ -342,7 +343,8 @@ def _run(
                 bar.advance(task, len(outcomes))
 
             report = campaign.run(run_id=run_id, limit=limit, progress=advance)
-        result = finish_run(report, journal, plan, command)
+        result = run_result(report, journal.counts(plan.issue))
+        finish_run(report, journal, plan, command)
     except KeyboardInterrupt:
         err_console.print(
             f"interrupted: re-run `{command}` to resume; `newsletter status {plan.issue}` "

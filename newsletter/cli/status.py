@@ -7,6 +7,7 @@ subscriber file or the transport.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,10 +18,45 @@ from newsletter.cli.send import journal_path
 from newsletter.console import console
 
 
+def _json(slug: str, path: Path) -> str:
+    """The journal's view of one issue for scripts: counts, last run, problem rows."""
+    from newsletter.delivery.journal import Journal
+
+    data: dict[str, Any] = {
+        "issue": slug, "sent_before": False, "counts": {}, "last_run": None,
+        "failed": [], "uncertain": [],
+    }  # fmt: skip
+    if path.exists():
+        with Journal(path, create=False) as journal:
+            counts = journal.counts(slug)
+            if any(counts.values()):
+                data["sent_before"] = counts["sent"] + counts["uncertain"] > 0
+                data["counts"] = counts
+            last = journal.last_run(slug)
+            if last is not None:
+                keys = ("transport", "started_at", "finished_at", "result")
+                data["last_run"] = dict(zip(keys, last, strict=True))
+            for state in ("failed", "uncertain"):
+                data[state] = [
+                    {"email": r.email, "reason": r.reason, "permanent": r.permanent,
+                     "attempts": r.attempts, "updated_at": r.updated_at}
+                    for r in journal.rows(slug, (state,))
+                ]  # fmt: skip
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
 def status(
     issue: Annotated[str, typer.Argument(help="Issue name (vol-2.19) or path to its YAML.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the status as JSON, for scripts.")
+    ] = False,
 ) -> None:
-    """Show what was sent for ISSUE, to how many, and every failure or uncertain recipient."""
+    """Show what was sent for ISSUE, to how many, and every failure or uncertain recipient.
+
+    The last run's result is how it ended: ok, partial (some failed or are uncertain),
+    failed (nothing was sent), stopped (Ctrl-C), interrupted, or not finished (the
+    process died: the next send turns its in-flight recipients into uncertain ones).
+    """
     from newsletter.config import load_settings
     from newsletter.delivery.journal import Journal
 
@@ -29,6 +65,9 @@ def status(
     if not slug.startswith("vol-"):
         slug = f"vol-{slug}"
     path = journal_path(settings)
+    if as_json:
+        console.print(_json(slug, path), markup=False, soft_wrap=True, highlight=False)
+        return
     if not path.exists():
         console.print(f"{slug}: not sent yet (no journal at {path})", markup=False)
         return
