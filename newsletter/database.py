@@ -4,6 +4,7 @@ state survives a power cut, autocommit (explicit transactions), a 30 s busy time
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -37,7 +38,5 @@ def rollback(db: sqlite3.Connection) -> None:
     error it rolls back by itself, and a second ROLLBACK would raise "no transaction is
     active" in place of the real error (a full disk reported as a rollback problem)."""
     if db.in_transaction:
-        try:
+        with contextlib.suppress(sqlite3.Error):  # the error being handled is the one to report
             db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # the error being handled is the one to report

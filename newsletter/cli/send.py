@@ -37,9 +37,9 @@ from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show
 from newsletter.cli.send_report import (
     check_invalid,
     finish_run,
-    run_result,
     plural,
     report_nothing_to_send,
+    run_result,
     show_plan,
 )
 from newsletter.console import console, err_console
