@@ -1,45 +1,31 @@
 """`newsletter send`: deliver an issue, or test copies of it, through a thin shell over
 :mod:`newsletter.delivery.campaign` and :mod:`newsletter.delivery.journal`.
 
-Owns the run itself: loading the issue (refusing one with errors), one sender per issue
-(a lock file), wiring the campaign, asking before sending, the progress bar, and a
-graceful stop on Ctrl-C or SIGTERM. What it prints about the plan and the outcome is
-:mod:`.send_report`; `newsletter status` is :mod:`.status`.
+Owns the command: loading the issue (refusing one with errors), one sender per issue
+(a lock file), wiring the campaign, the gates (:mod:`.send_gates`, :mod:`.send_evidence`),
+asking before sending, and publishing the archive page first. Driving the run (progress
+bar, graceful stop on Ctrl-C or SIGTERM) is :mod:`.send_run`; what it prints about the
+plan and the outcome is :mod:`.send_report`; `newsletter status` is :mod:`.status`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from filelock import FileLock, Timeout
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
+from newsletter.cli import send_run
+from newsletter.cli.send_evidence import evidence_gate, note_send
 from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
 from newsletter.cli.send_report import (
     check_invalid,
-    finish_run,
     plural,
     report_nothing_to_send,
-    run_result,
     show_plan,
 )
 from newsletter.console import console, err_console
@@ -55,9 +41,7 @@ if TYPE_CHECKING:
     from newsletter.compose.message import MessageBuilder
     from newsletter.compose.models import Issue
     from newsletter.config import Settings
-    from newsletter.delivery.campaign import Campaign, Plan
-    from newsletter.delivery.journal import Journal
-    from newsletter.delivery.transports.base import Outcome
+    from newsletter.delivery.campaign import Plan
     from newsletter.errors import Problem
 
 JOURNAL_NAME = "journal.sqlite3"
@@ -66,56 +50,6 @@ JOURNAL_NAME = "journal.sqlite3"
 def journal_path(settings: Settings) -> Path:
     """The send journal that `send` writes and `status` reads."""
     return settings.state_dir / JOURNAL_NAME
-
-
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f}/s", style="cyan")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=not err_console.is_terminal,
-    )
-
-
-@contextmanager
-def _graceful_stop(stop: Callable[[], None], command: str) -> Iterator[None]:
-    """First Ctrl-C (or SIGTERM): stop handing off; a second one interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    hits = 0
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal hits
-        hits += 1
-        if hits > 1:
-            raise KeyboardInterrupt
-        err_console.print(
-            f"stopping: finishing the hand-off under way (Ctrl-C again to abort); "
-            f"re-run `{command}` to resume",
-            style="yellow",
-            markup=False,
-        )
-        stop()
-
-    old_int = signal.signal(signal.SIGINT, handler)
-    old_term = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
 
 
 def _load(issue: str, settings: Settings) -> tuple[Issue, Any, list[Problem]]:
@@ -192,6 +126,14 @@ def send(
             help="Send an issue older than one already sent (normally a typo, so refused).",
         ),
     ] = False,
+    journal_lost: Annotated[
+        bool,
+        typer.Option(
+            "--journal-lost",
+            help="Send although the outbox or archive shows more of this issue went out "
+            "than the send journal knows (the journal was lost: readers may get two copies).",
+        ),
+    ] = False,
 ) -> None:
     """Deliver ISSUE to every active subscriber, exactly once.
 
@@ -248,7 +190,10 @@ def send(
                 loaded, warnings, sent, strict=strict, force=force, today=dt.date.today()
             )
             who = recipient_gate(journal, slug, sent, campaign_statuses(settings))
-            gates += [who] if who else []
+            lost = evidence_gate(
+                settings, slug, plan.sent + plan.uncertain, journal_lost=journal_lost
+            )
+            gates += [g for g in (who, lost) if g is not None]
             show_gates(gates)
             if not dry_run:
                 enforce(gates, slug)
@@ -257,11 +202,12 @@ def send(
                 report_nothing_to_send(plan)
                 return
             if dry_run:
-                _dry_run(campaign, plan, limit)
+                send_run.dry_run(campaign, plan, limit)
                 return
             _confirm(plan, yes, limit)
             publish_page(settings, slug, sent)
-            _run(campaign, journal, plan, limit, command, transport.name)
+            note_send(settings, slug, plan.sent)
+            send_run.run(campaign, journal, plan, limit, command, transport.name, settings)
     finally:
         lock.release()
 
@@ -313,48 +259,6 @@ def _confirm(plan: Plan, yes: bool, limit: int | None) -> None:
         )
     if not typer.confirm(f"Send {plan.issue} to {plural(count, 'recipient')}?", default=False):
         raise SendRefusedError(f"{plan.issue}: send cancelled, nothing was sent")
-
-
-def _dry_run(campaign: Campaign, plan: Plan, limit: int | None) -> None:
-    total = plan.new if limit is None else min(limit, plan.new)
-    with _progress() as bar:
-        task = bar.add_task("building", total=total)
-        report = campaign.rehearse(limit=limit, progress=lambda o: bar.advance(task, len(o)))
-    rate = report.attempted / report.elapsed if report.elapsed else 0.0
-    console.print(
-        f"dry run: built {plural(report.attempted, 'message')} "
-        f"({report.bytes / 1e6:,.1f} MB) in {report.elapsed:.1f} s ({rate:,.0f}/s); "
-        "nothing was handed off",
-        markup=False,
-    )
-
-
-def _run(
-    campaign: Campaign, journal: Journal, plan: Plan, limit: int | None, command: str, name: str
-) -> None:
-    total = plan.new if limit is None else min(limit, plan.new)
-    run_id = journal.begin_run(plan.issue, name)
-    result = "interrupted"  # what a second Ctrl-C leaves; kill -9 leaves it unfinished
-    try:
-        with campaign.transport, _graceful_stop(campaign.stop, command), _progress() as bar:
-            task = bar.add_task("sending", total=total)
-
-            def advance(outcomes: list[Outcome]) -> None:
-                bar.advance(task, len(outcomes))
-
-            report = campaign.run(run_id=run_id, limit=limit, progress=advance)
-        result = run_result(report, journal.counts(plan.issue))
-        finish_run(report, journal, plan, command)
-    except KeyboardInterrupt:
-        err_console.print(
-            f"interrupted: re-run `{command}` to resume; `newsletter status {plan.issue}` "
-            "lists recipients whose fate is uncertain",
-            style="yellow",
-            markup=False,
-        )
-        raise typer.Exit(130) from None
-    finally:
-        journal.end_run(run_id, result)
 
 
 def _send_test(settings: Settings, builder: MessageBuilder, addresses: list[str]) -> None:

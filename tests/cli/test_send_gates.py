@@ -89,3 +89,34 @@ def test_dates_far_from_today_are_warned_about(home: Path) -> None:
 def test_volumes_order_numerically() -> None:
     assert volume_key("vol-2.9") < volume_key("vol-2.10") < volume_key("vol-3.1")  # type: ignore[operator]
     assert volume_key("special") is None
+
+
+def test_a_lost_journal_is_refused_while_the_outbox_shows_the_send(outbox: Path) -> None:
+    assert runner.invoke(app, ["send", "vol-2.19", "--yes"]).exit_code == 0
+    (outbox / ".newsletter" / "journal.sqlite3").unlink()
+    for extra in ("-wal", "-shm"):
+        (outbox / ".newsletter" / f"journal.sqlite3{extra}").unlink(missing_ok=True)
+    refused = runner.invoke(app, ["send", "vol-2.19", "--yes"])
+    assert refused.exit_code == 4, refused.output
+    first = refused.stderr.splitlines()[0]
+    assert first.startswith("error: vol-2.19: not sending: the send journal knows of 0 sent, ")
+    assert "outbox/vol-2.19/ holds 4 messages" in first
+    assert "--journal-lost" in refused.stderr
+    assert delivered(outbox, "vol-2.19") == 4
+    again = runner.invoke(app, ["send", "vol-2.19", "--yes", "--journal-lost"])
+    assert again.exit_code == 0, again.output
+    assert "sending anyway (--journal-lost)" in again.stdout
+
+
+def test_the_send_record_outlives_a_journal_without_its_outbox(outbox: Path) -> None:
+    """SMTP and SendGrid leave no outbox: the send record in build/ is the evidence."""
+    assert runner.invoke(app, ["send", "vol-2.19", "--yes"]).exit_code == 0
+    for eml in (outbox / "outbox" / "vol-2.19").glob("*.eml"):
+        eml.unlink()
+    (outbox / ".newsletter" / "journal.sqlite3").write_bytes(b"")  # truncated to nothing
+    for extra in ("-wal", "-shm"):
+        (outbox / ".newsletter" / f"journal.sqlite3{extra}").unlink(missing_ok=True)
+    refused = runner.invoke(app, ["send", "vol-2.19", "--yes"])
+    assert refused.exit_code == 4, refused.output
+    assert "reached 4 readers (build/.sends.json)" in refused.stderr
+    assert delivered(outbox, "vol-2.19") == 0
