@@ -35,6 +35,7 @@ from newsletter.errors import (
     PartialSendError,
     SendRefusedError,
     TransportError,
+    UsageError,
 )
 
 if TYPE_CHECKING:
@@ -126,6 +127,18 @@ def send(
             help="Send an issue older than one already sent (normally a typo, so refused).",
         ),
     ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="WHEN",
+            help='Schedule the send instead: "YYYY-MM-DD HH:MM" (sent by `newsletter run-due`).',
+        ),
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="Time zone of --at, e.g. America/New_York (default: local)."),
+    ] = None,
     journal_lost: Annotated[
         bool,
         typer.Option(
@@ -146,6 +159,7 @@ def send(
     from newsletter.delivery.transports import make_transport
 
     settings = load_settings(concurrency=concurrency)
+    when = _when(at, tz, to=bool(to), dry_run=dry_run, limit=limit)
     loaded, rendered, warnings = _load(issue, settings)
     slug: str = rendered.slug
     command = f"newsletter send {issue}"
@@ -204,6 +218,12 @@ def send(
             if dry_run:
                 send_run.dry_run(campaign, plan, limit)
                 return
+            if when is not None:
+                from newsletter.cli.schedule import record_schedule
+
+                _confirm(plan, yes, limit, verb=f"Schedule {slug} for {at!r} to")
+                record_schedule(settings, slug, *when)
+                return
             _confirm(plan, yes, limit)
             publish_page(settings, slug, sent)
             note_send(settings, slug, plan.sent)
@@ -247,7 +267,24 @@ def publish_page(settings: Settings, slug: str, sent: set[str]) -> None:
     console.print(f"archive page: {page}", markup=False)
 
 
-def _confirm(plan: Plan, yes: bool, limit: int | None) -> None:
+def _when(
+    at: str | None, tz: str | None, *, to: bool, dry_run: bool, limit: int | None
+) -> tuple[dt.datetime, str] | None:
+    """The scheduled time in UTC and its zone, checked before any work is done."""
+    if at is None:
+        if tz is not None:
+            raise UsageError("--tz needs --at")
+        return None
+    if to or dry_run or limit is not None:
+        raise UsageError(
+            "--at schedules a whole send: it does not go with --to, --dry-run or --limit"
+        )
+    from newsletter.delivery.schedule import parse_when, utc_now
+
+    return parse_when(at, tz, now=utc_now())
+
+
+def _confirm(plan: Plan, yes: bool, limit: int | None, *, verb: str = "") -> None:
     if yes:
         return
     count = plan.new if limit is None else min(limit, plan.new)
@@ -257,7 +294,8 @@ def _confirm(plan: Plan, yes: bool, limit: int | None) -> None:
             "(standard input is not a terminal)",
             hint="pass --yes to send without asking",
         )
-    if not typer.confirm(f"Send {plan.issue} to {plural(count, 'recipient')}?", default=False):
+    question = f"{verb or f'Send {plan.issue} to'} {plural(count, 'recipient')}?"
+    if not typer.confirm(question, default=False):
         raise SendRefusedError(f"{plan.issue}: send cancelled, nothing was sent")
 
 
