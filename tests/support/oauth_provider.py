@@ -100,7 +100,7 @@ class OAuthProvider:
         for handler in (_token_handler(self), _introspection_handler(self)):
             server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
             server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
             self._servers.append(server)
         return self
 
@@ -117,6 +117,7 @@ class OAuthProvider:
         if client is None or client.secret != form.get("client_secret"):
             return 401, {"error": "invalid_client", "error_description": "unknown client"}
         grant_type = form.get("grant_type")
+        body: dict[str, Any] = {}
         if grant_type == "refresh_token":
             grant = self.refresh_tokens.get(form.get("refresh_token", ""))
             if grant is None or grant.client_id != form["client_id"]:
@@ -124,7 +125,6 @@ class OAuthProvider:
                     "error": "invalid_grant",
                     "error_description": "Token has been expired or revoked.",
                 }
-            body: dict[str, Any] = {}
             if self.rotate_refresh_tokens:
                 del self.refresh_tokens[form["refresh_token"]]
                 body["refresh_token"] = self.grant(grant.client_id, grant.username, grant.scope)
