@@ -240,6 +240,8 @@ def test_settings_name_what_is_missing(home: Path) -> None:
         token_source(settings, "smtp")
     source = token_source(settings.model_copy(update={"smtp_oauth_scopes": "a b"}), "smtp")
     assert source.client.scopes == ("a", "b") and source.cache_file is None
+    cached = settings.model_copy(update={"smtp_oauth_scopes": "a", "oauth_token_cache": True})
+    assert token_source(cached, "smtp").cache_file == Path(".newsletter/oauth/smtp.json")
     with pytest.raises(ConfigError, match=r"SMTP_OAUTH_TOKEN_URL: not an https URL"):
         load_settings(None, smtp_oauth_token_url="http://login.example.com/token")
 
