@@ -12,7 +12,7 @@ from pathlib import Path
 
 from newsletter.errors import ConfigError
 
-__all__ = ["client_tls_context"]
+__all__ = ["client_tls_context", "connect_hint"]
 
 
 def client_tls_context(ca_file: Path | None, setting: str) -> ssl.SSLContext:
@@ -31,3 +31,15 @@ def client_tls_context(ca_file: Path | None, setting: str) -> ssl.SSLContext:
             f"{setting}: cannot use {ca_file} as CA certificates: {reason}",
             hint="give a PEM file with the certificate of the CA that signed the server's",
         ) from None
+
+
+def connect_hint(exc: BaseException, prefix: str) -> str:
+    """What to check after a failed connection; a refused certificate points at the CA
+    setting (``prefix`` is ``NEWSLETTER_IMAP`` or ``SMTP``)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"the server's certificate is not trusted or not for this name: use the host "
+            f"name it was issued for in {prefix}_HOST, or set {prefix}_CA_FILE to the "
+            "certificate of the private CA that signed it"
+        )
+    return f"check {prefix}_HOST, {prefix}_PORT and {prefix}_SECURITY"

@@ -23,7 +23,7 @@ from newsletter.audience.inbound.records import Records, message_identity
 from newsletter.audience.inbound.sources import InboundItem, InboundSource
 from newsletter.errors import ConfigError, NewsletterError, TransportAuthError
 from newsletter.oauth import TokenSource, sasl_error, sasl_response, token_source
-from newsletter.tls import client_tls_context
+from newsletter.tls import client_tls_context, connect_hint
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -149,8 +149,7 @@ class ImapSource(InboundSource):
         except (OSError, imaplib.IMAP4.error, ssl.SSLError) as exc:
             raise NewsletterError(
                 f"{self.where}: cannot connect to the IMAP server ({self.security}): {exc}",
-                hint="check NEWSLETTER_IMAP_HOST, NEWSLETTER_IMAP_PORT and "
-                "NEWSLETTER_IMAP_SECURITY",
+                hint=connect_hint(exc, "NEWSLETTER_IMAP"),
             ) from exc
         self.imap = imap
         try:

@@ -21,6 +21,7 @@ from typing import Final
 
 from newsletter.errors import TransportAuthError, TransportError
 from newsletter.oauth import TokenSource, sasl_error, sasl_response
+from newsletter.tls import connect_hint
 
 DEFAULT_PORTS: Final = {"none": 25, "starttls": 587, "tls": 465}
 #: an SMTP reply: its code and its text
@@ -102,7 +103,7 @@ def open_connection(
     except (smtplib.SMTPException, OSError) as exc:
         raise TransportError(
             f"{where}: cannot connect ({security}): {exc}",
-            hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY",
+            hint=connect_hint(exc, "SMTP"),
         ) from exc
     return conn
 

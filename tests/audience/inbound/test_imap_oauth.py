@@ -172,8 +172,9 @@ def test_certificates_and_host_names_are_checked(
         NewsletterError,
         match=r"cannot connect to the IMAP server .*"
         r"CERTIFICATE_VERIFY_FAILED.*unable to get local issuer certificate",
-    ):
+    ) as caught:
         run(settings_from(env, monkeypatch))
+    assert "set NEWSLETTER_IMAP_CA_FILE" in (caught.value.hint or "")
     # the right CA, but a name the certificate does not carry
     env = oauth_env(mailhost, security, NEWSLETTER_IMAP_HOST="127.0.0.1")
     with pytest.raises(

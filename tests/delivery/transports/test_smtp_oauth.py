@@ -215,3 +215,18 @@ def test_cli_test_send_logs_in_with_xoauth2(
     assert relay.server.handler.logins == [("XOAUTH2", MAILBOX)]
     for secret in (relay.refresh_token, "sender-secret", *relay.provider.issued):
         assert secret not in result.output
+
+
+def test_the_relays_certificate_and_name_are_checked(
+    relay: Relay, builder: MessageBuilder, home: Path
+) -> None:
+    from newsletter.errors import TransportError
+
+    settings = load_settings(None, **relay.settings(home, smtp_ca_file=None))
+    with pytest.raises(TransportError, match="unable to get local issuer certificate") as caught:
+        make_transport(settings, builder).open()
+    assert "set SMTP_CA_FILE" in (caught.value.hint or "")
+    settings = load_settings(None, **relay.settings(home, smtp_host="127.0.0.1"))
+    with pytest.raises(TransportError, match="IP address mismatch"):
+        make_transport(settings, builder).open()
+    assert relay.provider.token_requests == []  # no token is fetched for an untrusted server
