@@ -290,7 +290,7 @@ class LiveList:
                 log.info("subscriber index is stale; it is rebuilt from the file")
         ledger.set_folded(upto, now_sig)
         for line in report.reapplied:
-            log.warning("fold: re-applied: %s", line)
+            log.info("fold: re-applied: %s", line)
         return report
 
 
