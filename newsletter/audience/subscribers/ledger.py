@@ -24,8 +24,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
+from newsletter.audience.subscribers.groupcommit import GroupCommit
 from newsletter.database import open_database
 from newsletter.errors import NewsletterError
 
@@ -160,6 +161,9 @@ def _change(row: tuple[Any, ...]) -> Change:
 _COLUMNS: Final = "seq, key, email, op, status, before, note, name, source, at"
 
 
+T = TypeVar("T")
+
+
 class Ledger:
     """The SQLite file of changes, holds and the fold watermark.
 
@@ -171,6 +175,7 @@ class Ledger:
         self.path = path
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._group = GroupCommit()
         self.listeners: list[Callable[[], None]] = []  # told after every commit
 
     @classmethod
@@ -201,6 +206,14 @@ class Ledger:
                 raise NewsletterError(f"{self.path}: the consent ledger: {exc}") from exc
         for listener in self.listeners:
             listener()
+
+    def commit_group(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in a write transaction shared with concurrent callers (one fsync
+        for all of them; see :class:`~.groupcommit.GroupCommit`)."""
+        try:
+            return self._group.run(self.transaction, work)
+        except sqlite3.Error as exc:
+            raise NewsletterError(f"{self.path}: the consent ledger: {exc}") from exc
 
     # Reading --------------------------------------------------------------------------
     def meta(self, name: str, default: str = "") -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -164,22 +165,12 @@ class LiveList:
         return self.ledger.holds(keys)
 
     def decide(self, key: str, decide: Decide) -> Decision:
-        """Record what ``decide`` makes of the address's state, in one transaction.
-
-        A decision that records nothing (a replayed unsubscribe) takes no write lock.
-        """
-        before = self.state(key)
-        if decide(before, self.ledger.hold(key)) is None:
-            return Decision(before, None)
-        with self.ledger.transaction() as conn:
-            before = self.state(key)  # again, now that writers wait for us
-            change = decide(before, self.ledger.hold(key))
-            if change is not None:
-                change = self.ledger.insert(conn, change)
-        return Decision(before, change)
+        """Record what ``decide`` makes of the address's state (see :meth:`decide_many`)."""
+        return self.decide_many({key: decide})[key]
 
     def decide_many(self, decisions: Mapping[str, Decide]) -> dict[str, Decision]:
-        """Several addresses' decisions in one transaction (one fsync)."""
+        """Several addresses' decisions in one transaction, shared with concurrent callers
+        (one fsync for all); a decision that records nothing (a replay) takes no lock."""
         done: dict[str, Decision] = {}
         todo = {}
         for key, decide in decisions.items():
@@ -189,13 +180,18 @@ class LiveList:
             else:
                 todo[key] = decide
         if todo:
-            with self.ledger.transaction() as conn:
+
+            def record(conn: sqlite3.Connection) -> dict[str, Decision]:
+                decided = {}
                 for key, decide in todo.items():
-                    before = self.state(key)
+                    before = self.state(key)  # again, now that other writers wait
                     change = decide(before, self.ledger.hold(key))
                     if change is not None:
                         change = self.ledger.insert(conn, change)
-                    done[key] = Decision(before, change)
+                    decided[key] = Decision(before, change)
+                return decided
+
+            done.update(self.ledger.commit_group(record))
         return done
 
     def suppress(
