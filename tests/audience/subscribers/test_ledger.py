@@ -3,6 +3,8 @@ never undone by a hand edit or a spreadsheet save."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from newsletter.audience.confirm import activate, request_confirmation
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.audience.subscribers.ledger import Change
 from newsletter.config import Settings
+from newsletter.errors import NewsletterError
 
 HEADER = "email,name,status,source,subscribed_at,confirmed_at,updated_at,note\n"
 ROWS = [
@@ -170,3 +173,37 @@ def test_an_admin_purge_forgets_the_address_in_the_ledger(tmp_path: Path) -> Non
     assert store.live.ledger.hold("alice@example.org") is None
     assert store.live.ledger.changes_after(0, "alice@example.org") == []
     assert "alice@example.org" not in text(store)
+
+
+def test_concurrent_writers_share_commits_and_one_failure_stays_its_own(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    assert store.live is not None
+    ledger = store.live.ledger
+    emails = [f"reader{i}@example.org" for i in range(40)]
+    barrier = threading.Barrier(41)
+    results: dict[str, object] = {}
+
+    def unsubscribe(email: str) -> None:
+        barrier.wait()
+        results[email] = store.suppress({email: ("unsubscribed", "one-click")})
+
+    def broken() -> None:
+        barrier.wait()
+
+        def fail(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO changes (key) VALUES ('only a key')")  # NOT NULL fails
+
+        try:
+            ledger.commit_group(fail)
+        except NewsletterError as exc:
+            results["broken"] = exc.message
+
+    threads = [threading.Thread(target=unsubscribe, args=(e,)) for e in emails]
+    threads.append(threading.Thread(target=broken))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {e: results[e] for e in emails} == {e: {e: None} for e in emails}
+    assert "NOT NULL constraint failed" in str(results["broken"])
+    assert ledger.last_seq() == 40 and set(ledger.holds()) == set(emails)
