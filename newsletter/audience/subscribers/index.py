@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from newsletter.audience.subscribers.ledger import RowState
-from newsletter.database import open_database
+from newsletter.database import open_database, reconnect
 
 if TYPE_CHECKING:
     from newsletter.audience.subscribers.lockedfile import FileSignature
@@ -65,12 +65,19 @@ class RowIndex:
         self.path = path
         self._local = threading.local()
         self.rebuild_lock = threading.Lock()
+        self._ready_lock = threading.Lock()
+        self._ready = False
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = open_database(self.path, _SCHEMA, what="the subscriber index")
-            conn.execute("PRAGMA synchronous=NORMAL")  # derived data: rebuilt if lost
+            with self._ready_lock:
+                if not self._ready:
+                    conn = open_database(self.path, _SCHEMA, what="the subscriber index")
+                    conn.execute("PRAGMA synchronous=NORMAL")  # derived data: rebuilt if lost
+                    self._ready = True
+            if conn is None:
+                conn = reconnect(self.path, "NORMAL", what="the subscriber index")
             self._local.conn = conn
         return conn
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from newsletter.audience.subscribers.groupcommit import GroupCommit
-from newsletter.database import open_database
+from newsletter.database import open_database, reconnect
 from newsletter.errors import NewsletterError
 
 LEDGER_NAME: Final = "ledger.sqlite3"
@@ -176,6 +176,7 @@ class Ledger:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._group = GroupCommit()
+        self._ready = False  # the schema is in place (this process opened it once)
         self.listeners: list[Callable[[], None]] = []  # told after every commit
 
     @classmethod
@@ -183,9 +184,16 @@ class Ledger:
         return cls(state_dir / LEDGER_NAME)
 
     def connection(self) -> sqlite3.Connection:
+        """This thread's connection; only the process's first one applies the schema (so a
+        burst of new request threads does not queue on schema statements)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = open_database(self.path, _SCHEMA, what="the consent ledger")
+            with self._write_lock:
+                if not self._ready:
+                    conn = open_database(self.path, _SCHEMA, what="the consent ledger")
+                    self._ready = True
+            if conn is None:
+                conn = reconnect(self.path, "FULL", what="the consent ledger")
             self._local.conn = conn
         return conn
 
