@@ -158,6 +158,7 @@ def run(rows: int, readers: int, replays: int, pages: int) -> dict[str, float | 
             "lost": sum(1 for e in wanted if found.get(e) != "unsubscribed"),
             "p50": percentile(latencies, 0.50),
             "p99": percentile(latencies, 0.99),
+            "legit_p99": percentile([t for e, t in burst.timed if e in set(targets)], 0.99),
             "in_csv_s": in_csv,
             "identical": "yes" if after == before else "NO",
             "unsub_p99": percentile(unsub_pages, 0.99),
@@ -179,7 +180,8 @@ def main() -> None:
     )
     header = (
         f"{'rows':>9} {'start s':>8} {'refused':>7} {'failed':>6} {'lost':>4} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'p99/100ms':>9} {'in CSV s':>8} {'/15 s':>6} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'p99/100ms':>9} {'50 p99/100ms':>12} "
+        f"{'in CSV s':>8} {'/15 s':>6} "
         f"{'others same':>11} {'unsub p99/50ms':>14} {'confirm p99/50ms':>16}"
     )
     print(header)
@@ -188,7 +190,8 @@ def main() -> None:
         print(
             f"{r['rows']:>9,} {r['startup_s']:>8.1f} {r['refused']:>7} {r['failed']:>6} "
             f"{r['lost']:>4} {float(r['p50']) * 1000:>7.1f} {float(r['p99']) * 1000:>7.1f} "
-            f"{float(r['p99']) / P99_TARGET:>9.2f} {r['in_csv_s']:>8.1f} "
+            f"{float(r['p99']) / P99_TARGET:>9.2f} {float(r['legit_p99']) / P99_TARGET:>12.2f} "
+            f"{r['in_csv_s']:>8.1f} "
             f"{float(r['in_csv_s']) / IN_CSV_TARGET:>6.2f} {r['identical']:>11} "
             f"{float(r['unsub_p99']) / PAGE_TARGET:>14.2f} "
             f"{float(r['confirm_p99']) / PAGE_TARGET:>16.2f}",
@@ -196,7 +199,10 @@ def main() -> None:
         )
         if r["page_errors"]:
             print(f"  {r['page_errors']} page request(s) did not answer 200")
-    print("ratios: below 1.00 meets the target (p99 <= 100 ms, in CSV <= 15 s, pages <= 50 ms)")
+    print(
+        "ratios: below 1.00 meets the target (p99 <= 100 ms, in CSV <= 15 s, pages <= 50 ms);"
+        " p50/p99 over all requests, '50 p99' over the 50 readers' own unsubscribes"
+    )
 
 
 if __name__ == "__main__":

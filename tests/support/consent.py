@@ -52,6 +52,7 @@ class Burst:
 
     codes: dict[str, list[int]] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
+    timed: list[tuple[str, float]] = field(default_factory=list)  # (address, seconds)
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -96,6 +97,7 @@ def fire(
         with burst.lock:
             burst.codes.setdefault(email, []).append(code)
             burst.latencies.append(elapsed)
+            burst.timed.append((email, elapsed))
 
     try:
         with ThreadPoolExecutor(workers) as pool:

@@ -4,16 +4,22 @@
 been quiet for ``quiet`` seconds, once ``batch`` of them wait, or ``max_delay`` seconds
 after the first one (a steady trickle still reaches the file); it rebuilds the index
 when the file changed under it (an admin's save), and folds then too, so a save that
-undid a suppression has it re-applied. Requests never wait for either: they only
-commit ledger rows and read the index.
+undid a suppression has it re-applied. Both run in a child process, so the server's
+interpreter lock stays free: requests never wait for either, they only commit ledger
+rows and read the index.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from newsletter.audience.subscribers.index import signature_text
@@ -92,14 +98,34 @@ class FoldWorker:
         return now != self.live.ledger.meta("fold_signature") or not self.live.index_is_current()
 
     def _fold(self) -> None:
+        """Fold (and refresh the index) in a child process: a fold of a million rows is
+        seconds of pure Python, and in this process it would hold the interpreter lock
+        that every request needs."""
+        store = self.live.store
+        package = Path(__file__).resolve().parents[3]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package), *sys.path[1:]])}
+        command = [
+            sys.executable,
+            "-c",
+            "from newsletter.audience.subscribers.background import fold_once; fold_once()",
+            str(store.path),
+            str(self.live.ledger.path.parent),
+            str(store.backup_dir),
+        ]
         try:
-            report = self.live.fold()
-            if report.wrote:
-                self.folds += 1
-                log.info(report.summary(self.live.store.display))
-            self.live.refresh_index()
-        except Exception:  # the ledger keeps every change: the next round tries again
-            log.exception("folding the subscriber ledger failed; retrying shortly")
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        except OSError:
+            log.exception("could not start the fold; retrying shortly")
+            return
+        if done.returncode != 0:  # the ledger keeps every change: the next round retries
+            log.error("folding the subscriber ledger failed; retrying shortly: %s", done.stderr)
+            return
+        result = json.loads(done.stdout or "{}")
+        if result.get("wrote"):
+            self.folds += 1
+            log.info("%s", result.get("summary", ""))
+        for line in result.get("reapplied", []):
+            log.info("fold: re-applied: %s", line)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -115,3 +141,21 @@ class FoldWorker:
             if due:
                 self._fold()
                 self._first_waiting = None
+
+
+def fold_once() -> None:
+    """The child's side of :meth:`FoldWorker._fold`: argv = CSV, state dir, backup dir."""
+    from newsletter.audience.subscribers.store import SubscriberStore
+
+    csv_path, state_dir, backup_dir = (Path(a) for a in sys.argv[1:4])
+    store = SubscriberStore(csv_path, state_dir=state_dir, backup_dir=backup_dir, lock_timeout=60)
+    assert store.live is not None
+    report = store.live.fold()
+    store.live.refresh_index()
+    result = {
+        "wrote": report.wrote,
+        "summary": report.summary(store.display),
+        "reapplied": report.reapplied,
+        "conflicts": report.conflicts,
+    }
+    sys.stdout.write(json.dumps(result))
