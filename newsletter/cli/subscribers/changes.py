@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from newsletter.audience.subscribers import AddressError, ImportOutcome, read_import_file
+from newsletter.audience.subscribers import AddressError, ImportFile, ImportOutcome, read_import
+from newsletter.audience.subscribers.formats import parse_map
 from newsletter.cli.subscribers.options import FileOption, open_store
 from newsletter.cli.subscribers.output import plural, say, warn
 from newsletter.errors import ExitCode, NewsletterError
@@ -80,6 +81,29 @@ def _show_outcomes(label: str, outcomes: list[ImportOutcome], source: str) -> No
         say(f"  {label:<7} ... and {len(outcomes) - SHOWN_PER_KIND} more")
 
 
+def _show_reading(read: ImportFile, shown: str) -> None:
+    """Say which format was found and what became of every column."""
+    note = f": {read.status_note}" if read.status_note else ""
+    say(f"reading {shown} as {read.format}{note}")
+    if not read.columns:
+        return
+    groups: dict[str, list[str]] = {"mapped": []}
+    for column in read.columns:
+        if column.use in ("kept", "ignored", "unmappable"):
+            text = column.header
+            if column.use == "kept" and column.detail:
+                text += f" (as {column.detail})"
+            key = column.use if column.use == "kept" else f"{column.use} ({column.detail})"
+            groups.setdefault(key, []).append(text)
+        else:
+            groups.setdefault("mapped", []).append(f"{column.header} -> {column.use}")
+    labels = {"mapped": "mapped", "kept": "kept as extra columns"}
+    order = {"mapped": 0, "kept": 1}
+    for key, names in sorted(groups.items(), key=lambda kv: order.get(kv[0], 2)):
+        if names:
+            say(f"  {labels.get(key, key)}: {', '.join(names)}")
+
+
 def import_subscribers(
     ctx: typer.Context,
     source_file: Annotated[
@@ -88,7 +112,8 @@ def import_subscribers(
             metavar="FILE",
             exists=True,
             dir_okay=False,
-            help="A CSV with an email column, or a plain list: one address per line.",
+            help="An export from Mailchimp, listmonk, Buttondown, Substack, Google Contacts "
+            "or Outlook, a CSV with an email column, or a plain list: one address per line.",
         ),
     ],
     status: Annotated[
@@ -100,8 +125,23 @@ def import_subscribers(
         ),
     ] = None,
     source: Annotated[
-        str, typer.Option("--source", help="The source recorded on new rows.")
-    ] = "import",
+        str | None,
+        typer.Option(
+            "--source",
+            help="The source recorded on new rows (default: the tool the export came from, "
+            "or import).",
+        ),
+    ] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            metavar="COLUMN=FIELD",
+            help='Give a column a meaning, e.g. --map "Work email=email"; FIELD is email, '
+            "name, first_name, last_name, status, subscribed_at, confirmed_at, tags, note, "
+            "or ignore. Repeat for several.",
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -121,8 +161,11 @@ def import_subscribers(
     ] = "utf-8",
     file: FileOption = None,
 ) -> None:
-    """Merge another CSV or a plain list of addresses into the list.
+    """Merge another tool's export, a CSV or a plain list of addresses into the list.
 
+    The export is recognised by its header (and said which); statuses and consent dates
+    are mapped (Mailchimp's unsubscribed export stays unsubscribed, cleaned becomes
+    bounced), names and tags kept, every other non-empty column kept as an extra column.
     New addresses are added; listed ones get a differing name, note or status updated.
     Nobody pending (not yet confirmed), unsubscribed, bounced or complained is made
     active without --force.
@@ -133,14 +176,22 @@ def import_subscribers(
         "".encode(encoding)
     except LookupError:
         raise AddressError(f"--encoding: unknown encoding {encoding!r}") from None
-    entries, problems = read_import_file(
-        source_file, encoding=encoding, status=status, source=source
+    read = read_import(
+        source_file,
+        encoding=encoding,
+        status=status,
+        source=source,
+        mapping=parse_map(mapping or []),
     )
-    report = store.import_entries(entries, force=force, dry_run=dry_run)
+    problems = read.problems
+    report = store.import_entries(read.entries, force=force, dry_run=dry_run)
     shown = str(source_file)
+    _show_reading(read, shown)
     _show_outcomes("add", report.added, shown)
     _show_outcomes("update", report.updated, shown)
     _show_outcomes("skip", report.skipped, shown)
+    for problem in read.warnings:
+        warn(f"  {problem}")
     for problem in problems:
         warn(f"  invalid {problem}")
     counts = (

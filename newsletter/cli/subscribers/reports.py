@@ -16,7 +16,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from newsletter.audience.subscribers import FIELDS, STATUSES, Subscriber
+from newsletter.audience.subscribers import FIELDS, STATUSES, Subscriber, SubscriberRow
+from newsletter.audience.subscribers.exporter import export_rows
 from newsletter.cli.subscribers.options import FileOption, StatusFilter, open_store, parse_statuses
 from newsletter.cli.subscribers.output import plural, say, warn, warn_problem_rows, write_csv
 from newsletter.console import console
@@ -95,9 +96,27 @@ def list_subscribers(
     warn_problem_rows(problem_rows, "listed")
 
 
+class ExportFormat(StrEnum):
+    """What ``export`` writes: the list itself, or another tool's import format."""
+
+    csv = "csv"
+    listmonk = "listmonk"
+    mailchimp = "mailchimp"
+
+
 def export(
     ctx: typer.Context,
     status: StatusFilter = None,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="csv: the list as it is; listmonk: email,name,attributes for listmonk's "
+            "import; mailchimp: Email Address, First Name, Last Name, Tags, ... for "
+            "Mailchimp's import (one --status per file: both tools ask for the status of "
+            "a whole import).",
+        ),
+    ] = ExportFormat.csv,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -113,6 +132,8 @@ def export(
 ) -> None:
     """Export valid rows, all columns, as CSV safe to open in a spreadsheet.
 
+    --format listmonk or mailchimp writes the import format of those tools instead.
+
     Cells that begin with =, +, -, @, tab or CR get a leading ' so a spreadsheet shows
     them as text instead of running them as formulas.
     """
@@ -121,9 +142,21 @@ def export(
     header = store.header()
     problem_rows = 0
 
+    def valid() -> Iterator[tuple[SubscriberRow, Subscriber]]:
+        nonlocal problem_rows
+        for row in store.iter_rows():
+            sub = row.subscriber
+            if sub is None:
+                problem_rows += 0 if row.blank else 1
+            elif wanted is None or sub.status in wanted:
+                yield row, sub
+
     def rows() -> Iterator[Sequence[str]]:
         nonlocal problem_rows
         if header is None:
+            return
+        if fmt is not ExportFormat.csv:
+            yield from export_rows(header, valid(), fmt.value)
             return
         yield header.cells
         width = len(header.cells)
