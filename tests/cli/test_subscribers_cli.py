@@ -21,7 +21,7 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_every_command_has_help() -> None:
-    for command in ("list", "add", "remove", "import", "export", "stats", "check"):
+    for command in ("list", "show", "add", "remove", "import", "export", "stats", "check"):
         code, out, _ = run(command, "--help")
         assert code == 0 and "--file" in out, command
 
@@ -87,6 +87,7 @@ def test_remove_and_purge(home: Path) -> None:
     assert code == 0
     assert out == (
         "purged ALICE@example.org: deleted 1 row (line 2) from subscribers/subscribers.csv\n"
+        "forgot ALICE@example.org in no journal or event store (none kept yet)\n"
     )
     assert "backups in .newsletter/backups still hold it" in err
     assert run("remove", "alice@example.org") == (

@@ -46,7 +46,8 @@ def remove(
         typer.Option(
             "--purge",
             help="Delete every row holding the address (a data-protection request) "
-            "instead of marking it unsubscribed.",
+            "instead of marking it unsubscribed; its rows in the send journal, the report's "
+            "events and the webhook ledger go too.",
         ),
     ] = False,
     file: FileOption = None,
@@ -62,6 +63,7 @@ def remove(
             f"purged {email}: deleted {plural(len(lines), 'row')} (line {where}) from "
             f"{store.display}"
         )
+        say(f"forgot {email} in {_forget_elsewhere(email)}")
         warn(
             f"note: the backups in {store.backup_dir} still hold it until they rotate out "
             "(the last 10 writes); delete them too if the request requires it",
@@ -71,6 +73,29 @@ def remove(
     if not store.remove(email):
         raise NewsletterError(f"{store.display}: {email} is not on the list")
     say(f"unsubscribed {email} in {store.display}")
+
+
+def _forget_elsewhere(email: str) -> str:
+    """Remove the address from the send journal, the report's events and the webhook
+    ledger (each only if it exists); say how many rows went from each."""
+    from newsletter.audience.events import LEDGER_NAME, EventLedger
+    from newsletter.config import load_settings
+    from newsletter.delivery.journal import Journal
+    from newsletter.reports.collect import JOURNAL_NAME
+    from newsletter.reports.eventstore import EVENTS_NAME, EventStore
+
+    state = load_settings().state_dir
+    key = email.strip().lower()
+    counts = []
+    if (state / JOURNAL_NAME).exists():
+        with Journal(state / JOURNAL_NAME) as journal:
+            counts.append(plural(journal.forget(key), "journal row"))
+    if (state / EVENTS_NAME).exists():
+        with EventStore(state / EVENTS_NAME) as events:
+            counts.append(plural(events.purge(key), "report event"))
+    if (state / LEDGER_NAME).exists():
+        counts.append(plural(EventLedger(state / LEDGER_NAME).purge(key), "webhook event"))
+    return ", ".join(counts) if counts else "no journal or event store (none kept yet)"
 
 
 def _show_outcomes(label: str, outcomes: list[ImportOutcome], source: str) -> None:

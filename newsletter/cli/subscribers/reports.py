@@ -1,4 +1,4 @@
-"""`newsletter subscribers list|export|stats|check`: the commands that read the list.
+"""`newsletter subscribers list|show|export|stats|check`: the commands that read the list.
 
 None of them changes the file. ``list`` and ``export`` show valid rows only and count
 the rest; ``check`` reports every problem with FILE:LINE and sets the exit code.
@@ -16,7 +16,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from newsletter.audience.subscribers import FIELDS, STATUSES, Subscriber, SubscriberRow
+from newsletter.audience.subscribers import (
+    FIELDS,
+    STATUSES,
+    AddressError,
+    Subscriber,
+    SubscriberRow,
+)
 from newsletter.audience.subscribers.exporter import export_rows
 from newsletter.cli.subscribers.options import FileOption, StatusFilter, open_store, parse_statuses
 from newsletter.cli.subscribers.output import plural, say, warn, warn_problem_rows, write_csv
@@ -234,3 +240,41 @@ def check(ctx: typer.Context, file: FileOption = None) -> None:
         warn(f"{plural(errors, 'error')} in {store.display} ({plural(rows, 'row')})", style="red")
         raise typer.Exit(int(ExitCode.ERROR))
     say(f"{store.display}: {plural(rows, 'row')}, no problems")
+
+
+def show(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The address to show.")],
+    file: FileOption = None,
+) -> None:
+    """One reader: their row (every column) and their event history, issue by issue.
+
+    The history comes from the report's event table (sends, deliveries, bounces,
+    complaints, unsubscribes, opens and clicks when tracked); reports show only counts.
+    """
+    from newsletter.config import load_settings
+    from newsletter.reports.collect import collect
+    from newsletter.reports.eventstore import EventStore
+
+    store = open_store(ctx, file)
+    sub = store.get(email)
+    header = store.header()
+    if sub is None or header is None:
+        raise AddressError(f"{store.display}: {email} is not on the list")
+    row = next(r for r in store.iter_rows() if r.line == sub.line)
+    say(f"{sub.email} (line {sub.line} of {store.display})")
+    for name, value in zip(header.cells, row.cells, strict=False):
+        if value.strip():
+            say(f"  {name.strip()}: {value}")
+    settings = load_settings()
+    with EventStore.in_state_dir(settings.state_dir) as events:
+        collect(settings, events)
+        history = events.history(sub.key)
+    if not history:
+        say("no events recorded for this address")
+        return
+    say(f"{plural(len(history), 'event')}:")
+    for event in history:
+        detail = f"  ({event.detail})" if event.detail else ""
+        issue = event.issue or "(no issue)"
+        say(f"  {event.at}  {issue:<12} {event.kind:<17} {event.source}{detail}")
