@@ -1,12 +1,15 @@
 """The report's charts, drawn on the server as inline SVG by pygal.
 
-No script (pygal's tooltips load JavaScript from its site; ``js=[]`` turns that off),
-no fonts or images from anywhere: each chart is one ``<svg>`` with a ``viewBox`` and
+No script (pygal's tooltips load JavaScript from its site; ``js=[]`` turns that off,
+and :func:`_svg` drops the inline config script pygal writes anyway), no fonts or
+images from anywhere: each chart is one ``<svg>`` with a ``viewBox`` and
 no fixed size, so it scales to the width of a phone or a desktop.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -19,10 +22,30 @@ from newsletter.reports.summary import (
 
 WIDTH: Final = 800
 HEIGHT: Final = 380
+_SCRIPT: Final = re.compile(r"<script\b.*?</script>", re.DOTALL | re.IGNORECASE)
+
+
+def _svg(chart: Any) -> str:
+    """The chart as SVG text, without pygal's inline script (nothing here needs it)."""
+    return _SCRIPT.sub("", str(chart.render(is_unicode=True)))
+
+
+def _import_pygal() -> Any:
+    """pygal, without the import hook it adds for its map plugins.
+
+    pygal appends a ``sys.meta_path`` finder with only the legacy ``find_module``; every
+    later failed import then passes through it and Python warns (ImportWarning), which
+    breaks any code that imports optional modules (uvicorn probing for uvloop) under
+    warnings-as-errors. The reports use no map plugin, so the hook goes.
+    """
+    import pygal
+
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImportFixer"]
+    return pygal
 
 
 def _chart(kind: str, title: str, reports: Sequence[IssueReport], **options: Any) -> Any:
-    import pygal
+    pygal = _import_pygal()
     from pygal.style import Style
 
     style = Style(
@@ -61,14 +84,14 @@ def funnel_chart(reports: Sequence[IssueReport]) -> str:
         chart.add("opened", [r.opens if r.tracked else None for r in reports])
         chart.add("clicked", [r.clicks if r.tracked else None for r in reports])
     chart.add("unsubscribed", [r.unsubscribes for r in reports])
-    return str(chart.render(is_unicode=True))
+    return _svg(chart)
 
 
 def growth_chart(reports: Sequence[IssueReport]) -> str:
     """Readers each issue went to, over time."""
     chart = _chart("Line", "List growth: readers per issue", reports, show_dots=True)
     chart.add("readers", [r.audience for r in reports])
-    return str(chart.render(is_unicode=True))
+    return _svg(chart)
 
 
 def rates_chart(reports: Sequence[IssueReport]) -> str:
@@ -88,4 +111,4 @@ def rates_chart(reports: Sequence[IssueReport]) -> str:
     chart.add("limit: hard 1 %", [PERMANENT_LIMIT * 100] * n, **dashed)
     chart.add("limit: soft 5 %", [TEMPORARY_LIMIT * 100] * n, **dashed)
     chart.add("limit: complaints 0.3 %", [COMPLAINT_LIMIT * 100] * n, **dashed)
-    return str(chart.render(is_unicode=True))
+    return _svg(chart)
