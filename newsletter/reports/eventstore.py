@@ -96,22 +96,36 @@ class EventStore:
         self.close()
 
     # Writing --------------------------------------------------------------------------
-    def add(self, events: Iterable[Event]) -> int:
+    def add(self, events: Iterable[Event], *, chunk: int = 50_000) -> int:
         """Record events not seen before (by issue, reader and kind); how many were new.
 
-        One transaction; the tally moves with the rows, so the two always agree.
+        One transaction; the tally moves with the rows, so the two always agree. Rows go
+        in by ``(issue, kind)`` group, so SQLite's change count says how many of each
+        group were new without a round trip per row.
         """
         db = self.db
         new: dict[tuple[str, str], int] = {}
+        groups: dict[tuple[str, str], list[tuple[str, str, str, str, str, str]]] = {}
+        pending = 0
+
+        def flush() -> None:
+            for group, rows in groups.items():
+                before = db.total_changes
+                db.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+                new[group] = new.get(group, 0) + db.total_changes - before
+            groups.clear()
+
         db.execute("BEGIN IMMEDIATE")
         try:
             for e in events:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)",
-                    (e.issue, e.reader, e.kind, e.at, e.source, e.detail[:300]),
+                groups.setdefault((e.issue, e.kind), []).append(
+                    (e.issue, e.reader, e.kind, e.at, e.source, e.detail[:300])
                 )
-                if cur.rowcount == 1:
-                    new[(e.issue, e.kind)] = new.get((e.issue, e.kind), 0) + 1
+                pending += 1
+                if pending >= chunk:
+                    flush()
+                    pending = 0
+            flush()
             _bump(db, new)
             db.execute("COMMIT")
         except BaseException:

@@ -144,3 +144,24 @@ def test_drawing_charts_leaves_imports_quiet() -> None:
     assert not [f for f in sys.meta_path if type(f).__name__ == "PluginImportFixer"]
     with pytest.raises(ImportError):
         importlib.import_module("a_module_that_is_not_installed_anywhere")
+
+
+def test_report_route_needs_its_token(home: Path) -> None:
+    import httpx
+
+    from newsletter.web import create_app
+    from tests.support.eventkeys import keypair
+    from tests.support.webserver import running, web_settings
+
+    public = keypair()[1]
+    with running(create_app(web_settings(public))) as base:
+        assert httpx.get(base + "/reports").status_code == 404  # no token set: no page
+    settings = web_settings(public, report_token="tok-0123456789")
+    with running(create_app(settings)) as base:
+        assert httpx.get(base + "/reports").headers["www-authenticate"].startswith("Basic")
+        wrong = httpx.get(base + "/reports", auth=("x", "tok-012345678"))
+        assert wrong.status_code == 401
+        bearer = httpx.get(base + "/reports", headers={"authorization": "Bearer tok-0123456789"})
+        assert bearer.status_code == 200
+        assert "0 issues" in bearer.text and "<svg" not in bearer.text
+        assert bearer.headers["cache-control"] == "no-store"
