@@ -190,6 +190,14 @@ def test_send_webhooks_dsns_and_unsubscribes_give_exact_numbers(
     history = [line.split()[1:4] for line in out.splitlines() if line.startswith("  20")]
     # sent and bounced in the same second here: the history is in time order, then kind
     assert history == [[ISSUE, "bounce_hard", "sendgrid"], [ISSUE, "sent", "journal"]]
+    code, out, _ = cli("subscribers", "show", address(5), "--json")
+    data = json.loads(out)
+    assert data["row"]["status"] == "unsubscribed"
+    assert {(e["issue"], e["kind"], e["source"]) for e in data["events"]} == {
+        (ISSUE, "sent", "journal"),
+        (ISSUE, "delivered", "sendgrid"),
+        (ISSUE, "unsubscribe", "sendgrid"),
+    }
     code, out, _ = cli("subscribers", "remove", address(1), "--purge")
     assert code == 0
     assert out.splitlines()[1] == (

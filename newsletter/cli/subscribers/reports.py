@@ -6,7 +6,9 @@ the rest; ``check`` reports every problem with FILE:LINE and sets the exit code.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import sys
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
@@ -245,12 +247,17 @@ def check(ctx: typer.Context, file: FileOption = None) -> None:
 def show(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(metavar="EMAIL", help="The address to show.")],
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Everything held on them as JSON (a data-access request)."),
+    ] = False,
     file: FileOption = None,
 ) -> None:
     """One reader: their row (every column) and their event history, issue by issue.
 
     The history comes from the report's event table (sends, deliveries, bounces,
     complaints, unsubscribes, opens and clicks when tracked); reports show only counts.
+    --json gives both for a data-access request.
     """
     from newsletter.config import load_settings
     from newsletter.reports.collect import collect
@@ -262,14 +269,22 @@ def show(
     if sub is None or header is None:
         raise AddressError(f"{store.display}: {email} is not on the list")
     row = next(r for r in store.iter_rows() if r.line == sub.line)
-    say(f"{sub.email} (line {sub.line} of {store.display})")
-    for name, value in zip(header.cells, row.cells, strict=False):
-        if value.strip():
-            say(f"  {name.strip()}: {value}")
+    columns = {
+        name.strip(): value
+        for name, value in zip(header.cells, row.cells, strict=False)
+        if value.strip()
+    }
     settings = load_settings()
     with EventStore.in_state_dir(settings.state_dir) as events:
         collect(settings, events)
         history = events.history(sub.key)
+    if as_json:
+        data = {"row": columns, "events": [dataclasses.asdict(e) for e in history]}
+        say(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    say(f"{sub.email} (line {sub.line} of {store.display})")
+    for name, value in columns.items():
+        say(f"  {name}: {value}")
     if not history:
         say("no events recorded for this address")
         return
