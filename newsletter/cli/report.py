@@ -127,8 +127,9 @@ def report(
     if html is not None:
         from newsletter.reports.page import render_page
 
-        html.write_text(render_page(reports[-last:]), encoding="utf-8")
-        _say(f"wrote {html} ({len(reports[-last:])} issues)")
+        shown = reports[-last:]
+        html.write_text(render_page(shown), encoding="utf-8")
+        _say(f"wrote {html} ({len(shown)} issue{'' if len(shown) == 1 else 's'})")
         return
     if issue is not None:
         slug = _slug(issue)

@@ -21,7 +21,6 @@ from newsletter.compose.message import Recipient
 from newsletter.config import Settings
 from newsletter.delivery.journal import Journal
 from newsletter.web import create_app
-from tests.audience.test_signups_bounces import dsn
 from tests.conftest import GOLDEN_SETTINGS
 from tests.support.eventkeys import keypair
 from tests.support.sendgrid_server import SendGridServer
@@ -32,6 +31,25 @@ KEY = "SG.report-test-key"
 REPORT_TOKEN = "report-token-0123456789"
 ISSUE = "vol-2.19"
 READERS = 20
+
+
+def dsn(headers: bytes, failed: str, message_id: str) -> bytes:
+    """A mail server's delivery-status report (RFC 3464) for ``failed``, quoting the
+    header block of the message it could not deliver."""
+    return (
+        b"From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n"
+        b"To: digest@example.org\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        + f"Message-ID: <{message_id}@mx.example.net>\r\n".encode()
+        + b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        b"--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        b"Reporting-MTA: dns; mx.example.net\r\n\r\n"
+        + f"Final-Recipient: rfc822; {failed}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n".encode()
+        + b"--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        + headers
+        + b"--b--\r\n"
+    )
 
 
 @pytest.fixture
@@ -130,7 +148,7 @@ def test_send_webhooks_dsns_and_unsubscribes_give_exact_numbers(
     builder = make_builder(settings)
     for n, i in enumerate((14, 1)):
         headers = builder.to_bytes(Recipient(address(i))).split(b"\r\n\r\n", 1)[0] + b"\r\n"
-        (mailbox / f"dsn-{n}.eml").write_bytes(dsn(headers, [address(i)], message_id=f"d{n}"))
+        (mailbox / f"dsn-{n}.eml").write_bytes(dsn(headers, address(i), f"d{n}"))
     code, out, err = cli("signups", "process", "--source", str(mailbox))
     assert code == 0, out + err
 
@@ -177,6 +195,9 @@ def test_send_webhooks_dsns_and_unsubscribes_give_exact_numbers(
         "  bounced, hard           3    15.0 %  (permanent failures, limit 1 %)",
         "  bounced, soft           2    10.0 %  (temporary failures, limit 5 %)",
     ]
+    code, out, _ = cli("report", "--html", "report.html")
+    assert (code, out) == (0, "wrote report.html (1 issue)\n")
+    assert Path("report.html").read_text(encoding="utf-8").count("<svg") == 3
     code, out, _ = cli("report")
     assert code == 0
     lines = out.splitlines()
