@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from newsletter.database import open_database
+from newsletter.database import open_database, rollback
 
 EVENTS_NAME: Final = "events.sqlite3"
 #: The kinds of event, in the order reports show them.
@@ -129,7 +129,7 @@ class EventStore:
             _bump(db, new)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
         return sum(new.values())
 
@@ -167,7 +167,7 @@ class EventStore:
             _bump(db, gone)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
         return -sum(gone.values())
 
