@@ -7,11 +7,12 @@ references), so a full Markdown engine would only add surprises. Pure functions.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Union
 
 from markupsafe import Markup, escape
+
+from newsletter.compose.linebreak import fold_lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +48,15 @@ class MarkupError(ValueError):
 
 
 _ESCAPABLE = set("\\*_[]()`#")
-_WS = re.compile(r"\s+")
 
 
 def parse_inline(source: str) -> tuple[Node, ...]:
-    """Parse one paragraph of inline Markdown into a tree; whitespace is collapsed."""
-    text = _WS.sub(" ", source).strip()
+    """Parse one paragraph of inline Markdown into a tree; whitespace is collapsed.
+
+    A line break between two CJK characters folds to nothing (Japanese has no spaces
+    between words), any other whitespace to one space.
+    """
+    text = fold_lines(source).strip()
     nodes, _ = _parse(text, 0, closer=None)
     return nodes
 
