@@ -147,7 +147,8 @@ class Issue(StrictModel):
         """The subject line: as written, or the series, volume and date in ``language``."""
         if self.subject:
             return self.subject
-        template = gettext_for(language)("%(series)s, Vol %(volume)s (%(date)s)")
+        _ = gettext_for(language)
+        template = _("%(series)s, Vol %(volume)s (%(date)s)")
         return template % {
             "series": self.series,
             "volume": self.volume,
