@@ -132,14 +132,19 @@ def refold_cjk(value: str, source: str, *, block: bool) -> str:
     for before, after in itertools.pairwise(lines):
         if not before or not after or before.endswith("\\"):
             continue  # a blank line is a paragraph break; "\" escapes the break itself
-        a, b = before[-1], after[0]
-        if not joins_without_space(a, b):
+        # look through Markdown emphasis marks: "会談した。**" + "両氏は" joins too
+        tail = before[len(before.rstrip("*_")) - 1 :]
+        head = after[: len(after) - len(after.lstrip("*_")) + 1]
+        if not (tail.strip("*_") and head.strip("*_")):
             continue
-        found = out.find(f"{a} {b}", cursor)
+        if not joins_without_space(tail.strip("*_"), head.strip("*_")):
+            continue
+        found = out.find(f"{tail} {head}", cursor)
         if found < 0:
             continue
-        out = out[: found + 1] + out[found + 2 :]
-        cursor = found + 1
+        space = found + len(tail)
+        out = out[:space] + out[space + 1 :]
+        cursor = space
     return out
 
 

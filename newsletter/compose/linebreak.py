@@ -27,7 +27,9 @@ NO_START = frozenset(
 #: may not end a line: opening brackets and quotes
 NO_END = frozenset("([{（〔［｛〈《「『【〘〖〝‘“｟«")
 
-_SPACE = re.compile(r"\s+")
+# Whitespace that separates words; the ideographic space (U+3000) is a wide character
+# that Japanese text means to keep.
+_SPACE = re.compile(r"[^\S\u3000]+")
 
 
 @functools.lru_cache(maxsize=4096)
