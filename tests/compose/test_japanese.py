@@ -5,6 +5,7 @@ Regenerate the golden files on purpose with:  REGEN_GOLDEN=1 pytest tests/compos
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def test_plaintext_fits_78_columns_and_keeps_kinsoku(rendered: RenderedIssue) ->
         if "https://" in line:
             continue  # a URL is never broken, so it may be longer
         assert display_width(line) <= 78, line
-    for before, after in zip(lines, lines[1:], strict=False):
+    for before, after in itertools.pairwise(lines):
         body = after.lstrip(" -")
         if before.strip() and body:
             assert body[0] not in NO_START, (before, after)
@@ -133,7 +134,9 @@ footer:
 def test_yaml_folding_joins_japanese_lines_without_spaces() -> None:
     issue = parse_issue_text(ISSUE, "t.yaml")
     assert issue.stories[0].headline == "方針を国会で表明"
-    assert issue.stories[0].detail == "**首相は**防衛費の方針を国会で表明した。G7の議論を踏まえ、Kishida said so."
+    assert issue.stories[0].detail == (
+        "**首相は**防衛費の方針を国会で表明した。G7の議論を踏まえ、Kishida said so."
+    )
     assert issue.stories[1].headline == "引用のテスト"
     assert plain_text(parse_inline(issue.stories[1].detail)) == "改行を含む段落です。"
 
