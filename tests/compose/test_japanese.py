@@ -6,6 +6,7 @@ Regenerate the golden files on purpose with:  REGEN_GOLDEN=1 pytest tests/compos
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,26 @@ def test_lint_compares_japanese_by_bigrams() -> None:
     assert "stories[0].headline" not in unpaired(ISSUE)  # 方針, 国会 appear in the detail
     swapped = ISSUE.replace("headline: 方針を\n      国会で表明", "headline: 天気予報\n      晴れ")
     assert "stories[0].headline" in unpaired(swapped)
+
+
+def test_japanese_subject_and_name_encode_per_rfc2047(
+    rendered: RenderedIssue, settings: Settings
+) -> None:
+    from email import policy
+    from email.parser import BytesParser
+
+    from newsletter.compose.message import MessageBuilder, Recipient
+
+    raw = MessageBuilder(rendered, settings).to_bytes(Recipient("taro@example.jp", "山田 太郎"))
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()
+    folded = re.findall(rb"^(?:Subject|To): .*(?:\r\n[ \t].*)*", head, re.MULTILINE)
+    assert len(folded) == 2
+    for header in folded:  # encoded words folded within the line limit
+        assert max(len(line) for line in header.split(b"\r\n")) <= 78, header
+    assert b"=?utf-8?" in head.lower()
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    assert str(msg["Subject"]) == "日米同盟ダイジェスト Vol. 3.1（2024年4月12日）"
+    assert msg["To"].addresses[0].display_name == "山田 太郎"
+    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "配信停止：https://" in text
