@@ -157,3 +157,17 @@ def test_japanese_request_gets_japanese_confirmation_and_language_ja(
         .splitlines()[0]
         .endswith(",language")
     )
+
+
+def test_approved_japanese_request_is_answered_in_japanese(settings: Settings) -> None:
+    from newsletter.audience.review import approve
+    from newsletter.audience.signups import process_raw_message
+
+    (Path("subscribers") / "subscribers.csv").unlink(missing_ok=True)
+    outcome = process_raw_message(load("43-japanese-thanks-reader.eml"), settings, source="t")
+    assert outcome.review and outcome.record_id is not None
+    approve(outcome.record_id, settings, as_kind="subscribe")
+    row = SubscriberStore.from_settings(settings).get("aoi@example.net")
+    assert row is not None and row.language == "ja" and row.status == "pending"
+    (mail,) = outbox(settings)
+    assert "購読登録の確認" in str(mail["Subject"])
