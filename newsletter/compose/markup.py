@@ -12,7 +12,7 @@ from typing import Union
 
 from markupsafe import Markup, escape
 
-from newsletter.compose.linebreak import fold_lines
+from newsletter.compose.linebreak import fold_lines, is_wide
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +197,8 @@ def to_text(nodes: tuple[Node, ...], refs: LinkRefs) -> tuple[str, list[int]]:
             if node.url.startswith("mailto:") and node.url[7:].split("?")[0] == inner.strip():
                 continue
             n = refs.number(node.url)
-            parts.append(f" [{n}]")
+            # Japanese sets the marker without a space: 公式サイト[2]を参照
+            parts.append(f"[{n}]" if inner and is_wide(inner[-1]) else f" [{n}]")
             if n not in used:
                 used.append(n)
     return "".join(parts), used

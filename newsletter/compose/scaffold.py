@@ -34,6 +34,7 @@ def scaffold_issue(previous: Issue, *, volume: str | None = None) -> tuple[str, 
         f"series: {q(previous.series)}",
         f'volume: "{vol}"',
         f"date: {date.isoformat()}",
+        *([f"language: {previous.language}"] if previous.language else []),
         "# subject: defaults to series, volume and date",
         "# preheader: defaults to the first three headlines",
     ]

@@ -176,3 +176,21 @@ def test_japanese_subject_and_name_encode_per_rfc2047(
     assert msg["To"].addresses[0].display_name == "山田 太郎"
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "配信停止：https://" in text
+
+
+def test_scaffold_keeps_the_language() -> None:
+    from newsletter.compose.scaffold import scaffold_issue
+
+    slug, text = scaffold_issue(load_issue(SAMPLE))
+    assert slug == "vol-3.2" and "\nlanguage: ja\n" in text
+
+
+def test_link_reference_hugs_japanese_text() -> None:
+    from newsletter.compose.markup import LinkRefs, to_text
+
+    text, used = to_text(
+        parse_inline("詳細は[公式サイト](https://example.org/)を参照。"), LinkRefs()
+    )
+    assert text == "詳細は公式サイト[1]を参照。" and used == [1]
+    english, _ = to_text(parse_inline("see [the site](https://example.org/)."), LinkRefs())
+    assert english == "see the site [1]."
