@@ -37,6 +37,7 @@ def scaffold_issue(previous: Issue, *, volume: str | None = None) -> tuple[str, 
         *([f"language: {previous.language}"] if previous.language else []),
         "# subject: defaults to series, volume and date",
         "# preheader: defaults to the first three headlines",
+        "# published: true would archive it unsent; a sent issue is archived anyway",
     ]
     if hero is not None:
         lines += [

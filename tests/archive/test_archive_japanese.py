@@ -3,7 +3,6 @@ NEWSLETTER_LANGUAGE=ja."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from newsletter.archive.site import build_archive
@@ -14,7 +13,11 @@ SAMPLE = Path(__file__).resolve().parent.parent / "data" / "issues" / "ja-sample
 
 
 def _with_japanese_issue(home: Path) -> None:
-    shutil.copy(SAMPLE, home / "issues" / "vol-3.1.yaml")
+    # published: archived although it was never sent from this home
+    text = SAMPLE.read_text(encoding="utf-8").replace(
+        "language: ja\n", "language: ja\npublished: true\n"
+    )
+    (home / "issues" / "vol-3.1.yaml").write_text(text, encoding="utf-8")
 
 
 def test_japanese_issue_page_in_an_english_archive(home: Path, settings: Settings) -> None:
