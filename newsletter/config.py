@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     assets_url: str | None = _env("NEWSLETTER_ASSETS_URL")
     secret_key: SecretStr | None = _env("NEWSLETTER_SECRET_KEY")
     list_id: str | None = _env("NEWSLETTER_LIST_ID")
+    # The language of the newsletter's fixed strings, mails and pages (en, ja); a reader's
+    # own `language` column, or an issue's `language:`, wins where there is one.
+    language: Literal["en", "ja"] = Field(
+        "en", validation_alias=AliasChoices("NEWSLETTER_LANGUAGE")
+    )
 
     # Where things live, relative to the newsletter's home (the current directory)
     home: Path = Field(Path("."), validation_alias=AliasChoices("NEWSLETTER_HOME"))
@@ -104,6 +109,7 @@ class Settings(BaseSettings):
         "https://api.sendgrid.com", validation_alias=AliasChoices("SENDGRID_API_HOST")
     )
     sendgrid_timeout: float = Field(30.0, validation_alias=AliasChoices("SENDGRID_TIMEOUT"))
+    sendgrid_tracking: bool = Field(False, validation_alias=AliasChoices("SENDGRID_TRACKING"))
     concurrency: int = Field(
         4, ge=1, le=64, validation_alias=AliasChoices("NEWSLETTER_CONCURRENCY")
     )
@@ -158,6 +164,7 @@ class Settings(BaseSettings):
     fold_max_delay: float = Field(
         5.0, ge=0, validation_alias=AliasChoices("NEWSLETTER_FOLD_MAX_DELAY")
     )
+    report_token: SecretStr | None = _env("NEWSLETTER_REPORT_TOKEN")
 
     @field_validator("sender")
     @classmethod

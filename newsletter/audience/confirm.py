@@ -40,6 +40,7 @@ from newsletter.audience.subscribers.addresses import address_key, normalize_add
 from newsletter.audience.subscribers.csvio import neutralize_cell
 from newsletter.audience.subscribers.ledger import Change, Hold, RowState
 from newsletter.errors import NewsletterError, TokenError
+from newsletter.i18n import normalize_language
 from newsletter.tokens import CONFIRM_TTL, make_token, read_token
 
 if TYPE_CHECKING:
@@ -92,13 +93,17 @@ class _RequestMutation(Mutation):
         self.force = force  # bounced/complained -> pending (a human approved)
         self.before: str | None = None
         self.line = 0
+        self.language = ""  # the listed row's language, if it has one
 
     def begin(self, header: Header, now: str) -> None:
         header.ensure("email", "name", "status", "source", "subscribed_at", "updated_at")
         header.ensure("confirmed_at", "note")
+        if "language" in self.values:
+            header.ensure("language")
         self.now = now
         self.before = None
         self.found = False
+        self.language = ""
 
     def row(self, row: SubscriberRow, header: Header) -> list[str] | Edit:
         if row.key != self.key or self.found:
@@ -110,6 +115,7 @@ class _RequestMutation(Mutation):
             self.before = "problem"
             return Edit.KEEP
         self.before = sub.status
+        self.language = sub.language
         if not (sub.status in ("bounced", "complained") and self.force):
             return Edit.KEEP
         cells = list(row.cells)
@@ -210,6 +216,7 @@ def _record_request(
             return Change(
                 key, values["email"], "request", "pending", note=values["note"],
                 name=values["name"], source=values["source"], at=now,
+                language=values.get("language", ""),
             )  # fmt: skip
         if force and state.status in ("bounced", "complained"):
             return Change(
@@ -220,6 +227,7 @@ def _record_request(
 
     decision = live.decide(key, decide)
     mutation.line = decision.before.line if decision.before else 0
+    mutation.language = decision.before.language if decision.before else ""
     return decision.before.status if decision.before else None
 
 
@@ -263,6 +271,7 @@ def request_confirmation(
     records: Records | None = None,
     force: bool = False,
     now: float | None = None,
+    language: str | None = None,
 ) -> ConfirmRequest:
     """List ``email`` as pending and mail it a confirmation; see the module docstring.
 
@@ -274,25 +283,27 @@ def request_confirmation(
     also turns a bounced or complained address back to pending. Raises
     :class:`~newsletter.errors.TransportError` if the email could not be sent (the
     rate-limit slot is given back), ConfigError without NEWSLETTER_SECRET_KEY.
+    ``language`` is what the request was written in (``ja``): recorded on a new row,
+    and the confirmation is in the listed row's language, else in this one.
     """
     secret = settings.require_secret()
     address = normalize_address(email)
     key = address.lower()
     store = store if store is not None else SubscriberStore.from_settings(settings)
     own = requested_by is None or address_key(requested_by) == key
-    mutation = _RequestMutation(
-        key,
-        {
-            "email": address,
-            # from the public (a form, a message): never a spreadsheet formula in the CSV
-            "name": neutralize_cell(clean_header_text(name, limit=100)),
-            "status": "pending",
-            "source": source,
-            "confirmed_at": "",
-            "note": "" if own else f"requested by {requested_by}",
-        },
-        force=force,
-    )
+    values = {
+        "email": address,
+        # from the public (a form, a message): never a spreadsheet formula in the CSV
+        "name": neutralize_cell(clean_header_text(name, limit=100)),
+        "status": "pending",
+        "source": source,
+        "confirmed_at": "",
+        "note": "" if own else f"requested by {requested_by}",
+    }
+    language = normalize_language(language)
+    if language is not None:
+        values["language"] = language
+    mutation = _RequestMutation(key, values, force=force)
     if store.live is not None:
         before = _record_request(store, store.live, mutation, force=force)
     else:
@@ -319,7 +330,8 @@ def request_confirmation(
             return ConfirmRequest(address, False, "rate-limited")
         token = make_token(secret, "confirm", address, ttl=CONFIRM_TTL, now=when)
         try:
-            send_confirmation(address, name, token, settings, in_reply_to)
+            reader_language = normalize_language(mutation.language) or language
+            send_confirmation(address, name, token, settings, in_reply_to, reader_language)
         except BaseException:
             db.release_confirmation(reservation)
             raise

@@ -71,6 +71,7 @@ def _new_row_values(change: Change) -> dict[str, str]:
         "confirmed_at": "",
         "updated_at": change.at,
         "note": neutralize_cell(change.note),
+        **({"language": change.language} if change.language else {}),
     }
 
 
@@ -114,6 +115,8 @@ class FoldMutation(Mutation):
         ops = {c.op for cs in self.changes.values() for c in cs}
         if ops & {"activate", "request", "add"}:
             header.ensure("name", "source", "subscribed_at", "confirmed_at")
+        if any(c.language for cs in self.changes.values() for c in cs):
+            header.ensure("language")
         self.report = FoldReport()
         self.touched = {}
         self.seen = set()
@@ -164,7 +167,7 @@ class FoldMutation(Mutation):
                     f"{where}: {key}: the row has problems; its ledger change waits for the fix"
                 )
             return Edit.KEEP
-        current = RowState(sub.email, sub.status, sub.updated_at, row.line)
+        current = RowState(sub.email, sub.status, sub.updated_at, row.line, sub.language)
         stamp = row_stamp(row.raw)
         replay = self._replay(key, current, stamp)
         for change in replay.ignored:
@@ -183,6 +186,8 @@ class FoldMutation(Mutation):
             hold_note = f"{held.status} again: {hold.note}" if hold.note else f"{held.status} again"
             state = held
         if state.status == current.status:
+            if any(c.op == "add" and c.seq > self.folded_seq for c in self.changes.get(key, [])):
+                self.touched[key] = (current, 0, stamp)  # an imported row: remember its text
             return Edit.KEEP
         cells = list(row.cells)
         header.set(cells, "status", state.status)
@@ -229,7 +234,7 @@ class FoldMutation(Mutation):
                     "(a save without it had dropped it)"
                 )
             self.touched[key] = (
-                RowState(state.email, state.status, state.updated_at, self.line),
+                RowState(state.email, state.status, state.updated_at, self.line, state.language),
                 0,
                 row_stamp(header.format(cells)),
             )

@@ -30,7 +30,7 @@ CHUNK: Final = 20_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rows (
     key TEXT PRIMARY KEY, email TEXT NOT NULL, line INTEGER NOT NULL, status TEXT NOT NULL,
-    updated_at TEXT NOT NULL, stamp INTEGER NOT NULL
+    updated_at TEXT NOT NULL, stamp INTEGER NOT NULL, language TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
@@ -48,14 +48,18 @@ def row_stamp(raw: str) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def index_entry(row: SubscriberRow) -> tuple[str, str, int, str, str, int] | None:
+Entry = tuple[str, str, int, str, str, int, str]
+
+
+def index_entry(row: SubscriberRow) -> Entry | None:
     """The index row of a CSV record (None for a record without a valid address)."""
     if row.key is None:
         return None
     sub = row.subscriber
     if sub is None:  # a row with problems: listed, never sent to
-        return (row.key, row.key, row.line, "problem", "", row_stamp(row.raw))
-    return (sub.key, sub.email, row.line, sub.status, sub.updated_at, row_stamp(row.raw))
+        return (row.key, row.key, row.line, "problem", "", row_stamp(row.raw), "")
+    stamp = row_stamp(row.raw)
+    return (sub.key, sub.email, row.line, sub.status, sub.updated_at, stamp, sub.language)
 
 
 class RowIndex:
@@ -87,12 +91,9 @@ class RowIndex:
         return values.get("signature", ""), int(values.get("seq", "0")), values.get("path", "")
 
     def lookup(self, key: str) -> RowState | None:
-        row = (
-            self.connection()
-            .execute("SELECT email, status, updated_at, line FROM rows WHERE key = ?", (key,))
-            .fetchone()
-        )
-        return RowState(row[0], row[1], row[2], row[3]) if row else None
+        sql = "SELECT email, status, updated_at, line, language FROM rows WHERE key = ?"
+        row = self.connection().execute(sql, (key,)).fetchone()
+        return RowState(*row) if row else None
 
     def count(self) -> int:
         return int(self.connection().execute("SELECT COUNT(*) FROM rows").fetchone()[0])
@@ -120,9 +121,9 @@ class RowIndex:
                 conn.execute("ROLLBACK")
                 return False
             conn.executemany(
-                "INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (key, s.email, s.line, s.status, s.updated_at, stamp)
+                    (key, s.email, s.line, s.status, s.updated_at, stamp, s.language)
                     for key, (s, stamp) in states.items()
                 ],
             )
@@ -152,16 +153,16 @@ class IndexBuilder:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.batch: list[tuple[str, str, int, str, str, int]] = []
+        self.batch: list[Entry] = []
         # a name of its own: another process may be rebuilding at the same time
         self.table = f"rows_next_{os.getpid()}_{secrets.token_hex(4)}"
         conn.execute(
             f"CREATE TABLE {self.table} (key TEXT PRIMARY KEY, email TEXT NOT NULL, "
             "line INTEGER NOT NULL, status TEXT NOT NULL, updated_at TEXT NOT NULL, "
-            "stamp INTEGER NOT NULL) WITHOUT ROWID"
+            "stamp INTEGER NOT NULL, language TEXT NOT NULL) WITHOUT ROWID"
         )
 
-    def add(self, entry: tuple[str, str, int, str, str, int]) -> None:
+    def add(self, entry: Entry) -> None:
         self.batch.append(entry)
         if len(self.batch) >= CHUNK:
             self._flush()
@@ -171,7 +172,7 @@ class IndexBuilder:
             self.conn.execute("BEGIN")
             # the first row of an address is its row (later ones are duplicates)
             self.conn.executemany(
-                f"INSERT OR IGNORE INTO {self.table} VALUES (?,?,?,?,?,?)", self.batch
+                f"INSERT OR IGNORE INTO {self.table} VALUES (?,?,?,?,?,?,?)", self.batch
             )
             self.conn.execute("COMMIT")
             self.batch.clear()

@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS changes (
     note TEXT NOT NULL,
     name TEXT NOT NULL,
     source TEXT NOT NULL,
-    at TEXT NOT NULL
+    at TEXT NOT NULL,
+    language TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS changes_by_key ON changes (key, seq);
 CREATE TABLE IF NOT EXISTS holds (
@@ -87,6 +88,7 @@ class Change:
     source: str = ""
     at: str = ""
     seq: int = 0
+    language: str = ""  # a new row's language (the request was written in it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,7 @@ class RowState:
     status: str
     updated_at: str = ""
     line: int = 0
+    language: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +132,7 @@ def apply_change(change: Change, state: RowState | None) -> RowState | None:
         return RowState(change.email, change.status, change.at) if state is None else state
     if op == "request":
         if state is None:
-            return RowState(change.email, "pending", change.at)
+            return RowState(change.email, "pending", change.at, language=change.language)
         if change.before and change.before != "pending" and state.status == change.before:
             return replace(state, status="pending", updated_at=change.at)
         return state
@@ -154,11 +157,11 @@ def enforce_hold(hold: Hold | None, state: RowState | None) -> RowState | None:
 
 
 def _change(row: tuple[Any, ...]) -> Change:
-    seq, key, email, op, status, before, note, name, source, at = row
-    return Change(key, email, op, status, before, note, name, source, at, seq)
+    seq, key, email, op, status, before, note, name, source, at, language = row
+    return Change(key, email, op, status, before, note, name, source, at, seq, language)
 
 
-_COLUMNS: Final = "seq, key, email, op, status, before, note, name, source, at"
+_COLUMNS: Final = "seq, key, email, op, status, before, note, name, source, at, language"
 
 
 T = TypeVar("T")
@@ -347,8 +350,8 @@ class Ledger:
     def insert(self, conn: sqlite3.Connection, change: Change) -> Change:
         """Record ``change`` inside a :meth:`transaction`; keeps ``holds`` in step."""
         cursor = conn.execute(
-            "INSERT INTO changes (key, email, op, status, before, note, name, source, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO changes (key, email, op, status, before, note, name, source, at, "
+            "language) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 change.key,
                 change.email,
@@ -359,6 +362,7 @@ class Ledger:
                 change.name,
                 change.source,
                 change.at,
+                change.language,
             ),
         )
         seq = int(cursor.lastrowid or 0)

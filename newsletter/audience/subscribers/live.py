@@ -28,12 +28,8 @@ from newsletter.audience.subscribers.addresses import (
 )
 from newsletter.audience.subscribers.fastpass import run_fast_pass
 from newsletter.audience.subscribers.fold import RECHECK_SECONDS, FoldMutation, FoldReport
-from newsletter.audience.subscribers.importer import (
-    ImportEntry,
-    ImportMutation,
-    ImportOutcome,
-    ImportReport,
-)
+from newsletter.audience.subscribers.importer import ImportMutation, ImportReport
+from newsletter.audience.subscribers.importfile import ImportEntry
 from newsletter.audience.subscribers.index import (
     INDEX_NAME,
     RowIndex,
@@ -158,6 +154,7 @@ class LiveList:
             state.email, added.name, state.status, added.source, 0,
             subscribed_at=added.at, updated_at=state.updated_at, note=added.note,
             confirmed_at=state.updated_at if state.status == "active" else "",
+            language=state.language,
         )  # fmt: skip
 
     def held(self, keys: Iterable[str]) -> dict[str, Hold]:
@@ -271,7 +268,7 @@ class LiveList:
         report.wrote = report_wrote
         report.folded = upto - after
         now_sig = signature_text(file_signature(self.store.path))
-        if report.wrote:
+        if mutation.touched:
             ledger.note_folded(
                 {k: (pre, post) for k, (_s, pre, post) in mutation.touched.items()},
                 window=RECHECK_SECONDS,
@@ -301,7 +298,9 @@ class Overlay:
         sub = row.subscriber
         if sub is None or (sub.key not in self.changes and sub.key not in self.holds):
             return row
-        state: RowState | None = RowState(sub.email, sub.status, sub.updated_at, row.line)
+        state: RowState | None = RowState(
+            sub.email, sub.status, sub.updated_at, row.line, sub.language
+        )
         for change in self.changes.get(sub.key, []):
             state = apply_change(change, state)
         state = enforce_hold(self.holds.get(sub.key), state)
@@ -351,45 +350,36 @@ def wanted_suppression(
 def import_through_ledger(
     store: SubscriberStore, live: LiveList, entries: list[ImportEntry], *, force: bool
 ) -> ImportReport:
-    """An import whose new rows are ledger changes, so a stale spreadsheet save that drops
-    them has them put back at the next fold; rows already listed are updated in the file."""
-    store.fold()
-    listed = {e.key: e for e in entries if live.state(e.key) is not None}
-    mutation = ImportMutation(listed, force=force)
-    store.apply(mutation)
+    """An import written to the file (after a fold), whose new rows are also recorded as
+    ledger changes: a stale spreadsheet save that drops them has them put back (address,
+    name, status, source, note) at the next fold, and the fold says so."""
+    mutation = ImportMutation({e.key: e for e in entries}, force=force)
+    store.apply(mutation)  # folds first
     report = mutation.report
     if force:
-        lifted = [
-            o.email
-            for o in report.updated
-            if any(f"status {s} -> " in o.detail for s in SUPPRESSED)
-        ]
+        lifted = [o.email for o in report.updated if any(s in o.detail for s in _UNSUPPRESSED)]
         live.release(lifted, note="import --force")
+    by_key = {e.key: e for e in entries}
     now = store.clock()
     decisions: dict[str, Decide] = {}
-    for entry in entries:
-        if entry.key in listed:
-            continue
+    for outcome in report.added:
+        entry = by_key[outcome.email.lower()]
         add = Change(
-            entry.key, entry.email, "add", entry.status or "active", note=entry.note,
-            name=entry.name, source=entry.source, at=now,
+            entry.key, entry.email, "add", outcome.detail or entry.status or "active",
+            note=entry.note, name=entry.name, source=entry.source, at=now,
         )  # fmt: skip
-        decisions[entry.key] = _add_if_absent(add)
-    for key, decision in live.decide_many(decisions).items():
-        entry = next(e for e in entries if e.key == key)
-        if decision.change is not None:
-            report.added.append(ImportOutcome(entry.email, entry.line, decision.change.status))
-        else:
-            report.unchanged.append(ImportOutcome(entry.email, entry.line))
-    store.fold()
+        decisions[entry.key] = _record(add)
+    if decisions:
+        live.decide_many(decisions)
+        store.fold()  # notes the rows' text, to know a save that drops them
     return report
 
 
 _UNSUPPRESSED: Final = tuple(f"status {s} -> " for s in SUPPRESSED)
 
 
-def _add_if_absent(change: Change) -> Decide:
+def _record(change: Change) -> Decide:
     def decide(state: RowState | None, hold: Hold | None) -> Change | None:
-        return change if state is None else None
+        return change
 
     return decide

@@ -28,7 +28,8 @@ from newsletter.audience.subscribers.csvio import (
     read_records,
 )
 from newsletter.audience.subscribers.fold import FoldReport
-from newsletter.audience.subscribers.importer import ImportEntry, ImportMutation, ImportReport
+from newsletter.audience.subscribers.importer import ImportMutation, ImportReport
+from newsletter.audience.subscribers.importfile import ImportEntry
 from newsletter.audience.subscribers.ledger import RowState
 from newsletter.audience.subscribers.live import LiveList, import_through_ledger
 from newsletter.audience.subscribers.lockedfile import FileSignature, LockedFile
@@ -210,7 +211,9 @@ class SubscriberStore(LockedFile):
         if self.live is not None:
             return self.live.state(key)
         sub = self.get(email)
-        return None if sub is None else RowState(sub.email, sub.status, sub.updated_at, sub.line)
+        if sub is None:
+            return None
+        return RowState(sub.email, sub.status, sub.updated_at, sub.line, sub.language)
 
     def stats(self) -> Stats:
         result = Stats()
