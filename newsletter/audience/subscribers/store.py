@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from newsletter.config import Settings
 
 
+_Opened = tuple[Header | None, Iterator[SubscriberRow], FileSignature | None]
+
+
 @dataclass(slots=True)
 class Stats:
     """Counts for ``newsletter subscribers stats``."""
@@ -131,11 +134,7 @@ class SubscriberStore(LockedFile):
             rows = (validator.row(*record) for record in records)
             yield header, rows, signature
 
-    def open_rows(
-        self,
-    ) -> AbstractContextManager[
-        tuple[Header | None, Iterator[SubscriberRow], FileSignature | None]
-    ]:
+    def open_rows(self) -> AbstractContextManager[_Opened]:
         """``(header, rows, signature)`` of the file as it is now (empty when missing)."""
         return self._open(missing_ok=True)
 
@@ -211,9 +210,9 @@ class SubscriberStore(LockedFile):
         if self.live is not None:
             return self.live.state(key)
         sub = self.get(email)
-        if sub is None:
-            return None
-        return RowState(sub.email, sub.status, sub.updated_at, sub.line, sub.language)
+        return (
+            RowState(sub.email, sub.status, sub.updated_at, sub.line, sub.language) if sub else None
+        )
 
     def stats(self) -> Stats:
         result = Stats()
@@ -393,8 +392,7 @@ class SubscriberStore(LockedFile):
         return {key: mutation.before.get(key) for key in mutation.changes}
 
     def held(self, keys: Iterable[str]) -> set[str]:
-        """The addresses among ``keys`` that left the list (the ledger's holds): the send
-        loop asks right before each hand-off."""
+        """The addresses among ``keys`` that left the list: asked before each hand-off."""
         return set() if self.live is None else set(self.live.held(keys))
 
     def fold(self) -> FoldReport | None:
