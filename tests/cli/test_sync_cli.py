@@ -54,4 +54,4 @@ def test_sync_refuses_a_file_without_a_ledger(home: Path) -> None:
 
 def test_sync_has_help() -> None:
     code, out, _ = run("sync", "--help")
-    assert code == 0 and "in one atomic rewrite" in out
+    assert code == 0 and "Usage: newsletter subscribers sync" in out and "said so." in out
