@@ -24,8 +24,9 @@ ALLOWED: dict[str, set[str]] = {
     "delivery": {BASE, "compose"},
     "audience": {BASE, "compose", "delivery"},
     "archive": {BASE, "compose"},
+    "doctor": {BASE, "compose", "delivery", "audience"},
     "web": {BASE, "compose", "delivery", "audience", "archive"},
-    "cli": {BASE, "compose", "delivery", "audience", "archive", "web"},
+    "cli": {BASE, "compose", "delivery", "audience", "archive", "web", "doctor"},
 }
 MAX_LINES = 400
 

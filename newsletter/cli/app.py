@@ -57,7 +57,7 @@ app = typer.Typer(
 def _register() -> None:
     # Command modules hold plain functions and sub-apps; registering them here keeps the
     # import graph one-way (command modules never import this module).
-    from newsletter.cli import archive, issue, send, serve, status
+    from newsletter.cli import archive, doctor, issue, send, serve, status
     from newsletter.cli.signups import app as signups_app
     from newsletter.cli.subscribers import app as subscribers_app
 
@@ -67,10 +67,12 @@ def _register() -> None:
         *status.COMMANDS,
         *serve.COMMANDS,
         *archive.COMMANDS,
+        *doctor.COMMANDS,
     ]:
         app.command()(command)
     app.add_typer(subscribers_app, name="subscribers")
     app.add_typer(signups_app, name="signups")
+    app.add_typer(doctor.dkim_app, name="dkim")
 
 
 _register()

@@ -40,6 +40,7 @@ def make_transport(
     """The transport ``settings.transport`` names, configured from settings."""
     workers = concurrency or settings.concurrency
     if settings.transport == "smtp":
+        from newsletter.delivery.dkim import signer_from_settings
         from newsletter.delivery.transports.smtp import SmtpTransport
 
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
@@ -52,6 +53,7 @@ def make_transport(
             password=password,
             timeout=settings.smtp_timeout,
             concurrency=workers,
+            sign=signer_from_settings(settings),
         )
     if settings.transport == "sendgrid":
         from newsletter.delivery.transports.sendgrid import SendGridTransport
