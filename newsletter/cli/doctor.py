@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from newsletter.console import console
+from newsletter.console import console, err_console
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
 
 DEFAULT_KEY_FILE = Path("dkim.key")
 
@@ -40,6 +43,30 @@ def doctor(
             console.print(line, markup=False, highlight=False, soft_wrap=True)
     if not report.passed:
         raise typer.Exit(1)
+
+
+def preflight_send(settings: Settings, *, strict: bool) -> None:
+    """Before a real send: show what `newsletter doctor`'s cheap checks find (the day's
+    DNS answers, cached); with ``strict``, refuse to send when any fails."""
+    from newsletter.doctor.preflight import preflight_for_send
+    from newsletter.errors import SendRefusedError
+
+    failures = preflight_for_send(settings)
+    if not failures:
+        return
+    err_console.print(
+        f"doctor: {len(failures)} check(s) failed; receivers may reject or junk this send:",
+        style="yellow",
+        markup=False,
+    )
+    for finding in failures:
+        for line in finding.lines():
+            err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if strict:
+        raise SendRefusedError(
+            f"not sending: {len(failures)} deliverability check(s) failed (--strict)",
+            hint="fix them (`newsletter doctor` shows each with its fix), or send without --strict",
+        )
 
 
 dkim_app = typer.Typer(

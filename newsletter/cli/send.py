@@ -168,6 +168,14 @@ def send(
             "e.g. a misconfigured relay). Subscribers marked bounced stay bounced.",
         ),
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse to send when a `newsletter doctor` check fails (SPF, DKIM, DMARC, "
+            "one-click unsubscribe); without it the failures are only shown.",
+        ),
+    ] = False,
     skip_invalid: Annotated[
         bool,
         typer.Option(
@@ -234,6 +242,9 @@ def send(
             if dry_run:
                 _dry_run(campaign, plan, limit)
                 return
+            from newsletter.cli.doctor import preflight_send
+
+            preflight_send(settings, strict=strict)
             _confirm(plan, yes, limit)
             _run(campaign, journal, plan, limit, command, transport.name)
     finally:

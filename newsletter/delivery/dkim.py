@@ -125,6 +125,8 @@ class DkimSigner:
         return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
     def __call__(self, message: bytes) -> bytes:
+        if not message.endswith(b"\r\n"):
+            message += b"\r\n"  # as it will go over SMTP, and no rule differs on it
         fields, body = split_message(message)
         body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
         # each name takes the last unused instance of that header, bottom up (5.4.2)
