@@ -150,6 +150,12 @@ class Settings(BaseSettings):
             raise ValueError(f"not an http(s) URL: {value!r}")
         return value
 
+    @field_validator("dkim_key_file", mode="before")
+    @classmethod
+    def _unset_if_empty(cls, value: Any) -> Any:
+        # `NEWSLETTER_DKIM_KEY_FILE=` in .env means "do not sign", not the current folder
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("dkim_selector", "dkim_domain")
     @classmethod
     def _valid_dns_name(cls, value: str | None) -> str | None:
