@@ -3,20 +3,14 @@ and reverse DNS of the host that hands our mail to the world."""
 
 from __future__ import annotations
 
-import ipaddress
 import urllib.error
 import urllib.request
 
 from newsletter.config import Settings
 from newsletter.doctor.findings import Finding, fail, ok, warn
-from newsletter.doctor.resolver import DnsClient
+from newsletter.doctor.resolver import DnsClient, is_local_address
 from newsletter.errors import ConfigError
 
-#: addresses that never face the internet (RFC 1918, RFC 4193): a relay there hands our
-#: mail on from an address doctor cannot see
-_LOCAL = [
-    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
-]
 PUBLIC_URL_FIX = (
     "NEWSLETTER_PUBLIC_URL=https://digest.example.org   (where `newsletter serve` runs)"
 )
@@ -86,8 +80,7 @@ def check_reverse_dns(dns: DnsClient, host: str, addresses: list[str]) -> Findin
         )
     bad: list[str] = []
     for addr in addresses:
-        ip = ipaddress.ip_address(addr)
-        if ip.is_loopback or ip.is_link_local or any(ip in net for net in _LOCAL):
+        if is_local_address(addr):
             return warn(
                 "rdns",
                 f"SMTP_HOST {host} is {addr}, on this machine or network: the relay's public "

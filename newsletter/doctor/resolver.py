@@ -23,6 +23,18 @@ import dns.reversename
 
 from newsletter.errors import ConfigError, DnsError
 
+#: addresses that never face the internet (RFC 1918, RFC 4193): a relay there hands our
+#: mail on from a public address that doctor cannot see
+_LOCAL = [
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+]
+
+
+def is_local_address(address: str) -> bool:
+    """Loopback, link-local or private: not the address receivers see our mail come from."""
+    ip = ipaddress.ip_address(address)
+    return ip.is_loopback or ip.is_link_local or any(ip in net for net in _LOCAL)
+
 
 def parse_server(value: str) -> tuple[str, int]:
     """``"127.0.0.1:5353"`` -> ``("127.0.0.1", 5353)``; ``"[::1]:53"`` and bare hosts too."""
@@ -58,7 +70,13 @@ class DnsClient:
             self._resolver.port = port
             self.where = f"{host}:{port}"
         else:
-            self._resolver = dns.resolver.Resolver()
+            try:
+                self._resolver = dns.resolver.Resolver()
+            except dns.resolver.NoResolverConfiguration:
+                raise DnsError(
+                    "DNS: this machine has no resolver configured (/etc/resolv.conf)",
+                    hint="set NEWSLETTER_DNS_SERVER, e.g. 1.1.1.1",
+                ) from None
             self.where = ", ".join(str(ns) for ns in self._resolver.nameservers) or "none"
         self._resolver.timeout = timeout
         self._resolver.lifetime = timeout

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from newsletter.doctor.findings import Finding, fail, ok, warn
-from newsletter.doctor.resolver import DnsClient
+from newsletter.doctor.resolver import DnsClient, is_local_address
 
 #: RFC 7208 4.6.4: more DNS-querying terms than this is a permanent error
 MAX_LOOKUPS = 10
@@ -104,8 +104,11 @@ def _with_term(record: str, term: str) -> str:
 def check_spf(dns: DnsClient, domain: str, *, relay: str, relay_addresses: list[str]) -> Finding:
     """One finding for ``domain``'s SPF; ``relay`` is ``"sendgrid"`` or the SMTP host."""
     records = spf_records(dns, domain)
+    local = relay != "sendgrid" and all(is_local_address(a) for a in relay_addresses)
     if relay == "sendgrid":
         needed = SENDGRID_INCLUDE
+    elif local and relay_addresses:
+        needed = "ip4:<the public address your relay sends from>"
     else:
         needed = (
             " ".join(f"ip{ipaddress.ip_address(a).version}:{a}" for a in relay_addresses)
@@ -134,6 +137,12 @@ def check_spf(dns: DnsClient, domain: str, *, relay: str, relay_addresses: list[
             "(receivers give up: permerror)",
             f"flatten it: replace includes you do not send through with ip4:/ip6: terms in "
             f'{domain}. TXT "{record}"',
+        )
+    if local and relay_addresses:
+        return warn(
+            "spf",
+            f"the SMTP relay {relay} is on this machine or network: doctor cannot see the "
+            f"public address it sends from; make sure {domain}'s SPF allows it: {record!r}",
         )
     if relay == "sendgrid":
         covered = "sendgrid.net" in tree.includes

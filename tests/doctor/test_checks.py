@@ -221,3 +221,23 @@ def test_sendgrid_domain_authentication(home: Path, dns: DnsServer, rsa_key: Dki
         "SendGrid's domain authentication for example.org does not resolve: "
         "s2._domainkey.example.org (CNAME missing)"
     )
+
+
+def test_a_relay_on_this_machine_cannot_be_judged_by_its_address(
+    home: Path, dns: DnsServer, rsa_key: DkimKey
+) -> None:
+    dns.zone = good_zone(rsa_key)
+    found = findings(home, dns, rsa_key, smtp_host="localhost")
+    spf, rdns = only(found, "spf"), only(found, "rdns")
+    assert (spf.status, rdns.status) == ("warn", "warn")
+    assert spf.message == (
+        "the SMTP relay localhost is on this machine or network: doctor cannot see the public "
+        "address it sends from; make sure example.org's SPF allows it: "
+        "'v=spf1 a:mail.example.org include:_spf.example.net ~all'"
+    )
+    dns.zone = DMARC + BASE + key_record(rsa_key)
+    missing = only(findings(home, dns, rsa_key, smtp_host="127.0.0.1"), "spf")
+    assert (
+        missing.fix
+        == 'example.org. TXT "v=spf1 ip4:<the public address your relay sends from> ~all"'
+    )
