@@ -113,8 +113,11 @@ def check_dkim_smtp(dns: DnsClient, setup: DkimSetup) -> Finding:
     if setup.key.algorithm == "ed25519":
         return warn(
             "dkim",
-            f"{setup.record_name}: Ed25519 key published and matches; some receivers verify "
-            "only RSA, so also sign with an RSA-2048 key under a second selector",
+            f"{setup.record_name}: Ed25519 key published and matches, but many verifiers "
+            "support only RSA: to them the mail is unsigned",
+            "NEWSLETTER_DKIM_SELECTOR=newsletter2 newsletter dkim keygen --algorithm rsa "
+            "--out dkim-rsa.key; publish the record it prints, then set "
+            "NEWSLETTER_DKIM_SELECTOR=newsletter2 and NEWSLETTER_DKIM_KEY_FILE=dkim-rsa.key",
         )
     return ok("dkim", f"{setup.record_name}: {setup.key.algorithm} key published and matches")
 

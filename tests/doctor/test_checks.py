@@ -241,3 +241,11 @@ def test_a_relay_on_this_machine_cannot_be_judged_by_its_address(
         missing.fix
         == 'example.org. TXT "v=spf1 ip4:<the public address your relay sends from> ~all"'
     )
+
+
+def test_an_ed25519_key_is_a_warning_with_the_way_to_rsa(home: Path, dns: DnsServer) -> None:
+    key = generate_key("ed25519")
+    dns.zone = SPF + DMARC + BASE + key_record(key)
+    dkim = only(findings(home, dns, key), "dkim")
+    assert dkim.status == "warn"
+    assert dkim.fix is not None and "newsletter dkim keygen --algorithm rsa" in dkim.fix
