@@ -117,6 +117,7 @@ def test_doctor_says_when_serve_is_not_reachable(
         "NEWSLETTER_PUBLIC_URL": "https://127.0.0.1:9",
         "NEWSLETTER_SECRET_KEY": "doctor-cli-secret-0123456789",
         "NEWSLETTER_DNS_SERVER": dns.address,
+        "NEWSLETTER_DNS_TIMEOUT": "2",  # the conftest's 0.2 s is for a server that never answers
     }
     result = invoke(["doctor", "--json"], monkeypatch, **env)
     assert result.exit_code == 1
@@ -179,6 +180,9 @@ def test_send_shows_doctors_failures_and_strict_refuses(
     key = generate_key("rsa")
     write_key(key, home / "dkim.key")
     write_subscribers(home / "subscribers" / "subscribers.csv", 3)
+    # --strict also refuses lint warnings: give the sample's placeholder links real targets
+    issue = home / "issues" / "vol-2.19.yaml"
+    issue.write_text(issue.read_text().replace("](#)", "](https://example.org/link)"))
     # everything right but DMARC; the relay is this machine
     dns.zone = 'example.org. 60 TXT "v=spf1 ip4:127.0.0.1 -all"\n' + key_record(key)
     with SmtpServer() as server:
@@ -192,6 +196,7 @@ def test_send_shows_doctors_failures_and_strict_refuses(
             "SMTP_SECURITY": "none",
             "NEWSLETTER_DKIM_KEY_FILE": "dkim.key",
             "NEWSLETTER_DNS_SERVER": dns.address,
+            "NEWSLETTER_DNS_TIMEOUT": "2",
         }
         refused = invoke(["send", "vol-2.19", "--yes", "--strict"], monkeypatch, **env)
         asked = len(dns.questions)
