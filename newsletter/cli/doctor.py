@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from newsletter.console import console, err_console
+from newsletter.console import console
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -47,21 +47,24 @@ def doctor(
 
 def preflight_send(settings: Settings, *, strict: bool) -> None:
     """Before a real send: show what `newsletter doctor`'s cheap checks find (the day's
-    DNS answers, cached); with ``strict``, refuse to send when any fails."""
+    DNS answers, cached); with ``strict``, refuse to send when any fails.
+
+    Printed on stdout with the plan it belongs to, just above the confirmation prompt.
+    """
     from newsletter.doctor.preflight import preflight_for_send
     from newsletter.errors import SendRefusedError
 
     failures = preflight_for_send(settings)
     if not failures:
         return
-    err_console.print(
+    console.print(
         f"doctor: {len(failures)} check(s) failed; receivers may reject or junk this send:",
         style="yellow",
         markup=False,
     )
     for finding in failures:
         for line in finding.lines():
-            err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     if strict:
         raise SendRefusedError(
             f"not sending: {len(failures)} deliverability check(s) failed (--strict)",
