@@ -24,9 +24,10 @@ ALLOWED: dict[str, set[str]] = {
     "delivery": {BASE, "compose"},
     "audience": {BASE, "compose", "delivery"},
     "archive": {BASE, "compose"},
-    "doctor": {BASE, "compose", "delivery", "audience"},
-    "web": {BASE, "compose", "delivery", "audience", "archive"},
-    "cli": {BASE, "compose", "delivery", "audience", "archive", "web", "doctor"},
+    "reports": {BASE, "compose", "delivery", "audience"},
+    "doctor": {BASE, "compose", "delivery", "audience", "reports"},
+    "web": {BASE, "compose", "delivery", "audience", "archive", "reports"},
+    "cli": {BASE, "compose", "delivery", "audience", "archive", "reports", "web", "doctor"},
 }
 MAX_LINES = 400
 
