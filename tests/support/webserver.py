@@ -38,8 +38,15 @@ from tests.support.eventkeys import sign
 
 
 @contextmanager
-def running(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: str = "off") -> Iterator[str]:
-    """Serve ``app`` until the block ends; yields ``http://127.0.0.1:<port>``.
+def running(
+    app: ASGIApp,
+    *,
+    startup_timeout: float = 10.0,
+    tls: tuple[Path, Path] | None = None,
+    lifespan: str = "off",
+) -> Iterator[str]:
+    """Serve ``app`` until the block ends; yields ``http://127.0.0.1:<port>``, or
+    ``https://localhost:<port>`` with ``tls`` = (certificate, key) files.
 
     ``lifespan="on"`` runs the app's start-up and shutdown (the background fold of the
     subscriber ledger), as ``newsletter serve`` does.
@@ -56,6 +63,8 @@ def running(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: str = "off
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=2,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -66,7 +75,7 @@ def running(app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: str = "off
             raise RuntimeError("the web app did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
