@@ -109,7 +109,7 @@ def test_kill_9_in_a_burst_loses_no_acknowledged_unsubscribe(home: Path) -> None
     burst = result["burst"]
     assert hasattr(burst, "acknowledged")
     acknowledged = burst.acknowledged()
-    assert 100 <= len(acknowledged) < len(emails)  # the kill did land mid-burst
+    assert 0 < len(acknowledged) < len(emails)  # the kill did land mid-burst
     report = SubscriberStore.from_settings(settings).fold()  # the next fold (or serve start)
     assert report is not None
     found = statuses(settings.subscribers_file, acknowledged)
