@@ -202,21 +202,22 @@ class Journal:
         return [Delivery(*row) for row in rows]
 
     def mark_in_flight(self, issue: str, keys: Sequence[str], run: int) -> None:
-        now = _now()
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.executemany(
-                "UPDATE deliveries SET state = 'in_flight', run = ?, attempts = attempts + 1, "
-                "updated_at = ? WHERE issue = ? AND key = ?",
-                [(run, now, issue, key) for key in keys],
-            )
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+        """Committed before the hand-off of ``keys``: from here on they may be delivered."""
+        self.advance(issue, (), keys, run)
 
     def record(self, issue: str, outcomes: Sequence[Outcome]) -> None:
         """Write each outcome of a hand-off; one transaction."""
+        self.advance(issue, outcomes, (), 0)
+
+    def advance(
+        self, issue: str, outcomes: Sequence[Outcome], in_flight: Sequence[str], run: int
+    ) -> None:
+        """One transaction (a group commit): record the outcomes of finished hand-offs
+        and mark the next recipients ``in_flight`` before they are handed off.
+
+        Concurrent hand-offs share one commit (one fsync) this way, yet every recipient
+        is still journaled before it leaves and again once its fate is known.
+        """
         now = _now()
         rows: list[tuple[str, str | None, str | None, int, str, str, str]] = []
         for o in outcomes:
@@ -231,13 +232,22 @@ class Journal:
                 rows.append(("uncertain", None, o.reason, 0, now, issue, key))
             else:
                 rows.append(("pending", None, o.reason or None, 0, now, issue, key))
+        if not rows and not in_flight:
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.executemany(
-                "UPDATE deliveries SET state = ?, provider_id = ?, reason = ?, permanent = ?, "
-                "updated_at = ? WHERE issue = ? AND key = ?",
-                rows,
-            )
+            if rows:
+                self.db.executemany(
+                    "UPDATE deliveries SET state = ?, provider_id = ?, reason = ?, "
+                    "permanent = ?, updated_at = ? WHERE issue = ? AND key = ?",
+                    rows,
+                )
+            if in_flight:
+                self.db.executemany(
+                    "UPDATE deliveries SET state = 'in_flight', run = ?, "
+                    "attempts = attempts + 1, updated_at = ? WHERE issue = ? AND key = ?",
+                    [(run, now, issue, key) for key in in_flight],
+                )
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")

@@ -68,6 +68,8 @@ def make_transport(
             api_key=key,
             host=settings.sendgrid_api_host,
             timeout=settings.sendgrid_timeout,
+            concurrency=workers,
+            max_rate_limit_wait=settings.sendgrid_rate_limit_wait,
         )
     from newsletter.delivery.transports.outbox import OutboxTransport
 

@@ -97,6 +97,10 @@ class Transport(ABC):
     name: str = "transport"
     #: how many recipients :meth:`send` takes at once
     batch_size: int = 1
+    #: how many :meth:`send` calls the send loop may run at once, each on its own thread
+    #: (the transport makes them safe to overlap); what is in doubt after a kill -9 is
+    #: at most ``concurrency`` batches
+    concurrency: int = 1
     #: seconds :meth:`pause` waits after a first failed attempt, and at most
     backoff: float = 1.0
     max_backoff: float = 30.0
