@@ -8,8 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from newsletter.archive.site import build_archive
-from newsletter.config import load_settings
 from newsletter.console import console, err_console
 
 
@@ -32,6 +30,9 @@ def archive(
     the folder is served at NEWSLETTER_PUBLIC_URL/archive/. Only changed files are
     written; building twice gives identical files.
     """
+    from newsletter.archive.site import build_archive
+    from newsletter.config import load_settings
+
     settings = load_settings()
     result = build_archive(settings, out, skip_invalid=skip_invalid)
     for skipped in result.skipped:

@@ -19,26 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from filelock import FileLock, Timeout
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
-from newsletter.cli.send_report import (
-    check_invalid,
-    finish_run,
-    plural,
-    report_nothing_to_send,
-    show_plan,
-)
 from newsletter.console import console, err_console
 from newsletter.errors import (
     IssueFileError,
@@ -48,6 +29,8 @@ from newsletter.errors import (
 )
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from newsletter.compose.message import MessageBuilder
     from newsletter.config import Settings
     from newsletter.delivery.campaign import Campaign, Plan
@@ -62,13 +45,25 @@ def journal_path(settings: Settings) -> Path:
     return settings.state_dir / JOURNAL_NAME
 
 
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f}/s", style="cyan")
-
-
 def _progress() -> Progress:
+    # rich.progress is imported here, by the commands that show a bar (start-up time)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class _RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:,.0f}/s", style="cyan")
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -149,7 +144,10 @@ def send(
     concurrency: Annotated[
         int | None,
         typer.Option(
-            "--concurrency", min=1, max=64, help="SMTP connections [NEWSLETTER_CONCURRENCY]."
+            "--concurrency",
+            min=1,
+            max=64,
+            help="SMTP connections, or SendGrid requests in flight [NEWSLETTER_CONCURRENCY].",
         ),
     ] = None,
     resend_uncertain: Annotated[
@@ -183,6 +181,9 @@ def send(
     the same command resumes. The transport comes from NEWSLETTER_TRANSPORT (outbox,
     smtp, sendgrid).
     """
+    from filelock import FileLock, Timeout
+
+    from newsletter.cli.send_report import check_invalid, report_nothing_to_send, show_plan
     from newsletter.compose.message import MessageBuilder, Recipient
     from newsletter.config import load_settings
     from newsletter.delivery.transports import make_transport
@@ -241,6 +242,8 @@ def send(
 
 
 def _confirm(plan: Plan, yes: bool, limit: int | None) -> None:
+    from newsletter.cli.send_report import plural
+
     if yes:
         return
     count = plan.new if limit is None else min(limit, plan.new)
@@ -255,6 +258,8 @@ def _confirm(plan: Plan, yes: bool, limit: int | None) -> None:
 
 
 def _dry_run(campaign: Campaign, plan: Plan, limit: int | None) -> None:
+    from newsletter.cli.send_report import plural
+
     total = plan.new if limit is None else min(limit, plan.new)
     with _progress() as bar:
         task = bar.add_task("building", total=total)
@@ -271,6 +276,8 @@ def _dry_run(campaign: Campaign, plan: Plan, limit: int | None) -> None:
 def _run(
     campaign: Campaign, journal: Journal, plan: Plan, limit: int | None, command: str, name: str
 ) -> None:
+    from newsletter.cli.send_report import finish_run
+
     total = plan.new if limit is None else min(limit, plan.new)
     run_id = journal.begin_run(plan.issue, name)
     result = "interrupted"
@@ -296,6 +303,7 @@ def _run(
 
 
 def _send_test(settings: Settings, builder: MessageBuilder, addresses: list[str]) -> None:
+    from newsletter.cli.send_report import plural
     from newsletter.compose.message import Recipient
     from newsletter.config import check_address
     from newsletter.delivery.transports import Status, make_transport

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from newsletter.config import load_settings
 from newsletter.console import err_console
 
 
@@ -30,6 +29,7 @@ def serve(
     """
     import uvicorn
 
+    from newsletter.config import load_settings
     from newsletter.web import RedactTokens, create_app
 
     settings = load_settings(serve_host=host, serve_port=port)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from newsletter.cli.send import journal_path
+from newsletter.cli.send import JOURNAL_NAME
 from newsletter.console import console
 
 
@@ -21,14 +21,14 @@ def status(
     issue: Annotated[str, typer.Argument(help="Issue name (vol-2.19) or path to its YAML.")],
 ) -> None:
     """Show what was sent for ISSUE, to how many, and every failure or uncertain recipient."""
-    from newsletter.config import load_settings
     from newsletter.delivery.journal import Journal
+    from newsletter.home import read_home, state_dir
 
-    settings = load_settings()
+    # Only the home folder, not every setting: status reads nothing but the journal.
+    path = state_dir(read_home()) / JOURNAL_NAME
     slug = Path(issue).stem if issue.endswith((".yaml", ".yml")) else issue
     if not slug.startswith("vol-"):
         slug = f"vol-{slug}"
-    path = journal_path(settings)
     if not path.exists():
         console.print(f"{slug}: not sent yet (no journal at {path})", markup=False)
         return

@@ -8,14 +8,16 @@ writes nothing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from newsletter.audience.subscribers import AddressError, ImportOutcome, read_import_file
 from newsletter.cli.subscribers.options import FileOption, open_store
 from newsletter.cli.subscribers.output import plural, say, warn
 from newsletter.errors import ExitCode, NewsletterError
+
+if TYPE_CHECKING:
+    from newsletter.audience.subscribers import ImportOutcome
 
 SHOWN_PER_KIND = 20
 
@@ -128,6 +130,8 @@ def import_subscribers(
     active without --force.
     Invalid lines are reported with FILE:LINE and not imported (exit 1).
     """
+    from newsletter.audience.subscribers import AddressError, read_import_file
+
     store = open_store(ctx, file)
     try:
         "".encode(encoding)

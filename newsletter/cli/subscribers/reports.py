@@ -11,16 +11,18 @@ import sys
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from newsletter.audience.subscribers import FIELDS, STATUSES, Subscriber
 from newsletter.cli.subscribers.options import FileOption, StatusFilter, open_store, parse_statuses
 from newsletter.cli.subscribers.output import plural, say, warn, warn_problem_rows, write_csv
 from newsletter.console import console
 from newsletter.errors import ExitCode, Problem, SubscriberFileError
+
+# The store and rich's tables are imported by the commands that use them (start-up time).
+if TYPE_CHECKING:
+    from newsletter.audience.subscribers import Subscriber
 
 
 class Format(StrEnum):
@@ -52,6 +54,10 @@ def list_subscribers(
     Only valid rows are listed; rows with problems are counted at the end (see
     `newsletter subscribers check`). CSV output is guarded against formula injection.
     """
+    from rich.table import Table
+
+    from newsletter.audience.subscribers import FIELDS
+
     store = open_store(ctx, file)
     wanted = parse_statuses(status)
     needle = search.casefold() if search else None
@@ -151,6 +157,10 @@ def stats(
     file: FileOption = None,
 ) -> None:
     """Count subscribers by status, and show the most common domains."""
+    from rich.table import Table
+
+    from newsletter.audience.subscribers import STATUSES
+
     store = open_store(ctx, file)
     result = store.stats()
     valid = sum(result.by_status.values())
