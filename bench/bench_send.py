@@ -4,8 +4,8 @@
    newsletter's SMTP transport vs smtp-source at the same concurrency and message size
    (the local limit) vs a naive smtplib loop (one new connection per message, as a
    hand-written ``for r in rows: smtplib.SMTP(...).sendmail(...)`` does).
-2. The SendGrid path (campaign + journal + transport) with 100,000 recipients against
-   the local fake server: requests made and recipients/s.
+2. The SendGrid path is bench/bench_sendgrid.py (whole process, requests in flight,
+   against the SDK-helper loop and the latency floor).
 3. Peak RSS of ``newsletter send --dry-run`` for 100,000 and 1,000,000 subscribers
    (streams the CSV into the journal, builds --limit messages; nothing handed off).
 
@@ -28,13 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsletter.audience.subscribers import SubscriberStore  # noqa: E402
 from newsletter.compose.message import Recipient  # noqa: E402
-from newsletter.delivery.campaign import Campaign  # noqa: E402
-from newsletter.delivery.journal import Journal  # noqa: E402
-from newsletter.delivery.transports.sendgrid import SendGridTransport  # noqa: E402
 from newsletter.delivery.transports.smtp import SmtpTransport  # noqa: E402
-from tests.support.sendgrid_server import SendGridServer  # noqa: E402
 from tests.support.sendkit import (  # noqa: E402
     SEND_SETTINGS,
     make_builder,
@@ -145,35 +140,6 @@ def bench_smtp(messages: int, concurrency: int, delay: int = 0) -> None:
           f"  -> newsletter is {ours_rate / one_conn_rate:.1f} x faster")  # fmt: skip
 
 
-def bench_sendgrid(count: int) -> None:
-    home = make_home()
-    settings = make_settings(home)
-    write_subscribers(settings.subscribers_file, count)
-    builder = make_builder(settings)
-    with SendGridServer("SG.bench") as server:
-        server.keep_bodies = False
-        transport = SendGridTransport(builder, api_key="SG.bench", host=server.url)
-        store = SubscriberStore.from_settings(settings)
-        with Journal(settings.state_dir / "journal.sqlite3") as journal, transport:
-            c = Campaign(issue="vol-2.19", builder=builder, transport=transport,
-                         journal=journal, store=store, store_path=store.path,
-                         make_recipient=Recipient)  # fmt: skip
-            t0 = time.perf_counter()
-            c.plan()
-            t1 = time.perf_counter()
-            report = c.run(run_id=journal.begin_run("vol-2.19", "sendgrid"))
-            t2 = time.perf_counter()
-        assert report.sent == count == server.recipients_accepted, report
-        requests = server.requests
-    shutil.rmtree(home, ignore_errors=True)
-    print(f"SendGrid path (store -> journal -> fake v3 API), {count:,} recipients")
-    print(f"  requests made                         {requests:9,}"
-          f"  ({count / requests:,.0f} recipients per request)")  # fmt: skip
-    print(f"  plan (stream CSV into journal)        {t1 - t0:9.2f} s")
-    print(f"  hand-off incl. journal writes         {t2 - t1:9.2f} s"
-          f"  = {count / (t2 - t1):,.0f} recipients/s")  # fmt: skip
-
-
 def bench_memory(counts: list[int], limit: int) -> None:
     print(f"Peak RSS, `newsletter send --dry-run --limit {limit}` (streams every row into the"
           " journal, builds the first --limit messages, hands off nothing)")  # fmt: skip
@@ -230,7 +196,7 @@ def main() -> None:
         # of reused connections pays off against a one-connection loop
         bench_smtp(args.concurrency * 5, args.concurrency, delay=1)
     if args.only in (None, "sendgrid"):
-        bench_sendgrid(args.sendgrid)
+        print("SendGrid path: see bench/bench_sendgrid.py")
     if args.only in (None, "memory"):
         bench_memory([10_000] if args.quick else [100_000, 1_000_000], limit=2000)
 

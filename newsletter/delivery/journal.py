@@ -16,6 +16,7 @@ in WAL mode with ``synchronous=FULL``: a committed state survives a power cut.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -194,12 +195,14 @@ class Journal:
         return SyncResult(added, skipped, restored)
 
     def next_pending(self, issue: str, limit: int, after: int = 0) -> list[Delivery]:
-        rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM deliveries WHERE issue = ? AND state = 'pending' "
-            "AND id > ? ORDER BY id LIMIT ?",
+        # One row holding them all (a JSON array): fetching row by row would wait for the
+        # GIL once per row while the send loop's workers run.
+        (found,) = self.db.execute(
+            f"SELECT json_group_array(json_array({_COLUMNS})) FROM (SELECT * FROM deliveries "
+            "WHERE issue = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?)",
             (issue, after, limit),
-        ).fetchall()
-        return [Delivery(*row) for row in rows]
+        ).fetchone()
+        return [Delivery(*row) for row in json.loads(found)]
 
     def mark_in_flight(self, issue: str, keys: Sequence[str], run: int) -> None:
         """Committed before the hand-off of ``keys``: from here on they may be delivered."""
@@ -216,41 +219,47 @@ class Journal:
         and mark the next recipients ``in_flight`` before they are handed off.
 
         Concurrent hand-offs share one commit (one fsync) this way, yet every recipient
-        is still journaled before it leaves and again once its fate is known.
+        is still journaled before it leaves and again once its fate is known. Keys go in
+        as one JSON array per statement: the send loop's worker threads keep the GIL
+        busy, and a statement per row would wait for it once per row.
         """
         now = _now()
-        rows: list[tuple[str, str | None, str | None, int, str, str, str]] = []
+        groups: dict[tuple[str, str | None, str | None, int], list[str]] = {}
         for o in outcomes:
             key = o.email.strip().lower()
             if o.status is Status.SENT:
-                rows.append(("sent", o.provider_id, None, 0, now, issue, key))
+                what: tuple[str, str | None, str | None, int] = ("sent", o.provider_id, None, 0)
             elif o.status is Status.FAILED:
-                rows.append(("failed", None, o.reason, int(o.permanent), now, issue, key))
+                what = ("failed", None, o.reason, int(o.permanent))
             elif o.status is Status.RETRY:
-                rows.append(("failed", None, o.reason, 0, now, issue, key))
+                what = ("failed", None, o.reason, 0)
             elif o.status is Status.UNCERTAIN:
-                rows.append(("uncertain", None, o.reason, 0, now, issue, key))
+                what = ("uncertain", None, o.reason, 0)
             else:
-                rows.append(("pending", None, o.reason or None, 0, now, issue, key))
-        if not rows and not in_flight:
+                what = ("pending", None, o.reason or None, 0)
+            groups.setdefault(what, []).append(key)
+        if not groups and not in_flight:
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
         try:
-            if rows:
-                self.db.executemany(
+            for (state, provider_id, reason, permanent), keys in groups.items():
+                db.execute(
                     "UPDATE deliveries SET state = ?, provider_id = ?, reason = ?, "
-                    "permanent = ?, updated_at = ? WHERE issue = ? AND key = ?",
-                    rows,
+                    "permanent = ?, updated_at = ? WHERE issue = ? AND key IN "
+                    "(SELECT value FROM json_each(?))",
+                    (state, provider_id, reason, permanent, now, issue, json.dumps(keys)),
                 )
             if in_flight:
-                self.db.executemany(
+                db.execute(
                     "UPDATE deliveries SET state = 'in_flight', run = ?, "
-                    "attempts = attempts + 1, updated_at = ? WHERE issue = ? AND key = ?",
-                    [(run, now, issue, key) for key in in_flight],
+                    "attempts = attempts + 1, updated_at = ? WHERE issue = ? AND key IN "
+                    "(SELECT value FROM json_each(?))",
+                    (run, now, issue, json.dumps(list(in_flight))),
                 )
-            self.db.execute("COMMIT")
+            db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
 
     def mark_uncertain(self, issue: str, keys: Sequence[str]) -> None:
