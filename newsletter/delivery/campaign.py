@@ -58,6 +58,8 @@ _NOT_RECIPIENTS = frozenset({"pending", "unsubscribed", "bounced", "complained"}
 Progress = Callable[[list[Outcome]], None]
 #: pending journal rows read at once (the send loop takes its batches from them)
 READ_AHEAD = 256
+#: single-message hand-offs between two looks at the subscriber file for changes
+RECHECK_EVERY = 32
 
 
 @dataclass(slots=True)
@@ -220,6 +222,7 @@ class Campaign:
         cursor = 0
         remaining = limit
         exhausted = False
+        since_check = RECHECK_EVERY  # look before the first batch
         in_flight: dict[Future[list[Outcome]], list[str]] = {}
         finished: list[tuple[list[str], list[Outcome]]] = []
         pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix=transport.name)
@@ -234,10 +237,16 @@ class Campaign:
                     and transport.fatal is None
                     and (remaining is None or remaining > 0)
                 ):
-                    if _file_signature(self.store_path) != self._signature:
-                        report.skipped += self._sync()
-                        queue.clear()  # read ahead before the change: read again
-                        cursor = 0
+                    # A change to the list (an unsubscribe) is looked for before each
+                    # batch, and every RECHECK_EVERY recipients when batches are single
+                    # messages (a stat per SMTP message would cost more than the send).
+                    since_check += 1 if transport.batch_size == 1 else RECHECK_EVERY
+                    if since_check >= RECHECK_EVERY:
+                        since_check = 0
+                        if _file_signature(self.store_path) != self._signature:
+                            report.skipped += self._sync()
+                            queue.clear()  # read ahead before the change: read again
+                            cursor = 0
                     size = (
                         transport.batch_size
                         if remaining is None
