@@ -218,11 +218,12 @@ def test_rate_limit_past_the_cap_stops_with_the_rest_pending(
     builder: MessageBuilder, server: SendGridServer
 ) -> None:
     server.script = ["429"] * 10
-    server.rate_reset_in = 3
-    with transport(builder, server, max_reset_wait=10, max_rate_limit_wait=5) as t:
+    # a clock far behind the reset: every 429 asks for the longest wait, 10 s
+    late = {"clock": lambda: 0.0, "max_reset_wait": 10, "max_rate_limit_wait": 5}
+    with transport(builder, server, **late) as t:
         outcomes = t.send(recipients(2))
         assert t.fatal is not None
         assert "rate limited for 5 s" in t.fatal.message
         assert "SENDGRID_RATE_LIMIT_WAIT" in (t.fatal.hint or "")
     assert {o.status for o in outcomes} == {Status.RETRY}
-    assert server.requests == 3  # waited about 2.5 s twice: the third 429 passes the cap
+    assert server.requests == 2  # waited 5 s (the cap, not the 10 asked): then stopped
