@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.database import open_database
+from newsletter.database import open_database, rollback
 from newsletter.delivery.transports.base import Outcome, Status
 
 STATES = ("pending", "in_flight", "sent", "failed", "uncertain", "skipped")
@@ -77,6 +77,14 @@ class Delivery:
     permanent: bool
     attempts: int
     updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientDiff:
+    """This issue's recipients against an earlier issue's (keys are lower-cased addresses)."""
+
+    added: int
+    removed: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +198,7 @@ class Journal:
             db.execute("DELETE FROM active_now")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
         return SyncResult(added, skipped, restored)
 
@@ -259,7 +267,7 @@ class Journal:
                 )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
 
     def mark_uncertain(self, issue: str, keys: Sequence[str]) -> None:
@@ -307,6 +315,32 @@ class Journal:
 
     def issues(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT DISTINCT issue FROM deliveries")]
+
+    def sent_issues(self) -> set[str]:
+        """Issues that reached (or may have reached) a reader: public, for the archive."""
+        return {
+            row[0]
+            for row in self.db.execute(
+                "SELECT DISTINCT issue FROM deliveries WHERE state IN ('sent', 'uncertain')"
+            )
+        }
+
+    def recipient_diff(self, issue: str, earlier: str) -> RecipientDiff:
+        """Who this issue goes to that ``earlier`` did not reach, and who it reached that
+        this one no longer goes to (skipped rows are not recipients)."""
+        now = "SELECT key FROM deliveries WHERE issue = ? AND state != 'skipped'"
+        then = "SELECT key FROM deliveries WHERE issue = ? AND state IN ('sent', 'uncertain')"
+        (added,) = self.db.execute(
+            f"SELECT count(*) FROM ({now}) WHERE key NOT IN ({then})", (issue, earlier)
+        ).fetchone()
+        removed = [
+            row[0]
+            for row in self.db.execute(
+                f"SELECT key FROM ({then}) WHERE key NOT IN ({now}) ORDER BY key",
+                (earlier, issue),
+            )
+        ]
+        return RecipientDiff(int(added), removed)
 
     def last_run(self, issue: str) -> tuple[str, str, str | None, str | None] | None:
         row = self.db.execute(

@@ -74,7 +74,9 @@ def test_subscribers_stats_loads_the_store_only(home: Path) -> None:
     assert not {m for m in mods if m.startswith(("newsletter.compose", "newsletter.delivery"))}
 
 
-@pytest.mark.parametrize("command", ["send", "check", "serve", "archive", "signups"])
+@pytest.mark.parametrize(
+    "command", ["send", "check", "serve", "archive", "signups", "cancel", "run-due"]
+)
 def test_a_command_help_loads_none_of_the_other_commands_libraries(
     home: Path, command: str
 ) -> None:
