@@ -34,6 +34,21 @@ COMMANDS: list[tuple[str, list[str], float | None, float | None]] = [
 ]
 
 
+#: the least a Typer command costs: a one-command app that takes one argument (Typer
+#: 0.2x coerces every argument through pydantic, so running any command imports it)
+TYPER_FLOOR = """
+import typer
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+@app.command()
+def status(issue: str) -> None:
+    print(issue)
+@app.command()
+def other() -> None:
+    pass
+app()
+"""
+
+
 def best_of(argv: list[str], repeat: int, cwd: Path, env: dict[str, str]) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -74,6 +89,9 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
               f"best of {args.repeat} runs, whole process")  # fmt: skip
         print(f"  {'python -c pass (anchor)':32} {anchor * 1000:7.0f} ms    1.00 x")
+        floor = best_of([sys.executable, "-c", TYPER_FLOOR, "status", "x"], args.repeat, home, env)
+        print(f"  {'bare Typer app, one command run':32} {floor * 1000:7.0f} ms  "
+              f"{floor / anchor:6.2f} x  (the floor any Typer command pays)")  # fmt: skip
         for label, argv, ratio_goal, seconds_goal in COMMANDS:
             took = best_of([*cli, *argv], args.repeat, home, env)
             goal = ""
