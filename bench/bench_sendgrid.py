@@ -57,7 +57,8 @@ def make_home(count: int) -> Path:
     return home
 
 
-def run_newsletter(home: Path, server: SendGridServer, concurrency: int) -> float:
+def run_newsletter(home: Path, server: SendGridServer, concurrency: int) -> tuple[float, str]:
+    """Seconds from start to exit, and the CLI's own line on the hand-off."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
     env.update({ENV_NAMES[k]: str(v) for k, v in SEND_SETTINGS.items()})
     env.update(
@@ -73,7 +74,8 @@ def run_newsletter(home: Path, server: SendGridServer, concurrency: int) -> floa
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"newsletter send failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
-    return elapsed
+    handoff = next((line for line in proc.stdout.splitlines() if " sent " in line), "")
+    return elapsed, handoff.strip()
 
 
 def run_sdk_helpers(home: Path, server: SendGridServer, count: int, threads: int) -> float:
@@ -142,7 +144,7 @@ def main() -> None:
     try:
         with SendGridServer(KEY, latency=args.latency) as server:
             server.keep_bodies = False
-            ours = run_newsletter(home, server, args.concurrency)
+            ours, handoff = run_newsletter(home, server, args.concurrency)
             assert server.recipients_accepted == count, server.recipients_accepted
             assert set(server.copies().values()) == {1}
             in_flight = server.max_concurrent
@@ -158,6 +160,7 @@ def main() -> None:
     print(f"  newsletter send, whole process, concurrency {args.concurrency}"
           f"  {ours:7.2f} s  = {ours / floor:.2f} x the floor; most in flight at once: "
           f"{in_flight}; goal <= 3 s: {goal_time}")  # fmt: skip
+    print(f"    of which the hand-off (the CLI's own figure): {handoff}")
     print(f"  SDK helper objects, {args.sdk_threads} threads, in-process  {sdk:7.2f} s"
           f"  -> newsletter is {sdk / ours:.1f} x faster; goal >= 5 x: {goal_ratio}")  # fmt: skip
 
