@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     assets_url: str | None = _env("NEWSLETTER_ASSETS_URL")
     secret_key: SecretStr | None = _env("NEWSLETTER_SECRET_KEY")
     list_id: str | None = _env("NEWSLETTER_LIST_ID")
+    # The language of the newsletter's fixed strings, mails and pages (en, ja); a reader's
+    # own `language` column, or an issue's `language:`, wins where there is one.
+    language: Literal["en", "ja"] = Field(
+        "en", validation_alias=AliasChoices("NEWSLETTER_LANGUAGE")
+    )
 
     # Where things live, relative to the newsletter's home (the current directory)
     home: Path = Field(Path("."), validation_alias=AliasChoices("NEWSLETTER_HOME"))
@@ -108,6 +113,7 @@ class Settings(BaseSettings):
     sendgrid_rate_limit_wait: float = Field(
         600.0, ge=0, validation_alias=AliasChoices("SENDGRID_RATE_LIMIT_WAIT")
     )
+    sendgrid_tracking: bool = Field(False, validation_alias=AliasChoices("SENDGRID_TRACKING"))
     concurrency: int = Field(
         4, ge=1, le=64, validation_alias=AliasChoices("NEWSLETTER_CONCURRENCY")
     )
@@ -153,6 +159,7 @@ class Settings(BaseSettings):
     inbound_secret: SecretStr | None = _env("NEWSLETTER_INBOUND_SECRET")
     # SendGrid Event Webhook verification key (base64 DER of the ECDSA P-256 public key)
     sendgrid_webhook_public_key: str | None = _env("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    report_token: SecretStr | None = _env("NEWSLETTER_REPORT_TOKEN")
 
     @field_validator("sender")
     @classmethod

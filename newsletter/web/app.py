@@ -35,11 +35,13 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from newsletter.audience.subscribers.store import SubscriberStore
+from newsletter.i18n import N_
 from newsletter.web.formdata import MAX_FORM_BODY
 from newsletter.web.guards import CsrfGuard, SecurityHeaders, SlidingWindow
 from newsletter.web.links import LinkPages
 from newsletter.web.pages import STATIC_FILES, Pages, base_path
 from newsletter.web.pipeline import Pipeline
+from newsletter.web.reports import ReportPage
 from newsletter.web.sendgrid import MAX_INBOUND_BODY, MAX_WEBHOOK_BODY, SendGridEndpoints
 from newsletter.web.signup import SignupForm
 
@@ -111,17 +113,17 @@ class WebApp:
     async def not_found(self, request: Request, exc: Exception) -> Response:
         return self.pages.notice(
             request,
-            "Page not found",
-            "There is nothing at this address.",
+            N_("Page not found"),
+            N_("There is nothing at this address."),
             status_code=404,
-            link=(f"{base_path(request)}/subscribe", "Subscribe to the digest"),
+            link=(f"{base_path(request)}/subscribe", N_("Subscribe to the digest")),
         )
 
     async def not_allowed(self, request: Request, exc: Exception) -> Response:
         return PlainTextResponse("Method Not Allowed\n", status_code=405)
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
-        return self.pages.trouble(request, "handle that request")
+        return self.pages.trouble(request, N_("handle that request"))
 
 
 class ArchiveFiles:
@@ -180,6 +182,7 @@ def create_app(
             max_body_size=MAX_WEBHOOK_BODY,
         ),
         Route("/static/{name}", web.static, methods=["GET"]),
+        Route("/reports", ReportPage(settings).page, methods=["GET"]),
         *_archive_routes(settings),
     ]
     middleware = [Middleware(SecurityHeaders)]

@@ -87,6 +87,7 @@ def make_transport(
             timeout=settings.sendgrid_timeout,
             concurrency=workers,
             max_rate_limit_wait=settings.sendgrid_rate_limit_wait,
+            tracking=settings.sendgrid_tracking,
         )
     from newsletter.delivery.transports.outbox import OutboxTransport
 

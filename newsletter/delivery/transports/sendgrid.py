@@ -85,6 +85,7 @@ class SendGridTransport(Transport):
         max_backoff: float = 60.0,
         max_reset_wait: float = 60.0,
         max_rate_limit_wait: float = 600.0,
+        tracking: bool = False,
         sleep: Sleep | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -104,6 +105,7 @@ class SendGridTransport(Transport):
         self.max_backoff = max_backoff
         self.max_reset_wait = max_reset_wait
         self.max_rate_limit_wait = max_rate_limit_wait
+        self.tracking = tracking
         self._sleep = sleep
         self._clock = clock
         self.requests = 0
@@ -125,7 +127,7 @@ class SendGridTransport(Transport):
         self.stop_event.clear()
         self.fatal = None
         self._resume_at = 0.0
-        self._tail = common_json_tail(self.builder)
+        self._tail = common_json_tail(self.builder, tracking=self.tracking)
         self._local = threading.local()
         self._open = True
         self._client()  # the SDK is importable and the key accepted by it: fail early
@@ -155,9 +157,10 @@ class SendGridTransport(Transport):
         """One recipient's personalization as JSON (see :func:`.personalization_json`)."""
         return personalization_json(self.builder, r, self._slug)
 
+
     def body(self, parts: Sequence[str]) -> str:
         """The request body: the personalizations, then the parts shared by every request."""
-        tail = self._tail or common_json_tail(self.builder)
+        tail = self._tail or common_json_tail(self.builder, tracking=self.tracking)
         return '{"personalizations":[' + ",".join(parts) + "]," + tail
 
     def payload(self, batch: Sequence[RecipientLike]) -> dict[str, Any]:

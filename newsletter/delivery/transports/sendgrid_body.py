@@ -21,7 +21,7 @@ from newsletter.delivery.transports.base import BuilderLike, RecipientLike
 _NAME_UNSAFE = str.maketrans({";": " ", ",": " ", '"': " ", "\r": " ", "\n": " "})
 
 
-def common_payload(b: BuilderLike) -> dict[str, Any]:
+def common_payload(b: BuilderLike, *, tracking: bool = False) -> dict[str, Any]:
     """What every request of the send carries, as a dict."""
     rendered = b.rendered
     sender: dict[str, str] = {"email": b.from_address}
@@ -35,6 +35,11 @@ def common_payload(b: BuilderLike) -> dict[str, Any]:
             {"type": "text/html", "value": rendered.html},
         ],
         "categories": [rendered.slug],
+        # explicit either way: the account's default must not decide for the readers
+        "tracking_settings": {
+            "open_tracking": {"enable": tracking},
+            "click_tracking": {"enable": tracking, "enable_text": False},
+        },
     }
     if b.reply_to:
         payload["reply_to"] = {"email": b.reply_to}
@@ -52,9 +57,9 @@ def common_payload(b: BuilderLike) -> dict[str, Any]:
     return payload
 
 
-def common_json_tail(b: BuilderLike) -> str:
+def common_json_tail(b: BuilderLike, *, tracking: bool = False) -> str:
     """:func:`common_payload` as the end of a JSON object: ``"from": ..., ... }``."""
-    return json.dumps(common_payload(b))[1:]
+    return json.dumps(common_payload(b, tracking=tracking))[1:]
 
 
 def personalization_json(b: BuilderLike, r: RecipientLike, slug_json: str) -> str:
