@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from newsletter.cli.send_evidence import evidence_gate, note_send
-from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
 from newsletter.cli.send_report import (
     check_invalid,
     plural,
@@ -159,6 +157,8 @@ def send(
     from filelock import FileLock, Timeout
 
     from newsletter.cli import send_run
+    from newsletter.cli.send_evidence import evidence_gate, note_send
+    from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
     from newsletter.compose.message import MessageBuilder, Recipient
     from newsletter.config import load_settings
     from newsletter.delivery.transports import make_transport
