@@ -84,7 +84,7 @@ def _register() -> None:
     # import graph one-way (command modules never import this module). Each imports
     # what its commands use inside them, so registering (and --help) stays cheap:
     # tests/cli/test_startup.py guards it.
-    from newsletter.cli import archive, issue, report, schedule, send, serve, status
+    from newsletter.cli import archive, doctor, issue, report, schedule, send, serve, status
     from newsletter.cli.signups import app as signups_app
     from newsletter.cli.subscribers import app as subscribers_app
 
@@ -95,11 +95,13 @@ def _register() -> None:
         *serve.COMMANDS,
         *archive.COMMANDS,
         *schedule.COMMANDS,
+        *doctor.COMMANDS,
         *report.COMMANDS,
     ]:
         app.command()(command)
     app.add_typer(subscribers_app, name="subscribers")
     app.add_typer(signups_app, name="signups")
+    app.add_typer(doctor.dkim_app, name="dkim")
 
 
 _register()
