@@ -75,7 +75,8 @@ def test_subscribers_stats_loads_the_store_only(home: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["send", "check", "serve", "archive", "signups", "cancel", "run-due", "report"]
+    "command",
+    ["send", "check", "serve", "archive", "signups", "cancel", "run-due", "report", "doctor"],
 )
 def test_a_command_help_loads_none_of_the_other_commands_libraries(
     home: Path, command: str
