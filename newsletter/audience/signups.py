@@ -44,7 +44,12 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 from newsletter.audience.actions import ACTIONS, Act, Action, act_on
-from newsletter.audience.inbound.classify import Classification, classify_message, parse_message
+from newsletter.audience.inbound.classify import (
+    REPORT_KINDS,
+    Classification,
+    classify_message,
+    parse_message,
+)
 from newsletter.audience.inbound.records import (
     InboundRecord,
     Records,
@@ -53,13 +58,19 @@ from newsletter.audience.inbound.records import (
 )
 from newsletter.audience.inbound.safety import clean_header_text
 from newsletter.audience.inbound.sources import InboundSource
+from newsletter.audience.report_actions import act_on_report
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.errors import ConfigError, NewsletterError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
+#: the ``source`` the web server gives messages from SendGrid Inbound Parse: only these
+#: carry verdict headers (X-Inbound-Parse-*) we wrote ourselves
+INBOUND_PARSE_SOURCE = "sendgrid-inbound"
+
 __all__ = [
+    "INBOUND_PARSE_SOURCE",
     "ProcessOutcome",
     "process_raw_message",
     "process_source",
@@ -106,7 +117,7 @@ def summarize(outcomes: Sequence[ProcessOutcome]) -> str:
 
 
 def _classify(
-    raw: bytes, settings: Settings, now: float | None
+    raw: bytes, settings: Settings, now: float | None, source: str
 ) -> tuple[Classification, EmailMessage]:
     msg = parse_message(raw)
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
@@ -116,6 +127,10 @@ def _classify(
         secret=secret or None,
         our_domains=[settings.sender_domain],
         now=time.time() if now is None else now,
+        bounce_address=settings.bounce_address,
+        separator=settings.bounce_separator,
+        authserv_ids=settings.authserv_ids,
+        inbound_parse=source == INBOUND_PARSE_SOURCE,
     )
     return c, msg
 
@@ -141,12 +156,14 @@ def _dry_run(
     existing = records.by_identity(identity) if records is not None else None
     if existing is not None and existing.finished:
         return _duplicate(existing, source, source_id)
-    c, _msg = _classify(raw, settings, None)
+    c, _msg = _classify(raw, settings, None, source)
     would = {
         "subscribe": "would send a confirmation to",
         "unsubscribe": "would unsubscribe",
         "confirm": "would confirm",
-        "bounce": "would check and mark bounced",
+        "bounce": "would attribute and mark bounced",
+        "delay": "would attribute and count a soft bounce for",
+        "complaint": "would attribute and mark complained",
         "auto": "would record (automatic mail)",
         "review": "would queue for review",
     }[c.kind]
@@ -214,7 +231,7 @@ def _process(
         return _duplicate(existing, source, source_id)
     c: Classification | None = None
     try:
-        c, msg = _classify(raw, settings, now)
+        c, msg = _classify(raw, settings, now, source)
         if reused is not None:  # someone else's Message-ID: kept, but not acted on
             act = Act(
                 "review",
@@ -222,6 +239,8 @@ def _process(
                 f"({c.kind}: {c.reason})",
                 True,
             )
+        elif c.kind in REPORT_KINDS:
+            act = act_on_report(c, settings, store=store, records=records, now=now)
         else:
             act = act_on(c, msg, settings, store=store, records=records, now=now)
     except ConfigError:
