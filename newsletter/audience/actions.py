@@ -190,7 +190,7 @@ def _unverified_unsubscribe(
 
     email = own[0]
     tail = f"; {c.sender} also names {', '.join(others)}: a human decides" if others else ""
-    current = store.get(email)
+    current = store.get(email) if store.path.exists() else None
     if current is None or current.status not in ("pending", "active"):
         state = "not on the list" if current is None else f"already {current.status}"
         return Act("no change", f"{email}: {state}{tail}", bool(others), [(email, state)])
