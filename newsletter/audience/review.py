@@ -72,16 +72,16 @@ def approve(
 
     subscribe: a confirmation to each address (even one that bounced or unsubscribed
     before: the person still has to confirm). unsubscribe: applied at once. bounce (and
-    a delay): marked bounced. complaint: marked complained. ``as_kind`` and ``addresses`` override the classification (needed
-    for an item the classifier could not read); addresses default to the item's, or
-    to its sender.
+    a delay): marked bounced. complaint: marked complained. ``as_kind`` and
+    ``addresses`` override the classification (needed for an item the classifier could
+    not read); addresses default to the item's, or to its sender.
     """
     own_records = records is None
     db = Records.from_settings(settings) if records is None else records
     store = store if store is not None else SubscriberStore.from_settings(settings)
     try:
         record = _open_item(db, record_id)
-        kind = as_kind or _REPORT_APPROVAL.get(record.kind, record.kind)
+        kind: str = as_kind or _REPORT_APPROVAL.get(record.kind) or record.kind
         if kind not in ("subscribe", "unsubscribe", "bounce", "complaint"):
             raise NewsletterError(
                 f"inbound message [{record_id}] is a '{record.kind or 'failed'}' item: say what "
