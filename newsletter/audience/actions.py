@@ -25,7 +25,18 @@ if TYPE_CHECKING:
     from newsletter.audience.inbound.records import Records
     from newsletter.config import Settings
 
-__all__ = ["ACTIONS", "Act", "Action", "act_on", "request_confirmations", "suppress"]
+__all__ = [
+    "ACTIONS",
+    "REQUESTER_DAILY_LIMIT",
+    "Act",
+    "Action",
+    "act_on",
+    "request_confirmations",
+    "suppress",
+]
+
+#: confirmations one sender may have mailed to others (colleagues) per 24 hours
+REQUESTER_DAILY_LIMIT = 5
 
 Action = Literal[
     "confirmation sent",
@@ -123,10 +134,22 @@ def request_confirmations(
     now: float | None,
     force: bool = False,
 ) -> list[tuple[str, ConfirmRequest]]:
-    """A confirmation for each address; the sender's own is named and threaded."""
+    """A confirmation for each address; the sender's own is named and threaded.
+
+    Addresses the sender names for others count against the sender's own daily cap
+    (:data:`REQUESTER_DAILY_LIMIT`), so no one can mail a crowd through us by writing
+    one message after another."""
     done = []
     for address in addresses:
         own = sender is not None and address.lower() == sender.lower()
+        slot: int | None = None
+        if sender is not None and not own and not force:
+            slot = records.reserve_confirmation(
+                f"requested-by:{sender}", limit=REQUESTER_DAILY_LIMIT, now=now
+            )
+            if slot is None:
+                done.append((address, ConfirmRequest(address, False, "rate-limited")))
+                continue
         request = request_confirmation(
             address,
             settings,
@@ -139,6 +162,8 @@ def request_confirmations(
             force=force,
             now=now,
         )
+        if slot is not None and not request.sent:
+            records.release_confirmation(slot)  # only mails sent count against the cap
         done.append((address, request))
     return done
 

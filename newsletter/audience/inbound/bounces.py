@@ -80,7 +80,8 @@ _BOUNCE_SUBJECT = re.compile(
     r"mail delivery (?:failed|failure|system|problem)|delivery (?:failure|problem|failed)|"
     r"could not be delivered|non[- ]?deliver|nondeliverable|unzustellbar|"
     r"non remis|mail error|delivery has failed|not (?:be )?delivered|returned to sender|"
-    r"delayed mail|delivery delayed|warning: could not send|配信(?:エラー|失敗|不能)|"
+    r"delayed mail|delivery delayed|warning: could not send|delivery warning|user unknown|"
+    r"unknown user|mailbox (?:is )?(?:full|unavailable)|over quota|配信(?:エラー|失敗|不能)|"
     r"送信(?:エラー|失敗)|届きませんでした",
     re.IGNORECASE,
 )

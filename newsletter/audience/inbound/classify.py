@@ -58,6 +58,12 @@ from newsletter.audience.inbound.intent import (
 )
 from newsletter.audience.inbound.replies import check_tokens, token_candidates
 from newsletter.audience.inbound.safety import clean_text
+from newsletter.audience.inbound.situations import (
+    address_change_reason,
+    automatic_text,
+    pitch_reason,
+    thread_reason,
+)
 from newsletter.audience.inbound.text import PARSE_ERRORS, all_text, body_text, strip_quoted
 from newsletter.tokens import read_bounce_address
 
@@ -140,10 +146,10 @@ def _report(
             quoted_message_ids(msg),
             _verp(msg, secret, bounce, sep),
         )
-    failures = read_failures(msg)
     look = bounce_look(msg, sender, subject)
-    if failures is None and look is None:
+    if look is None:  # flufl's heuristics also fire on a person's list of addresses
         return None
+    failures = read_failures(msg)
     ids = quoted_message_ids(msg)
     verp = _verp(msg, secret, bounce, sep)
     if failures is None:
@@ -163,6 +169,14 @@ def _report(
         ids,
         verp,
     )
+
+
+def _signature_names(msg: EmailMessage) -> tuple[str, ...]:
+    """The From's display name, and its words: a line that is one starts a signature."""
+    name = header_text(msg, "From", limit=200).split("<", 1)[0].strip().strip('"').strip()
+    if not name or "@" in name:
+        return ()
+    return (name, *name.replace(",", " ").split())
 
 
 # -------------------------------------------------------------------- classify
@@ -252,7 +266,7 @@ def classify_message(
         )
 
     # 2. Automatic mail (RFC 3834 and friends): recognised, never answered.
-    auto = auto_reason(msg, sender, subject, contact)
+    auto = auto_reason(msg, sender, subject, contact) or automatic_text(normalise(new))
     if auto:
         return result("auto", auto)
 
@@ -302,9 +316,16 @@ def classify_message(
             f"sender authentication failed ({failed_auth}): not applied automatically",
         )
     own_subject = "" if REPLY_PREFIX.match(subject) else subject
-    if own_subject.strip().lower() == "unsubscribe":
-        return result("unsubscribe", "subject 'unsubscribe' (List-Unsubscribe mailto)", [sender])
     text = normalise(f"{own_subject}\n{new}")
+    ours = {contact, sender}
+    signature = _signature_names(msg)
+    if own_subject.strip().lower() == "unsubscribe":
+        others = named_addresses(new, exclude=ours, domains=domains, signature=signature)
+        aside = thread_reason(msg, text, ours=ours)
+        if others or aside:
+            why = aside or f"the text names {', '.join(others)}"
+            return result("review", f"subject 'unsubscribe', but {why}: a human decides")
+        return result("unsubscribe", "subject 'unsubscribe' (List-Unsubscribe mailto)", [sender])
     if not text:
         return result("review", "empty message: no subject and no new text")
     intent = read_intent(text)
@@ -320,9 +341,12 @@ def classify_message(
         return result("review", f"needs a human: {why} recognised in the new text")
     if intent.subscribe and not intent.subscribe_strong and QUESTION.search(text):
         return result("review", f"a question about subscribing ('{phrase}'), not a request")
+    aside = thread_reason(msg, text, ours=ours) or pitch_reason(text) or address_change_reason(text)
+    if aside:
+        return result("review", f"'{phrase}' in a message that is {aside}")
 
     verb: Kind = "unsubscribe" if intent.unsubscribe else "subscribe"
-    named = named_addresses(new, exclude={contact}, domains=domains)
+    named = named_addresses(new, exclude={contact}, domains=domains, signature=signature)
     self_named = any(a.lower() == sender.lower() for a in named)
     named = [a for a in named if a.lower() != sender.lower()]
     if len(named) > MAX_NAMED_ADDRESSES:
