@@ -90,7 +90,7 @@ _SUBSCRIBE_STRONG = [
         r"\b(?:send|forward|mail)\b(?:[^.!?]|\.(?=\w)){0,40}\bto\s+(?:my|our)\s+"
         r"(?:[\w-]+\s+){0,2}?" + _PEOPLE,
         r"\bsign\s+(?:me|us|myself|[\w-]+)\s+up\b",
-        r"\bsign(?:\s|-)?up\b",
+        r"\bkeep\s+(?:me|us)\s+(?:posted|informed|updated|in the loop)\b",
         r"\bsubscribe\s+(?:me|us|myself|my\s+[\w-]+|him|her|them|[\w.+-]+@)",
         r"\bplease\s+subscribe\b",
         r"\b(?:like|love|want|wish|keen|interested|happy|request)\b[^.!?]{0,30}?"
@@ -115,7 +115,10 @@ _SUBSCRIBE_STRONG = [
         r"申し?込み?(?:ます|たい|を?お願い|希望)",
     )
 ]
-_SUBSCRIBE_WEAK = [re.compile(p) for p in (r"\bsubscribe\b", r"購読(?!して(?:い|お)|中)")]
+# a bare "sign up" is as often an imperative aimed at us (a vendor's) as a request
+_SUBSCRIBE_WEAK = [
+    re.compile(p) for p in (r"\bsubscribe\b", r"\bsign(?:\s|-)?up\b", r"購読(?!して(?:い|お)|中)")
+]
 SELF = [
     re.compile(p)
     for p in (

@@ -49,7 +49,9 @@ _PITCH = re.compile(
     r"\bfree trial\b|\bschedule a (?:quick )?(?:call|demo|meeting)\b|\b(?:want|book) a demo\b|"
     r"\bopen rates?\b|\bverified (?:policy )?(?:contacts|leads|e-?mails)\b|\bour (?:email )?"
     r"(?:platform|tool|service|podcast|product|solution|premium|software|agency|team can)\b|"
-    r"\b(?:subscribe|sign up) (?:to|for) our\b|\bstart your subscription\b|\breply yes\b|"
+    r"\b(?:subscribe|sign up)\b[^.!?]{0,20}\b(?:to|for) our\b|\bstart your subscription\b|"
+    r"\breply yes\b|\byour (?:subscribers|audience|list) grow\b|\b(?:seo|ad|marketing) "
+    r"(?:package|campaign|services?)\b|"
     r"サービスのご案内|無料トライアル|弊社(?:の|では)|資料請求"
 )
 _ADDRESS_CHANGE = re.compile(
