@@ -17,14 +17,16 @@ What each kind does:
 
 subscribe    a confirmation for each named address (the sender and colleagues); nobody
              is made active. A bounced/complained address is not mailed: review.
-unsubscribe  the sender is unsubscribed at once; other addresses someone names go to
-             review (anyone can type anyone's address).
+unsubscribe  the sender is unsubscribed at once when a trusted verdict vouches for the
+             From (SPF or DKIM aligned); otherwise mailed a one-click "confirm you want
+             to leave" link (actions.py, leave_mail.py). Other addresses someone names
+             go to review (anyone can type anyone's address).
 confirm      the token's address (verified by the classifier to be the sender's) -> active.
-bounce       an address is marked bounced only if the report quotes the Message-ID of
-             the mail that failed and that Message-ID is one we signed for that very
-             address (``tokens.verify_message_id``: every message we send carries one).
-             A report naming more than five recipients, or one that quotes nothing
-             of ours for an address, goes to review: a forged report suppresses nobody.
+bounce       attributed by the VERP address it came back to, or a Message-ID we signed
+delay        for an address it names (report_actions.py): the reader is marked bounced
+complaint    (a delay counts towards the soft-bounce score; a complaint marks
+             complained). Unattributed, it goes to review: a forged report suppresses
+             nobody.
 auto         recorded, never answered.
 review       queued for a human: ``newsletter signups review``.
 
