@@ -2,7 +2,8 @@
 # Install the real servers and browser the tests drive on 127.0.0.1 (Debian packages):
 # chromium (browser tests), dovecot-imapd (IMAP), spamassassin (email quality),
 # postfix (smtp-sink/smtp-source for bench/bench_send.py, and a throw-away instance that
-# bounces mail for the VERP test: tests/support/postfix.py). Does nothing when all are
+# bounces mail for the VERP test: tests/support/postfix.py), fonts-noto-cjk (Japanese
+# glyphs for the browser tests of the Japanese pages). Does nothing when all are
 # present; needs root (or sudo) otherwise.
 set -euo pipefail
 need=()
@@ -10,6 +11,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -x /usr/sbin/postfix ] || need+=(postfix)
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 command -v spamassassin >/dev/null 2>&1 || need+=(spamassassin)
+[ -d /usr/share/fonts/opentype/noto ] && ls /usr/share/fonts/opentype/noto/NotoSansCJK-* >/dev/null 2>&1 \
+  || need+=(fonts-noto-cjk)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 SUDO=""

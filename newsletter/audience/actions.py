@@ -19,6 +19,7 @@ from newsletter.audience.inbound.safety import clean_header_text
 from newsletter.audience.subscribers import Edit, Header, Mutation, SubscriberRow, SubscriberStore
 from newsletter.audience.subscribers.addresses import address_key
 from newsletter.errors import TokenError
+from newsletter.i18n import detect_language
 
 if TYPE_CHECKING:
     from newsletter.audience.inbound.classify import Classification
@@ -133,12 +134,14 @@ def request_confirmations(
     records: Records,
     now: float | None,
     force: bool = False,
+    language: str | None = None,
 ) -> list[tuple[str, ConfirmRequest]]:
     """A confirmation for each address; the sender's own is named and threaded.
 
-    Addresses the sender names for others count against the sender's own daily cap
-    (:data:`REQUESTER_DAILY_LIMIT`), so no one can mail a crowd through us by writing
-    one message after another."""
+    ``language`` is what the request was written in: new rows record it, and their
+    confirmations are written in it. Addresses the sender names for others count against
+    the sender's own daily cap (:data:`REQUESTER_DAILY_LIMIT`), so no one can mail a crowd
+    through us by writing one message after another."""
     done = []
     for address in addresses:
         own = sender is not None and address.lower() == sender.lower()
@@ -161,6 +164,7 @@ def request_confirmations(
             records=records,
             force=force,
             now=now,
+            language=language,
         )
         if slot is not None and not request.sent:
             records.release_confirmation(slot)  # only mails sent count against the cap
@@ -266,6 +270,8 @@ def act_on(
             store=store,
             records=records,
             now=now,
+            # a request written in Japanese is answered in Japanese
+            language=detect_language(f"{c.subject}\n{c.excerpt}"),
         )
         return _subscribe_act(requests)
 
