@@ -41,6 +41,7 @@ from newsletter.web.guards import CsrfGuard, SecurityHeaders, SlidingWindow
 from newsletter.web.links import LinkPages
 from newsletter.web.pages import STATIC_FILES, Pages, base_path
 from newsletter.web.pipeline import Pipeline
+from newsletter.web.reports import ReportPage
 from newsletter.web.sendgrid import MAX_INBOUND_BODY, MAX_WEBHOOK_BODY, SendGridEndpoints
 from newsletter.web.signup import SignupForm
 
@@ -181,6 +182,7 @@ def create_app(
             max_body_size=MAX_WEBHOOK_BODY,
         ),
         Route("/static/{name}", web.static, methods=["GET"]),
+        Route("/reports", ReportPage(settings).page, methods=["GET"]),
         *_archive_routes(settings),
     ]
     middleware = [Middleware(SecurityHeaders)]
