@@ -38,8 +38,11 @@ from tests.support.eventkeys import sign
 
 
 @contextmanager
-def running(app: ASGIApp, *, startup_timeout: float = 10.0) -> Iterator[str]:
-    """Serve ``app`` until the block ends; yields ``http://127.0.0.1:<port>``."""
+def running(
+    app: ASGIApp, *, startup_timeout: float = 10.0, tls: tuple[Path, Path] | None = None
+) -> Iterator[str]:
+    """Serve ``app`` until the block ends; yields ``http://127.0.0.1:<port>``, or
+    ``https://localhost:<port>`` with ``tls`` = (certificate, key) files."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -52,6 +55,8 @@ def running(app: ASGIApp, *, startup_timeout: float = 10.0) -> Iterator[str]:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=2,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -62,7 +67,7 @@ def running(app: ASGIApp, *, startup_timeout: float = 10.0) -> Iterator[str]:
             raise RuntimeError("the web app did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
