@@ -105,7 +105,8 @@ def verify_signature(
     if not signature or not timestamp:
         raise SignatureError("missing signature or timestamp header")
     stamp = timestamp.strip()
-    if not stamp.isdigit() or len(stamp) > 12:
+    # ASCII digits only: str.isdigit() is also true of "¹²³", which int() refuses
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         raise SignatureError("timestamp is not a Unix time")
     current = time.time() if now is None else now
     if abs(current - int(stamp)) > tolerance:
