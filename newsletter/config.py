@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # `newsletter serve`
     serve_host: str = Field("127.0.0.1", validation_alias=AliasChoices("NEWSLETTER_SERVE_HOST"))
     serve_port: int = Field(8000, validation_alias=AliasChoices("NEWSLETTER_SERVE_PORT"))
+    # Reverse proxies whose X-Forwarded-For / Forwarded headers name the real client
+    # (addresses or CIDRs, comma- or space-separated); nobody's by default
+    trusted_proxies: str = Field("", validation_alias=AliasChoices("NEWSLETTER_TRUSTED_PROXIES"))
     # SendGrid Inbound Parse posts to /inbound/<secret> (an unguessable path)
     inbound_secret: SecretStr | None = _env("NEWSLETTER_INBOUND_SECRET")
     # SendGrid Event Webhook verification key (base64 DER of the ECDSA P-256 public key)
@@ -136,6 +139,19 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError(f"not an http(s) URL: {value!r}")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        import ipaddress
+
+        for item in re.split(r"[\s,]+", value.strip()):
+            if item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"not an IP address or CIDR network: {item!r}") from None
+        return value.strip()
 
     @field_validator("list_id")
     @classmethod
