@@ -134,6 +134,8 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
         data = json.loads(body)
     except (ValueError, UnicodeError) as exc:
         raise BatchError(f"body is not JSON: {exc}") from None
+    except RecursionError:  # "[[[[..." deeper than the parser goes: the sender's fault
+        raise BatchError("body is not JSON: nested too deeply") from None
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise BatchError("body is not a JSON array of event objects")
     return data

@@ -52,15 +52,11 @@ from newsletter.web.links import LinkPages
 from newsletter.web.pages import STATIC_FILES, Pages, base_path
 from newsletter.web.pipeline import Pipeline
 from newsletter.web.proxy import ClientAddress, parse_networks
-from newsletter.web.sendgrid import MAX_INBOUND_BODY, SendGridEndpoints
+from newsletter.web.sendgrid import MAX_INBOUND_BODY, MAX_WEBHOOK_BODY, SendGridEndpoints
 from newsletter.web.signup import SignupForm
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
-
-
-#: SendGrid posts a batch at 768 KB at the latest; twice that is room, 8 MB was a gift.
-MAX_WEBHOOK_BODY = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

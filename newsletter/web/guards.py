@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import re
 import secrets
@@ -213,6 +214,13 @@ def host_of(url: str) -> str:
     return netloc.removesuffix(default) if default else netloc
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class HostCheck:
     """400 for a ``Host`` that is not ours: NEWSLETTER_PUBLIC_URL's host, or a loopback
     name when the connection itself comes from this machine (health checks, tests).
@@ -238,7 +246,7 @@ class HostCheck:
             return True
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         peer = scope.get("newsletter.peer") or scope.get("client") or ("",)
-        return name in LOOPBACK_HOSTS and str(peer[0]) in ("127.0.0.1", "::1")
+        return name in LOOPBACK_HOSTS and _is_loopback(str(peer[0]))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._ok(scope):
