@@ -118,7 +118,8 @@ class WebApp:
             self.pages,
             self.address_limiter,
             self.requester_limiter,
-            OncePerKey(self.limits.unsubscribe_replay),
+            # only a done unsubscribe answers replays; "not on the list" may change soon
+            OncePerKey(self.limits.unsubscribe_replay, remember=bool),
         )
 
     # Static, errors --------------------------------------------------------------------

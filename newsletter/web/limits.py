@@ -34,16 +34,19 @@ T = TypeVar("T")
 
 class OncePerKey(Generic[T]):
     """Run ``work`` once per key: concurrent callers share it, later ones reuse its result
-    for ``ttl`` seconds. Failures are not remembered (the next caller tries again)."""
+    for ``ttl`` seconds if ``remember(result)``. Failures are never remembered (the next
+    caller tries again)."""
 
     def __init__(
         self,
         ttl: float = 120.0,
         *,
+        remember: Callable[[T], bool] = lambda result: True,
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = 100_000,
     ) -> None:
         self.ttl = ttl
+        self.remember = remember
         self.clock = clock
         self.max_keys = max_keys
         self.runs = 0  # how many times work really ran (for tests and the log)
@@ -69,9 +72,10 @@ class OncePerKey(Generic[T]):
             raise
         else:
             future.set_result(result)
-            if len(self._done) >= self.max_keys:
-                self._prune(now)
-            self._done[key] = (self.clock(), result)
+            if self.remember(result):
+                if len(self._done) >= self.max_keys:
+                    self._prune(now)
+                self._done[key] = (self.clock(), result)
             return result
         finally:
             del self._running[key]

@@ -202,3 +202,42 @@ def test_one_requester_cannot_mail_a_crowd(serve: Serve, home: Path) -> None:
         wait_for_confirmation(home, email)
     # refused ones never had a background task: nothing more can arrive
     assert [confirmations_to(home, email) for email in crowd] == [1, 1, 1, 0, 0, 0]
+
+
+# OncePerKey ---------------------------------------------------------------------------------
+def test_once_per_key_joins_remembers_and_forgets() -> None:
+    import asyncio
+
+    from newsletter.web.limits import OncePerKey
+
+    now = [0.0]
+    once: OncePerKey[bool] = OncePerKey(60.0, remember=bool, clock=lambda: now[0])
+    calls: list[str] = []
+
+    async def work(key: str, result: bool, fail: bool = False) -> bool:
+        calls.append(key)
+        await asyncio.sleep(0.01)
+        if fail:
+            raise RuntimeError("list busy")
+        return result
+
+    async def scenario() -> None:
+        # ten at once: one run, ten answers
+        answers = await asyncio.gather(*(once.run("a", lambda: work("a", True)) for _ in range(10)))
+        assert answers == [True] * 10 and calls == ["a"]
+        assert await once.run("a", lambda: work("a", True)) is True and calls == ["a"]
+        now[0] = 61.0  # remembered for the ttl only
+        assert await once.run("a", lambda: work("a", True)) is True and calls == ["a", "a"]
+        once.forget("a")
+        await once.run("a", lambda: work("a", True))
+        assert calls == ["a", "a", "a"]
+        # a failure reaches every waiter and is not remembered
+        with pytest.raises(RuntimeError):
+            await once.run("b", lambda: work("b", True, fail=True))
+        assert await once.run("b", lambda: work("b", True)) is True and calls.count("b") == 2
+        # a result remember() declines ("not on the list") is asked again next time
+        await once.run("c", lambda: work("c", False))
+        await once.run("c", lambda: work("c", False))
+        assert calls.count("c") == 2
+
+    asyncio.run(scenario())
