@@ -20,6 +20,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from newsletter.errors import ConfigError
 
 DEFAULT_FROM = "newsletter@example.org"
+#: how the IMAP source and the SMTP transport log in
+AuthMethod = Literal["password", "oauth2"]
+OAuthMechanism = Literal["xoauth2", "oauthbearer"]
+#: refresh_token: delegated (a person consented once); client_credentials: app-only
+OAuthFlow = Literal["refresh_token", "client_credentials"]
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
@@ -80,6 +85,21 @@ class Settings(BaseSettings):
     smtp_username: str | None = _env("SMTP_USERNAME")
     smtp_password: SecretStr | None = _env("SMTP_PASSWORD")
     smtp_timeout: float = Field(30.0, validation_alias=AliasChoices("SMTP_TIMEOUT"))
+    # a private CA's certificates (PEM) to trust instead of the system's
+    smtp_ca_file: Path | None = _env("SMTP_CA_FILE")
+    # password (SMTP_USERNAME/_PASSWORD) or oauth2 (a bearer token from SMTP_OAUTH_*)
+    smtp_auth: AuthMethod = Field("password", validation_alias=AliasChoices("SMTP_AUTH"))
+    smtp_oauth_mechanism: OAuthMechanism = Field(
+        "xoauth2", validation_alias=AliasChoices("SMTP_OAUTH_MECHANISM")
+    )
+    smtp_oauth_flow: OAuthFlow = Field(
+        "refresh_token", validation_alias=AliasChoices("SMTP_OAUTH_FLOW")
+    )
+    smtp_oauth_token_url: str | None = _env("SMTP_OAUTH_TOKEN_URL")
+    smtp_oauth_client_id: str | None = _env("SMTP_OAUTH_CLIENT_ID")
+    smtp_oauth_client_secret: SecretStr | None = _env("SMTP_OAUTH_CLIENT_SECRET")
+    smtp_oauth_refresh_token: SecretStr | None = _env("SMTP_OAUTH_REFRESH_TOKEN")
+    smtp_oauth_scopes: str | None = _env("SMTP_OAUTH_SCOPES")
     sendgrid_api_key: SecretStr | None = _env("SENDGRID_API_KEY")
     sendgrid_api_host: str = Field(
         "https://api.sendgrid.com", validation_alias=AliasChoices("SENDGRID_API_HOST")
@@ -97,6 +117,23 @@ class Settings(BaseSettings):
     )
     imap_username: str | None = _env("NEWSLETTER_IMAP_USERNAME")
     imap_password: SecretStr | None = _env("NEWSLETTER_IMAP_PASSWORD")
+    imap_ca_file: Path | None = _env("NEWSLETTER_IMAP_CA_FILE")
+    imap_auth: AuthMethod = Field("password", validation_alias=AliasChoices("NEWSLETTER_IMAP_AUTH"))
+    imap_oauth_mechanism: OAuthMechanism = Field(
+        "xoauth2", validation_alias=AliasChoices("NEWSLETTER_IMAP_OAUTH_MECHANISM")
+    )
+    imap_oauth_flow: OAuthFlow = Field(
+        "refresh_token", validation_alias=AliasChoices("NEWSLETTER_IMAP_OAUTH_FLOW")
+    )
+    imap_oauth_token_url: str | None = _env("NEWSLETTER_IMAP_OAUTH_TOKEN_URL")
+    imap_oauth_client_id: str | None = _env("NEWSLETTER_IMAP_OAUTH_CLIENT_ID")
+    imap_oauth_client_secret: SecretStr | None = _env("NEWSLETTER_IMAP_OAUTH_CLIENT_SECRET")
+    imap_oauth_refresh_token: SecretStr | None = _env("NEWSLETTER_IMAP_OAUTH_REFRESH_TOKEN")
+    imap_oauth_scopes: str | None = _env("NEWSLETTER_IMAP_OAUTH_SCOPES")
+    # keep OAuth access tokens in the state folder (mode 0600) between runs
+    oauth_token_cache: bool = Field(
+        False, validation_alias=AliasChoices("NEWSLETTER_OAUTH_TOKEN_CACHE")
+    )
     imap_folder: str = Field("INBOX", validation_alias=AliasChoices("NEWSLETTER_IMAP_FOLDER"))
     imap_done_folder: str = Field(
         "Processed", validation_alias=AliasChoices("NEWSLETTER_IMAP_DONE_FOLDER")
@@ -129,6 +166,19 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         return check_address(value.strip())
+
+    @field_validator("smtp_oauth_token_url", "imap_oauth_token_url")
+    @classmethod
+    def _valid_token_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        # the client secret and refresh token go in the body: never in clear, except
+        # to a token endpoint on this machine (a local relay, the tests)
+        loopback = re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/", value)
+        if not (re.match(r"^https://[^\s/]+", value) or loopback):
+            raise ValueError(f"not an https URL: {value!r} (the client secret would go in clear)")
+        return value
 
     @field_validator("public_url", "assets_url", "sendgrid_api_host")
     @classmethod

@@ -4,6 +4,7 @@ state survives a power cut, autocommit (explicit transactions), a 30 s busy time
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -30,3 +31,12 @@ def open_database(
         return db
     except (sqlite3.Error, OSError) as exc:
         raise NewsletterError(f"{path}: cannot open {what}: {exc}") from exc
+
+
+def rollback(db: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already: after SQLITE_FULL or an I/O
+    error it rolls back by itself, and a second ROLLBACK would raise "no transaction is
+    active" in place of the real error (a full disk reported as a rollback problem)."""
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):  # the error being handled is the one to report
+            db.execute("ROLLBACK")

@@ -73,6 +73,12 @@ class NewsletterError(Exception):
         return self.message
 
 
+class UsageError(NewsletterError):
+    """Options that cannot go together, found after parsing (exit 2, as click's own)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class ConfigError(NewsletterError):
     exit_code = ExitCode.CONFIG
 

@@ -10,3 +10,5 @@ python3 -m venv .venv
 .venv/bin/newsletter build vol-2.19
 .venv/bin/newsletter send vol-2.19 --yes
 .venv/bin/newsletter status vol-2.19
+echo
+echo "next: . .venv/bin/activate   # puts \`newsletter\` on your PATH for this shell"

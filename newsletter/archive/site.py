@@ -24,8 +24,9 @@ browser".
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Literal
 import jinja2
 
 from newsletter.archive.feed import FEED, render_feed
-from newsletter.archive.issues import ArchivedIssue, SkippedIssue, load_archive_issues
+from newsletter.archive.issues import ArchivedIssue, LeftOut, SkippedIssue, load_archive_issues
 from newsletter.archive.pages import render_pages
 from newsletter.config import PACKAGE_TEMPLATES
 from newsletter.errors import NewsletterError
@@ -66,6 +67,7 @@ class ArchiveResult:
     out_dir: Path
     issues: list[ArchivedIssue] = field(default_factory=list)
     skipped: list[SkippedIssue] = field(default_factory=list)
+    left_out: list[LeftOut] = field(default_factory=list)
     files: list[FileOutcome] = field(default_factory=list)
 
     def paths(self, status: Status) -> list[str]:
@@ -169,20 +171,31 @@ def write_site(
 
 
 def build_archive(
-    settings: Settings, out_dir: Path | None = None, *, skip_invalid: bool = False
+    settings: Settings,
+    out_dir: Path | None = None,
+    *,
+    sent: Collection[str] = (),
+    include_drafts: bool = False,
+    skip_invalid: bool = False,
+    today: dt.date | None = None,
 ) -> ArchiveResult:
-    """Build the archive from every issue file into ``out_dir`` (default
-    :func:`archive_dir`). An invalid issue file raises IssueFileError naming it, unless
-    ``skip_invalid``: then it is left out and listed in :attr:`ArchiveResult.skipped`."""
+    """Build the archive of the published issues into ``out_dir`` (default
+    :func:`archive_dir`); ``sent`` names the issues the journal says went out. Drafts
+    and future-dated issues are left out (and their old pages removed) unless
+    ``include_drafts``; see :func:`~.issues.load_archive_issues` for invalid files."""
     out = out_dir if out_dir is not None else archive_dir(settings)
-    issues, skipped = load_archive_issues(settings, skip_invalid=skip_invalid)
+    issues, skipped, left_out = load_archive_issues(
+        settings, sent=sent, include_drafts=include_drafts, skip_invalid=skip_invalid, today=today
+    )
     try:
         site = render_site(issues, settings)
     except jinja2.TemplateError as exc:
         raise NewsletterError(f"{templates_for(settings)}: archive template: {exc}") from exc
-    result = ArchiveResult(out, issues, skipped)
+    result = ArchiveResult(out, issues, skipped, left_out)
+    # A published issue skipped as invalid keeps its last good page; a draft keeps none.
+    keep = [s.path.stem for s in skipped if s.published]
     try:
-        result.files = write_site(site, out, keep_slugs=[s.path.stem for s in skipped])
+        result.files = write_site(site, out, keep_slugs=keep)
     except OSError as exc:
         raise NewsletterError(f"{out}: cannot write the archive: {exc.strerror}") from exc
     return result

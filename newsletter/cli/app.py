@@ -54,10 +54,31 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("newsletter")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            number = "unknown (not installed)"
+        typer.echo(f"newsletter {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Compile, render and deliver an email digest, and keep its subscriber list."""
+
+
 def _register() -> None:
     # Command modules hold plain functions and sub-apps; registering them here keeps the
     # import graph one-way (command modules never import this module).
-    from newsletter.cli import archive, issue, send, serve, status
+    from newsletter.cli import archive, issue, schedule, send, serve, status
     from newsletter.cli.signups import app as signups_app
     from newsletter.cli.subscribers import app as subscribers_app
 
@@ -67,6 +88,7 @@ def _register() -> None:
         *status.COMMANDS,
         *serve.COMMANDS,
         *archive.COMMANDS,
+        *schedule.COMMANDS,
     ]:
         app.command()(command)
     app.add_typer(subscribers_app, name="subscribers")

@@ -1,40 +1,29 @@
 """`newsletter send`: deliver an issue, or test copies of it, through a thin shell over
 :mod:`newsletter.delivery.campaign` and :mod:`newsletter.delivery.journal`.
 
-Owns the run itself: loading the issue (refusing one with errors), one sender per issue
-(a lock file), wiring the campaign, asking before sending, the progress bar, and a
-graceful stop on Ctrl-C or SIGTERM. What it prints about the plan and the outcome is
-:mod:`.send_report`; `newsletter status` is :mod:`.status`.
+Owns the command: loading the issue (refusing one with errors), one sender per issue
+(a lock file), wiring the campaign, the gates (:mod:`.send_gates`, :mod:`.send_evidence`),
+asking before sending, and publishing the archive page first. Driving the run (progress
+bar, graceful stop on Ctrl-C or SIGTERM) is :mod:`.send_run`; what it prints about the
+plan and the outcome is :mod:`.send_report`; `newsletter status` is :mod:`.status`.
 """
 
 from __future__ import annotations
 
-import signal
+import datetime as dt
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from filelock import FileLock, Timeout
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
+from newsletter.cli import send_run
+from newsletter.cli.send_evidence import evidence_gate, note_send
+from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
 from newsletter.cli.send_report import (
     check_invalid,
-    finish_run,
     plural,
     report_nothing_to_send,
     show_plan,
@@ -42,17 +31,19 @@ from newsletter.cli.send_report import (
 from newsletter.console import console, err_console
 from newsletter.errors import (
     IssueFileError,
+    NewsletterError,
     PartialSendError,
     SendRefusedError,
     TransportError,
+    UsageError,
 )
 
 if TYPE_CHECKING:
     from newsletter.compose.message import MessageBuilder
+    from newsletter.compose.models import Issue
     from newsletter.config import Settings
-    from newsletter.delivery.campaign import Campaign, Plan
-    from newsletter.delivery.journal import Journal
-    from newsletter.delivery.transports.base import Outcome
+    from newsletter.delivery.campaign import Plan
+    from newsletter.errors import Problem
 
 JOURNAL_NAME = "journal.sqlite3"
 
@@ -62,69 +53,19 @@ def journal_path(settings: Settings) -> Path:
     return settings.state_dir / JOURNAL_NAME
 
 
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f}/s", style="cyan")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=not err_console.is_terminal,
-    )
-
-
-@contextmanager
-def _graceful_stop(stop: Callable[[], None], command: str) -> Iterator[None]:
-    """First Ctrl-C (or SIGTERM): stop handing off; a second one interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    hits = 0
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal hits
-        hits += 1
-        if hits > 1:
-            raise KeyboardInterrupt
-        err_console.print(
-            f"stopping: finishing the hand-off under way (Ctrl-C again to abort); "
-            f"re-run `{command}` to resume",
-            style="yellow",
-            markup=False,
-        )
-        stop()
-
-    old_int = signal.signal(signal.SIGINT, handler)
-    old_term = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
-
-
-def _load(issue: str, settings: Settings) -> Any:
-    from newsletter.compose.issuefile import load_issue, resolve_issue_path
-    from newsletter.compose.render import render_issue
+def _load(issue: str, settings: Settings) -> tuple[Issue, Any, list[Problem]]:
+    """The issue, rendered once, and its lint warnings; errors refuse the send."""
+    from newsletter.compose.build import check_issue
+    from newsletter.compose.issuefile import resolve_issue_path
 
     try:
         path = resolve_issue_path(issue, settings)
-        loaded = load_issue(path)
+        return check_issue(path, settings)
     except IssueFileError as exc:
         raise SendRefusedError(
             f"{exc.message}\nrefusing to send {issue}: the issue has errors",
             hint=exc.hint or f"fix them, then run `newsletter check {issue}`",
         ) from None
-    return render_issue(loaded, settings)
 
 
 def send(
@@ -176,6 +117,36 @@ def send(
             "(those rows are not sent to; `newsletter subscribers check` lists them).",
         ),
     ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse to send an issue with lint warnings.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Send an issue older than one already sent (normally a typo, so refused).",
+        ),
+    ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="WHEN",
+            help='Schedule the send instead: "YYYY-MM-DD HH:MM" (sent by `newsletter run-due`).',
+        ),
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="Time zone of --at, e.g. America/New_York (default: local)."),
+    ] = None,
+    journal_lost: Annotated[
+        bool,
+        typer.Option(
+            "--journal-lost",
+            help="Send although the outbox or archive shows more of this issue went out "
+            "than the send journal knows (the journal was lost: readers may get two copies).",
+        ),
+    ] = False,
 ) -> None:
     """Deliver ISSUE to every active subscriber, exactly once.
 
@@ -188,7 +159,8 @@ def send(
     from newsletter.delivery.transports import make_transport
 
     settings = load_settings(concurrency=concurrency)
-    rendered = _load(issue, settings)
+    when = _when(at, tz, to=bool(to), dry_run=dry_run, limit=limit)
+    loaded, rendered, warnings = _load(issue, settings)
     slug: str = rendered.slug
     command = f"newsletter send {issue}"
 
@@ -227,20 +199,92 @@ def send(
                 retry_failed=retry_failed and not dry_run,
             )
             show_plan(plan, transport.description, builder, dry_run=dry_run)
+            sent = journal.sent_issues()
+            gates = issue_gates(
+                loaded, warnings, sent, strict=strict, force=force, today=dt.date.today()
+            )
+            who = recipient_gate(journal, slug, sent, campaign_statuses(settings))
+            lost = evidence_gate(
+                settings, slug, plan.sent + plan.uncertain, journal_lost=journal_lost
+            )
+            gates += [g for g in (who, lost) if g is not None]
+            show_gates(gates)
+            if not dry_run:
+                enforce(gates, slug)
             check_invalid(plan, settings.subscribers_file, skip=skip_invalid or dry_run)
             if plan.new == 0:
                 report_nothing_to_send(plan)
                 return
             if dry_run:
-                _dry_run(campaign, plan, limit)
+                send_run.dry_run(campaign, plan, limit)
+                return
+            if when is not None:
+                from newsletter.cli.schedule import record_schedule
+
+                _confirm(plan, yes, limit, verb=f"Schedule {slug} for {at!r} to")
+                record_schedule(settings, slug, *when)
                 return
             _confirm(plan, yes, limit)
-            _run(campaign, journal, plan, limit, command, transport.name)
+            publish_page(settings, slug, sent)
+            note_send(settings, slug, plan.sent)
+            send_run.run(campaign, journal, plan, limit, command, transport.name, settings)
     finally:
         lock.release()
 
 
-def _confirm(plan: Plan, yes: bool, limit: int | None) -> None:
+def campaign_statuses(settings: Settings) -> Callable[[set[str]], dict[str, str]]:
+    """Statuses of some addresses in the list now, in one streaming pass."""
+
+    def statuses(keys: set[str]) -> dict[str, str]:
+        from newsletter.audience.subscribers import SubscriberStore
+
+        found: dict[str, str] = {}
+        for row in SubscriberStore.from_settings(settings).iter_rows():
+            sub = row.subscriber
+            if sub is not None and sub.key in keys:
+                found.setdefault(sub.key, sub.status)
+        return found
+
+    return statuses
+
+
+def publish_page(settings: Settings, slug: str, sent: set[str]) -> None:
+    """Write or refresh the archive before the first message leaves, so the email's
+    "view in browser" link works from the start. A failure is reported, not fatal: the
+    readers' copies matter more, and `newsletter archive` can be run again."""
+    from newsletter.archive.site import build_archive
+
+    try:
+        result = build_archive(settings, sent=sent | {slug}, skip_invalid=True)
+    except NewsletterError as exc:
+        err_console.print(
+            f"warning: archive not updated: {exc}; run `newsletter archive` after the send",
+            style="yellow",
+            markup=False,
+        )
+        return
+    page = result.out_dir / f"{slug}.html"
+    console.print(f"archive page: {page}", markup=False)
+
+
+def _when(
+    at: str | None, tz: str | None, *, to: bool, dry_run: bool, limit: int | None
+) -> tuple[dt.datetime, str] | None:
+    """The scheduled time in UTC and its zone, checked before any work is done."""
+    if at is None:
+        if tz is not None:
+            raise UsageError("--tz needs --at")
+        return None
+    if to or dry_run or limit is not None:
+        raise UsageError(
+            "--at schedules a whole send: it does not go with --to, --dry-run or --limit"
+        )
+    from newsletter.delivery.schedule import parse_when, utc_now
+
+    return parse_when(at, tz, now=utc_now())
+
+
+def _confirm(plan: Plan, yes: bool, limit: int | None, *, verb: str = "") -> None:
     if yes:
         return
     count = plan.new if limit is None else min(limit, plan.new)
@@ -250,49 +294,9 @@ def _confirm(plan: Plan, yes: bool, limit: int | None) -> None:
             "(standard input is not a terminal)",
             hint="pass --yes to send without asking",
         )
-    if not typer.confirm(f"Send {plan.issue} to {plural(count, 'recipient')}?", default=False):
+    question = f"{verb or f'Send {plan.issue} to'} {plural(count, 'recipient')}?"
+    if not typer.confirm(question, default=False):
         raise SendRefusedError(f"{plan.issue}: send cancelled, nothing was sent")
-
-
-def _dry_run(campaign: Campaign, plan: Plan, limit: int | None) -> None:
-    total = plan.new if limit is None else min(limit, plan.new)
-    with _progress() as bar:
-        task = bar.add_task("building", total=total)
-        report = campaign.rehearse(limit=limit, progress=lambda o: bar.advance(task, len(o)))
-    rate = report.attempted / report.elapsed if report.elapsed else 0.0
-    console.print(
-        f"dry run: built {plural(report.attempted, 'message')} "
-        f"({report.bytes / 1e6:,.1f} MB) in {report.elapsed:.1f} s ({rate:,.0f}/s); "
-        "nothing was handed off",
-        markup=False,
-    )
-
-
-def _run(
-    campaign: Campaign, journal: Journal, plan: Plan, limit: int | None, command: str, name: str
-) -> None:
-    total = plan.new if limit is None else min(limit, plan.new)
-    run_id = journal.begin_run(plan.issue, name)
-    result = "interrupted"
-    try:
-        with campaign.transport, _graceful_stop(campaign.stop, command), _progress() as bar:
-            task = bar.add_task("sending", total=total)
-
-            def advance(outcomes: list[Outcome]) -> None:
-                bar.advance(task, len(outcomes))
-
-            report = campaign.run(run_id=run_id, limit=limit, progress=advance)
-        result = finish_run(report, journal, plan, command)
-    except KeyboardInterrupt:
-        err_console.print(
-            f"interrupted: re-run `{command}` to resume; `newsletter status {plan.issue}` "
-            "lists recipients whose fate is uncertain",
-            style="yellow",
-            markup=False,
-        )
-        raise typer.Exit(130) from None
-    finally:
-        journal.end_run(run_id, result)
 
 
 def _send_test(settings: Settings, builder: MessageBuilder, addresses: list[str]) -> None:

@@ -115,8 +115,32 @@ def _summarize(report: Report) -> str:
     return f"{report.issue}: " + ", ".join(parts) + f" in {report.elapsed:.1f} s ({rate:,.0f}/s)"
 
 
-def finish_run(report: Report, journal: Journal, plan: Plan, command: str) -> str:
-    """Print the run's outcome; return the run's result, or raise what sets the exit code."""
+def left_over(counts: dict[str, int]) -> str:
+    """What a re-run would do, each count named: pending ones are sent, temporary
+    failures retried, permanent failures and uncertain ones left alone unless asked."""
+    retryable = counts["failed"] - counts["failed_permanent"]
+    parts = [
+        (counts["pending"], "not handed off yet"),
+        (retryable, "failed temporarily (a re-run retries them)"),
+        (counts["failed_permanent"], "failed permanently (--retry-failed)"),
+        (counts["uncertain"], "uncertain: may have been delivered (--resend-uncertain)"),
+    ]
+    return ", ".join(f"{n:,} {what}" for n, what in parts if n) or "nothing left"
+
+
+def run_result(report: Report, counts: dict[str, int]) -> str:
+    """How a run ended, as the journal records it and `status` shows it."""
+    if report.stopped:
+        return "stopped"
+    if report.sent == 0 and report.uncertain == 0 and (report.attempted or report.fatal):
+        return "failed"
+    if report.fatal is not None or counts["uncertain"] + counts["failed"] + counts["pending"]:
+        return "partial"
+    return "ok"
+
+
+def finish_run(report: Report, journal: Journal, plan: Plan, command: str) -> None:
+    """Print the run's outcome; raise what sets the exit code when it was not a success."""
     console.print(_summarize(report), markup=False)
     if report.bounced:
         console.print(f"marked {plural(report.bounced, 'subscriber')} bounced", markup=False)
@@ -128,9 +152,10 @@ def finish_run(report: Report, journal: Journal, plan: Plan, command: str) -> st
     if len(problems) > 20:
         console.print(f"  ... and {len(problems) - 20:,} more", markup=False)
     counts = journal.counts(plan.issue)
+    status_hint = f"`newsletter status {plan.issue}` lists them"
     if report.stopped:
         err_console.print(
-            f"stopped: {counts['pending']:,} still to send; re-run `{command}` to resume",
+            f"stopped: {left_over(counts)}; re-run `{command}` to resume",
             style="yellow",
             markup=False,
         )
@@ -138,7 +163,7 @@ def finish_run(report: Report, journal: Journal, plan: Plan, command: str) -> st
     if report.fatal is not None:
         fatal = report.fatal
         fatal.hint = (fatal.hint + "; " if fatal.hint else "") + (
-            f"{counts['pending']:,} not sent yet: re-run `{command}` to resume"
+            f"{left_over(counts)}: re-run `{command}` to resume"
         )
         raise fatal
     left = counts["uncertain"] + counts["failed"]
@@ -149,17 +174,14 @@ def finish_run(report: Report, journal: Journal, plan: Plan, command: str) -> st
                 f"{counts['pending']:,} still pending: re-run `{command}` to continue",
                 markup=False,
             )
-            return "ok"
+            return
         console.print(
             f"done: {plan.issue} sent to {plural(counts['sent'], 'recipient')}", markup=False
         )
-        return "ok"
-    hint = f"`newsletter status {plan.issue}` lists them"
-    if counts["failed"] - counts["failed_permanent"]:
-        hint += f"; re-run `{command}` to retry temporary failures"
-    if counts["uncertain"]:
-        hint += "; --resend-uncertain sends uncertain ones again (they may get two copies)"
-    if report.sent == 0 and report.attempted:
+        return
+    hint = f"{status_hint}; {left_over(counts)}"
+    if report.sent == 0 and report.uncertain == 0 and report.attempted:
+        # nothing this run handed off can have arrived: the transport failed outright
         raise TransportError(
             f"{plan.issue}: none of the {plural(report.attempted, 'recipient')} was sent",
             hint=hint,

@@ -7,20 +7,78 @@ subscriber file or the transport.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from newsletter.cli.send import journal_path
 from newsletter.console import console
 
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+
+
+def _schedule_line(settings: Settings, slug: str) -> tuple[str, dict[str, Any]] | None:
+    """The issue's schedule as a line and as data, if it ever had one."""
+    from newsletter.delivery.schedule import SCHEDULE_NAME, Schedules
+
+    path = settings.state_dir / SCHEDULE_NAME
+    if not path.exists():
+        return None
+    with Schedules(path) as book:
+        item = book.get(slug)
+    if item is None:
+        return None
+    note = f": {item.note}" if item.note else ""
+    data = {
+        "send_at": item.send_at.isoformat(), "zone": item.zone, "via": item.via,
+        "state": item.state, "note": item.note,
+    }  # fmt: skip
+    return f"schedule: {item.state} for {item.shown} ({item.via}){note}", data
+
+
+def _json(slug: str, path: Path, schedule: dict[str, Any] | None) -> str:
+    """The journal's view of one issue for scripts: counts, last run, problem rows."""
+    from newsletter.delivery.journal import Journal
+
+    data: dict[str, Any] = {
+        "issue": slug, "sent_before": False, "counts": {}, "last_run": None,
+        "failed": [], "uncertain": [], "schedule": schedule,
+    }  # fmt: skip
+    if path.exists():
+        with Journal(path, create=False) as journal:
+            counts = journal.counts(slug)
+            if any(counts.values()):
+                data["sent_before"] = counts["sent"] + counts["uncertain"] > 0
+                data["counts"] = counts
+            last = journal.last_run(slug)
+            if last is not None:
+                keys = ("transport", "started_at", "finished_at", "result")
+                data["last_run"] = dict(zip(keys, last, strict=True))
+            for state in ("failed", "uncertain"):
+                data[state] = [
+                    {"email": r.email, "reason": r.reason, "permanent": r.permanent,
+                     "attempts": r.attempts, "updated_at": r.updated_at}
+                    for r in journal.rows(slug, (state,))
+                ]  # fmt: skip
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
 
 def status(
     issue: Annotated[str, typer.Argument(help="Issue name (vol-2.19) or path to its YAML.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the status as JSON, for scripts.")
+    ] = False,
 ) -> None:
-    """Show what was sent for ISSUE, to how many, and every failure or uncertain recipient."""
+    """Show what was sent for ISSUE, to how many, and every failure or uncertain recipient.
+
+    The last run's result is how it ended: ok, partial (some failed or are uncertain),
+    failed (nothing was sent), stopped (Ctrl-C), interrupted, or not finished (the
+    process died: the next send turns its in-flight recipients into uncertain ones).
+    """
     from newsletter.config import load_settings
     from newsletter.delivery.journal import Journal
 
@@ -29,6 +87,13 @@ def status(
     if not slug.startswith("vol-"):
         slug = f"vol-{slug}"
     path = journal_path(settings)
+    schedule = _schedule_line(settings, slug)
+    if as_json:
+        data = schedule[1] if schedule else None
+        console.print(_json(slug, path, data), markup=False, soft_wrap=True, highlight=False)
+        return
+    if schedule is not None:
+        console.print(schedule[0], markup=False, soft_wrap=True)
     if not path.exists():
         console.print(f"{slug}: not sent yet (no journal at {path})", markup=False)
         return

@@ -55,10 +55,26 @@ def resolve_issue_path(name_or_path: str, settings: Settings) -> Path:
 
 
 # Loading ----------------------------------------------------------------------------
+#: A list item is named as a person counts it: ("stories", 3, "detail") is "story 4 detail".
+_ITEM_NAMES = {"stories": "story"}
+
+
 def format_path(path: Path_) -> str:
     out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    for i, part in enumerate(path):
+        if isinstance(part, int):
+            parent = path[i - 1] if i else ""
+            name = _ITEM_NAMES.get(str(parent))
+            if name and out.endswith(str(parent)):
+                out = out[: -len(str(parent))] + f"{name} {part + 1}"
+            else:
+                out += f"[{part + 1}]"
+        elif out.endswith(("]",)) or (out and not out[-1].isdigit()):
+            out += f".{part}"
+        elif out:
+            out += f" {part}"
+        else:
+            out = part
     return out
 
 
@@ -258,6 +274,11 @@ def _explain(exc: ValidationError, composer: _Composer, text: str, display: str)
             msg = f"not a date: {err.get('input')!r} (write it as YYYY-MM-DD, e.g. 2023-10-13)"
         elif kind == "too_short" and loc == ("stories",):
             msg = "needs at least one story (a headline with its detail)"
+        elif loc == ("hero", "src") and msg == "must not be empty":
+            msg = (
+                "must not be empty: name an image file or an https:// URL, "
+                "or remove the whole hero: block for an issue without an image"
+            )
         elif kind in ("string_type", "int_type", "list_type", "model_type", "dict_type"):
             msg = f"{msg}, got {type(err.get('input')).__name__} {err.get('input')!r}"[:200]
         line = _line_for(lines, loc)

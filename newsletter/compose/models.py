@@ -95,6 +95,9 @@ class Issue(StrictModel):
     hero: Hero | None = None
     stories: list[Story] = Field(min_length=1)
     footer: Footer
+    # Archived without a send record (an issue that went out before this tool, say).
+    # A sent issue is archived anyway; a draft never is.
+    published: bool = False
 
     # Where each field was written (path tuple -> line); set by the loader, used by lint.
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)

@@ -36,6 +36,7 @@ def scaffold_issue(previous: Issue, *, volume: str | None = None) -> tuple[str, 
         f"date: {date.isoformat()}",
         "# subject: defaults to series, volume and date",
         "# preheader: defaults to the first three headlines",
+        "# published: true would archive it unsent; a sent issue is archived anyway",
     ]
     if hero is not None:
         lines += [

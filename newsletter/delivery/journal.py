@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.database import open_database
+from newsletter.database import open_database, rollback
 from newsletter.delivery.transports.base import Outcome, Status
 
 STATES = ("pending", "in_flight", "sent", "failed", "uncertain", "skipped")
@@ -76,6 +76,14 @@ class Delivery:
     permanent: bool
     attempts: int
     updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientDiff:
+    """This issue's recipients against an earlier issue's (keys are lower-cased addresses)."""
+
+    added: int
+    removed: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +197,7 @@ class Journal:
             db.execute("DELETE FROM active_now")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
         return SyncResult(added, skipped, restored)
 
@@ -212,7 +220,7 @@ class Journal:
             )
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            rollback(self.db)
             raise
 
     def record(self, issue: str, outcomes: Sequence[Outcome]) -> None:
@@ -240,7 +248,7 @@ class Journal:
             )
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            rollback(self.db)
             raise
 
     def mark_uncertain(self, issue: str, keys: Sequence[str]) -> None:
@@ -288,6 +296,32 @@ class Journal:
 
     def issues(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT DISTINCT issue FROM deliveries")]
+
+    def sent_issues(self) -> set[str]:
+        """Issues that reached (or may have reached) a reader: public, for the archive."""
+        return {
+            row[0]
+            for row in self.db.execute(
+                "SELECT DISTINCT issue FROM deliveries WHERE state IN ('sent', 'uncertain')"
+            )
+        }
+
+    def recipient_diff(self, issue: str, earlier: str) -> RecipientDiff:
+        """Who this issue goes to that ``earlier`` did not reach, and who it reached that
+        this one no longer goes to (skipped rows are not recipients)."""
+        now = "SELECT key FROM deliveries WHERE issue = ? AND state != 'skipped'"
+        then = "SELECT key FROM deliveries WHERE issue = ? AND state IN ('sent', 'uncertain')"
+        (added,) = self.db.execute(
+            f"SELECT count(*) FROM ({now}) WHERE key NOT IN ({then})", (issue, earlier)
+        ).fetchone()
+        removed = [
+            row[0]
+            for row in self.db.execute(
+                f"SELECT key FROM ({then}) WHERE key NOT IN ({now}) ORDER BY key",
+                (earlier, issue),
+            )
+        ]
+        return RecipientDiff(int(added), removed)
 
     def last_run(self, issue: str) -> tuple[str, str, str | None, str | None] | None:
         row = self.db.execute(

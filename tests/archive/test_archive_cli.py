@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from newsletter.cli.app import app
-from tests.support.archivekit import write_variant
+from tests.support.archivekit import make_draft, mark_sent, write_variant
 
 runner = CliRunner()
 
@@ -46,8 +46,9 @@ def _break_vol_2_20(home: Path) -> Path:
     return write_variant(home, "2.20", "2023-13-45")
 
 
-def test_cli_invalid_issue_fails_with_located_error(three: Path) -> None:
+def test_cli_invalid_published_issue_fails_with_located_error(three: Path) -> None:
     _break_vol_2_20(three)
+    mark_sent(three, "vol-2.20")  # it went out: its page must not silently disappear
     result = runner.invoke(app, ["archive"])
     assert result.exit_code == 1
     assert result.stdout == ""
@@ -64,6 +65,7 @@ def test_cli_invalid_issue_fails_with_located_error(three: Path) -> None:
 def test_cli_skip_invalid_lists_what_it_skipped(three: Path) -> None:
     assert runner.invoke(app, ["archive"]).exit_code == 0
     _break_vol_2_20(three)
+    mark_sent(three, "vol-2.20")
     result = runner.invoke(app, ["archive", "--skip-invalid"])
     assert result.exit_code == 0, result.output
     assert result.stderr == (
@@ -105,6 +107,7 @@ def test_missing_hero_file_is_located(three: Path) -> None:
 
 def test_every_invalid_file_is_reported_at_once(three: Path) -> None:
     _break_vol_2_20(three)
+    mark_sent(three, "vol-2.20")
     path = three / "issues" / "vol-2.18.yaml"
     path.write_text(path.read_text().replace("  alt:", "  alts:"))
     result = runner.invoke(app, ["archive"])
@@ -124,8 +127,74 @@ def test_no_issues_is_an_error(home: Path) -> None:
 def test_all_invalid_with_skip_is_an_error(home: Path) -> None:
     _break = write_variant(home, "2.19", "2023-02-30")
     assert _break.name == "vol-2.19.yaml"
+    mark_sent(home, "vol-2.19")
     result = runner.invoke(app, ["archive", "--skip-invalid"])
     assert result.exit_code == 1
     assert result.stderr.endswith(
-        "error: issues/: every issue file has errors; nothing to archive\n"
+        "error: issues/: every published issue has errors; nothing to archive\n"
     )
+
+
+# Published means sent (or `published: true`) ----------------------------------------
+def test_drafts_and_future_issues_stay_out_of_pages_index_and_feed(three: Path) -> None:
+    make_draft(three, "2.21", "2023-11-10")
+    write_variant(three, "2.22", "2999-01-01")  # published: true, but not yet its date
+    result = runner.invoke(app, ["archive"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "left out issues/vol-2.21.yaml (draft: not sent, not `published: true`)\n"
+        "left out issues/vol-2.22.yaml (dated in the future)\n"
+    )
+    assert result.stdout.splitlines()[0].endswith(", 2 left out (unpublished)")
+    out = three / "build" / "archive"
+    for name in ("index.html", "feed.xml"):
+        text = (out / name).read_text()
+        assert "vol-2.20" in text
+        assert "vol-2.21" not in text and "vol-2.22" not in text
+    assert sorted(p.name for p in out.glob("vol-*.html")) == [
+        "vol-2.18.html", "vol-2.19.html", "vol-2.20.html"
+    ]
+
+
+def test_a_sent_draft_is_published_and_an_old_draft_page_is_removed(three: Path) -> None:
+    make_draft(three, "2.21", "2023-11-10")
+    out = three / "build" / "archive"
+    preview = runner.invoke(app, ["archive", "--include-drafts", "--out", "build/archive"])
+    assert preview.exit_code == 0, preview.output
+    assert (out / "vol-2.21.html").is_file()  # a preview leaked into the served folder...
+    result = runner.invoke(app, ["archive"])
+    assert "  removed   vol-2.21.html" in result.stdout.splitlines()  # ...is taken back
+    mark_sent(three, "vol-2.21")
+    result = runner.invoke(app, ["archive"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert "vol-2.21.html" in (out / "index.html").read_text()
+
+
+def test_a_broken_draft_never_breaks_the_archive(three: Path) -> None:
+    make_draft(three, "2.21", "2023-02-30")
+    result = runner.invoke(app, ["archive"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == "skipped issues/vol-2.21.yaml (draft, 1 error):"
+    assert result.stdout.startswith("archived 3 issues into build/archive/: 8 written")
+    assert not (three / "build" / "archive" / "vol-2.21.html").exists()
+
+
+def test_include_drafts_is_a_private_preview(three: Path) -> None:
+    make_draft(three, "2.21", "2023-11-10")
+    refused = runner.invoke(app, ["archive", "--include-drafts"])
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("error: --include-drafts needs --out DIR\n")
+    assert not (three / "build").exists()
+    result = runner.invoke(app, ["archive", "--include-drafts", "--out", "preview"])
+    assert result.exit_code == 0, result.output
+    assert (three / "preview" / "vol-2.21.html").is_file()
+    assert not (three / "build").exists()
+
+
+def test_nothing_published_yet_says_how_to_publish(home: Path) -> None:
+    make_draft(home, "2.19", "2023-10-13")
+    result = runner.invoke(app, ["archive"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: issues/: nothing published yet (1 draft(s))\n")
+    assert "published: true" in result.stderr

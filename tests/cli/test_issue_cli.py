@@ -26,7 +26,7 @@ def test_check_sample_passes_with_warnings(home: Path) -> None:
         result.stdout.strip(),
     )
     assert (
-        "issues/vol-2.19.yaml:18: warning: stories[0].detail: placeholder link [reaffirmed](#): "
+        "issues/vol-2.19.yaml:18: warning: story 1 detail: placeholder link [reaffirmed](#): "
         "replace it with the real URL" in result.stderr
     )
 
@@ -98,7 +98,7 @@ def test_new_scaffolds_next_volume(home: Path) -> None:
     assert again.exit_code == 1
     assert "issues/vol-2.20.yaml:" in again.stderr
     check = runner.invoke(app, ["check", "vol-2.20"])
-    assert check.exit_code == 1 and "stories[0].headline: must not be empty" in check.stderr
+    assert check.exit_code == 1 and "story 1 headline: must not be empty" in check.stderr
 
 
 def test_new_refuses_to_overwrite(home: Path) -> None:

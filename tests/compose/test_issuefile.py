@@ -97,14 +97,14 @@ def test_missing_fields_are_all_reported() -> None:
     )
     assert errors_of(text) == [
         "vol-1.2.yaml:1: series: required field is missing",
-        "vol-1.2.yaml:13: stories[1].headline: required field is missing",
-        "vol-1.2.yaml:13: stories[1].headlin: unknown key 'headlin' (did you mean 'headline'?)",
+        "vol-1.2.yaml:13: story 2 headline: required field is missing",
+        "vol-1.2.yaml:13: story 2 headlin: unknown key 'headlin' (did you mean 'headline'?)",
     ]
 
 
 def test_headline_without_detail_is_a_mismatch() -> None:
     text = GOOD.replace("    detail: The **trade talks** continue this week in Tokyo.\n", "")
-    assert errors_of(text) == ["vol-1.2.yaml:14: stories[1].detail: required field is missing"]
+    assert errors_of(text) == ["vol-1.2.yaml:14: story 2 detail: required field is missing"]
 
 
 def test_invalid_dates() -> None:
@@ -146,7 +146,7 @@ def test_empty_relative_and_bad_scheme_links_located_on_their_line() -> None:
     assert errors_of(text) == [
         "vol-1.2.yaml:8: hero.credit: link target 'javascript:alert(1': "
         "only https, http and mailto links work",
-        "vol-1.2.yaml:13: stories[0].detail: empty link target in '[agreed]()': "
+        "vol-1.2.yaml:13: story 1 detail: empty link target in '[agreed]()': "
         "write [text](https://...)",
         "vol-1.2.yaml:17: footer.about: relative link 'about.html': email needs absolute "
         "links such as https://...",
@@ -158,8 +158,8 @@ def test_unbalanced_bold_and_empty_text() -> None:
         "headline: Ministers meet in Tokyo", 'headline: ""'
     )
     assert errors_of(text) == [
-        "vol-1.2.yaml:10: stories[0].headline: must not be empty",
-        "vol-1.2.yaml:15: stories[1].detail: unclosed ** (bold) at character 5",
+        "vol-1.2.yaml:10: story 1 headline: must not be empty",
+        "vol-1.2.yaml:15: story 2 detail: unclosed ** (bold) at character 5",
     ]
 
 
@@ -194,9 +194,9 @@ def test_lint_warnings() -> None:
         "(screen readers and blocked images show nothing)",
         "vol-1.2.yaml:5: warning: hero.width: image has no width: Outlook shows it at its full "
         "pixel size",
-        "vol-1.2.yaml:12: warning: stories[0].detail: placeholder link [agreed](#): "
+        "vol-1.2.yaml:12: warning: story 1 detail: placeholder link [agreed](#): "
         "replace it with the real URL",
-        "vol-1.2.yaml:13: warning: stories[1].headline: headline shares no words with its "
+        "vol-1.2.yaml:13: warning: story 2 headline: headline shares no words with its "
         "detail: is it paired with the right one?",
     ]
 
@@ -249,4 +249,4 @@ def test_next_volume_and_scaffold() -> None:
     assert slug == "vol-1.3"
     assert 'volume: "1.3"' in text and "date: 2024-01-19" in text
     problems = errors_of(text)
-    assert any("stories[0].headline: must not be empty" in p for p in problems)
+    assert any("story 1 headline: must not be empty" in p for p in problems)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from newsletter.cli.send import journal_path
+from newsletter.config import load_settings
+from newsletter.delivery.journal import Journal
+from newsletter.delivery.transports.base import Outcome
+
 FIRST_HEADLINE = "Defense chiefs Austin, Kihara meet to discuss next alliance initiatives"
 #: A headline that needs escaping in HTML and again in the feed's XML.
 TRICKY = """Tariffs <25% & "fair" trade: Japan's view"""
@@ -43,3 +48,17 @@ def site_bytes(folder: Path) -> dict[str, bytes]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
+
+
+def mark_sent(home: Path, slug: str, email: str = "reader@example.org") -> None:
+    """Record in the home's send journal that ``slug`` reached one reader."""
+    settings = load_settings(None)
+    assert settings.state_dir.resolve().is_relative_to(home.resolve())
+    with Journal(journal_path(settings)) as journal:
+        journal.sync(slug, [(email, email, "")])
+        journal.record(slug, [Outcome.sent(email, "m1")])
+
+
+def make_draft(home: Path, volume: str, date: str) -> Path:
+    """issues/vol-<volume>.yaml as an unsent draft (no `published: true`)."""
+    return write_variant(home, volume, date, replace={"\npublished: true\n": "\n"})

@@ -2,7 +2,13 @@
 
 :func:`start_dovecot` writes a throw-away configuration (random free port, plaintext
 auth on loopback, one passwd-file user, maildir storage, no TLS) into its own folder,
-runs ``dovecot -F -c CONF`` as a subprocess and waits for the IMAP greeting. Dovecot
+runs ``dovecot -F -c CONF`` as a subprocess and waits for the IMAP greeting.
+
+With ``tls=(cert, key)`` it also serves TLS: STARTTLS on the IMAP port and implicit TLS
+on a second port (``imaps_port``, 993-style). With ``introspection_url`` it adds
+Dovecot's oauth2 passdb for the XOAUTH2 and OAUTHBEARER mechanisms, which asks that
+RFC 7662 endpoint (``introspection_mode = post``) whether a bearer token is live and
+whose it is; the password user stays for the tests' own set-up connections. Dovecot
 never gives mail access to UID 0, so when the tests run as root the mail processes run
 as the ``dovecot`` system user and the folder is made readable for it.
 
@@ -48,6 +54,7 @@ class DovecotServer:
     password: str
     folder: Path
     process: subprocess.Popen[bytes]
+    imaps_port: int = 0  # implicit TLS (0: not served)
 
     @property
     def log(self) -> str:
@@ -79,21 +86,44 @@ def _mail_user() -> tuple[int, int, str, str]:
     return entry.pw_uid, entry.pw_gid, entry.pw_name, grp.getgrgid(entry.pw_gid).gr_name
 
 
-def _config(folder: Path, port: int) -> str:
+def _oauth2_conf(introspection_url: str) -> str:
+    """Dovecot 2.3's oauth2 passdb: POST the token, require ``active: true``, take the
+    login name from ``username`` (Dovecot checks it equals the name the client gave)."""
+    return f"""\
+introspection_mode = post
+introspection_url = {introspection_url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
+"""
+
+
+def _config(folder: Path, port: int, *, imaps_port: int, tls: bool, oauth2: bool) -> str:
     uid, gid, user, group = _mail_user()
     login_user = user
     if os.getuid() == 0:
         with suppress(KeyError):
             login_user = pwd.getpwnam("dovenull").pw_name
+    ssl = f"ssl = yes\nssl_cert = <{folder}/tls/server.pem\nssl_key = <{folder}/tls/server.key"
+    oauth_passdb = f"""\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {folder}/dovecot-oauth2.conf.ext
+}}
+"""
     return f"""\
 base_dir = {folder}/run
 state_dir = {folder}/state
 log_path = {folder}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl if tls else "ssl = no"}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{" xoauth2 oauthbearer" if oauth2 else ""}
+auth_failure_delay = 0
 default_internal_user = {user}
 default_internal_group = {group}
 default_login_user = {login_user}
@@ -105,8 +135,9 @@ namespace inbox {{
   inbox = yes
   separator = /
 }}
-passdb {{
+{oauth_passdb if oauth2 else ""}passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {folder}/passwd
 }}
 userdb {{
@@ -119,7 +150,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
   }}
 }}
 service stats {{
@@ -134,8 +167,17 @@ service stats {{
 
 
 @contextmanager
-def start_dovecot(timeout: float = 15.0) -> Iterator[DovecotServer]:
-    """Run a private Dovecot until the block ends; raise RuntimeError if it won't start."""
+def start_dovecot(
+    timeout: float = 15.0,
+    *,
+    tls: tuple[Path, Path] | None = None,
+    introspection_url: str | None = None,
+) -> Iterator[DovecotServer]:
+    """Run a private Dovecot until the block ends; raise RuntimeError if it won't start.
+
+    ``tls`` is a certificate and key (PEM files) to serve; ``introspection_url`` turns
+    on the oauth2 passdb (credentials, if any, in the URL's userinfo).
+    """
     folder = Path(tempfile.mkdtemp(prefix="newsletter-dovecot-"))
     uid, gid, _user, _group = _mail_user()
     try:
@@ -146,15 +188,30 @@ def start_dovecot(timeout: float = 15.0) -> Iterator[DovecotServer]:
         (folder / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
         os.chmod(folder / "passwd", 0o644)
         port = free_port()
+        imaps_port = free_port() if tls else 0
+        if tls:
+            (folder / "tls").mkdir()
+            shutil.copy(tls[0], folder / "tls" / "server.pem")
+            shutil.copy(tls[1], folder / "tls" / "server.key")
+        if introspection_url:
+            (folder / "dovecot-oauth2.conf.ext").write_text(_oauth2_conf(introspection_url))
         conf = folder / "dovecot.conf"
-        conf.write_text(_config(folder, port))
+        conf.write_text(
+            _config(
+                folder,
+                port,
+                imaps_port=imaps_port,
+                tls=tls is not None,
+                oauth2=introspection_url is not None,
+            )
+        )
         process = subprocess.Popen(
             [str(DOVECOT), "-F", "-c", str(conf)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        server = DovecotServer("127.0.0.1", port, USER, PASSWORD, folder, process)
+        server = DovecotServer("127.0.0.1", port, USER, PASSWORD, folder, process, imaps_port)
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:

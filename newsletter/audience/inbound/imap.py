@@ -4,6 +4,11 @@ UID-based: a handled message is MOVEd (or COPY, flag ``\\Deleted``, UID EXPUNGE,
 after the copy succeeded) to the done folder, created if missing; with
 :class:`~newsletter.audience.inbound.records.Records`, ``(UIDVALIDITY, UID)`` is recorded
 so a restart fetches nothing twice. Never a bare delete.
+
+Security ``tls`` (993) or ``starttls`` checks the certificate chain and the host name
+(``NEWSLETTER_IMAP_CA_FILE`` for a private CA). The login is a password or, for Microsoft
+365 and Google Workspace, a bearer token (:mod:`newsletter.oauth`) over SASL XOAUTH2 or
+OAUTHBEARER; a token the server refuses is renewed once, then the refusal is the error.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from newsletter.audience.inbound.records import Records, message_identity
 from newsletter.audience.inbound.sources import InboundItem, InboundSource
 from newsletter.errors import ConfigError, NewsletterError, TransportAuthError
+from newsletter.oauth import TokenSource, sasl_error, sasl_response, token_source
+from newsletter.tls import client_tls_context, connect_hint
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -42,7 +49,9 @@ class ImapSource(InboundSource):
         port: int | None,
         security: Security,
         username: str,
-        password: str,
+        password: str | None = None,
+        oauth: TokenSource | None = None,
+        mechanism: str = "xoauth2",
         folder: str = "INBOX",
         done_folder: str = "Processed",
         records: Records | None = None,
@@ -55,6 +64,8 @@ class ImapSource(InboundSource):
         self.security = security
         self.username = username
         self._password = password
+        self.oauth = oauth
+        self.mechanism = mechanism.upper()
         self.folder = folder
         self.done_folder = done_folder
         self.records = records
@@ -76,17 +87,32 @@ class ImapSource(InboundSource):
             )
         if not settings.imap_username:
             raise ConfigError("NEWSLETTER_IMAP_USERNAME is not set: the IMAP login needs it")
-        if settings.imap_password is None or not settings.imap_password.get_secret_value():
+        password: str | None = None
+        oauth: TokenSource | None = None
+        if settings.imap_auth == "oauth2":
+            if settings.imap_security == "none":
+                raise ConfigError(
+                    "NEWSLETTER_IMAP_SECURITY=none: NEWSLETTER_IMAP_AUTH=oauth2 would send "
+                    "the access token in clear",
+                    hint="use tls (port 993) or starttls",
+                )
+            oauth = token_source(settings, "imap")
+        elif settings.imap_password is None or not settings.imap_password.get_secret_value():
             raise ConfigError("NEWSLETTER_IMAP_PASSWORD is not set: the IMAP login needs it")
+        else:
+            password = settings.imap_password.get_secret_value()
         return cls(
             host=settings.imap_host,
             port=settings.imap_port,
             security=settings.imap_security,
             username=settings.imap_username,
-            password=settings.imap_password.get_secret_value(),
+            password=password,
+            oauth=oauth,
+            mechanism=settings.imap_oauth_mechanism,
             folder=settings.imap_folder,
             done_folder=settings.imap_done_folder,
             records=records,
+            ssl_context=client_tls_context(settings.imap_ca_file, "NEWSLETTER_IMAP_CA_FILE"),
         )
 
     @property
@@ -123,18 +149,20 @@ class ImapSource(InboundSource):
         except (OSError, imaplib.IMAP4.error, ssl.SSLError) as exc:
             raise NewsletterError(
                 f"{self.where}: cannot connect to the IMAP server ({self.security}): {exc}",
-                hint="check NEWSLETTER_IMAP_HOST, NEWSLETTER_IMAP_PORT and "
-                "NEWSLETTER_IMAP_SECURITY",
+                hint=connect_hint(exc, "NEWSLETTER_IMAP"),
             ) from exc
         self.imap = imap
         try:
-            try:
-                imap.login(self.username, self._password)
-            except imaplib.IMAP4.error as exc:
-                raise TransportAuthError(
-                    f"{self.where} refused the login for {self.username}: {exc}",
-                    hint="check NEWSLETTER_IMAP_USERNAME and NEWSLETTER_IMAP_PASSWORD",
-                ) from None
+            if self.oauth is not None:
+                self._login_oauth(imap, self.oauth)
+            else:
+                try:
+                    imap.login(self.username, self._password or "")
+                except imaplib.IMAP4.error as exc:
+                    raise TransportAuthError(
+                        f"{self.where} refused the login for {self.username}: {exc}",
+                        hint="check NEWSLETTER_IMAP_USERNAME and NEWSLETTER_IMAP_PASSWORD",
+                    ) from None
             caps = self._check("CAPABILITY", imap.capability())
             words = set(b" ".join(c for c in caps if isinstance(c, bytes)).upper().split())
             self._has_move = b"MOVE" in words
@@ -154,6 +182,44 @@ class ImapSource(InboundSource):
         except BaseException:
             self.close()
             raise
+
+    def _login_oauth(self, imap: imaplib.IMAP4, oauth: TokenSource) -> None:
+        """SASL XOAUTH2 / OAUTHBEARER with a bearer token; renewed once if refused."""
+        mech = self.mechanism
+        if f"AUTH={mech}" not in imap.capabilities:
+            raise TransportAuthError(
+                f"{self.where} does not offer AUTH={mech} (it offers "
+                f"{' '.join(c for c in imap.capabilities if c.startswith('AUTH=')) or 'none'})",
+                hint="set NEWSLETTER_IMAP_OAUTH_MECHANISM to one it offers, or use a password",
+            )
+        token: str | None = oauth.token()
+        refusal = ""
+        while token is not None:
+            said: list[bytes] = []
+            first = sasl_response(mech, self.username, token, self.host, self.port)
+
+            def answer(challenge: bytes, first: bytes = first, said: list[bytes] = said) -> bytes:
+                # the first "+" asks for the token; a second one carries the server's
+                # error (JSON), which the client acknowledges with an empty line
+                if said or challenge.strip():
+                    said.append(challenge)
+                    return b""
+                said.append(b"")
+                return first
+
+            try:
+                imap.authenticate(mech, answer)
+                return
+            except imaplib.IMAP4.error as exc:
+                detail = sasl_error(said[-1]) if said and said[-1] else ""
+                refusal = f"{exc} ({detail})" if detail else str(exc)
+            token = oauth.renew(token)
+        raise TransportAuthError(
+            f"{self.where} refused the {mech} login for {self.username} with the access "
+            f"token from NEWSLETTER_IMAP_OAUTH_TOKEN_URL: {refusal}",
+            hint="check that NEWSLETTER_IMAP_USERNAME is the mailbox the token was granted "
+            "for and that NEWSLETTER_IMAP_OAUTH_SCOPES includes IMAP access",
+        )
 
     def _ensure_folder(self, name: str) -> None:
         imap = self._conn()

@@ -41,8 +41,14 @@ def make_transport(
     workers = concurrency or settings.concurrency
     if settings.transport == "smtp":
         from newsletter.delivery.transports.smtp import SmtpTransport
+        from newsletter.oauth import token_source
+        from newsletter.tls import client_tls_context
 
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        oauth = None
+        if settings.smtp_auth == "oauth2":
+            _require_oauth_settings(settings)
+            oauth = token_source(settings, "smtp")
         return SmtpTransport(
             builder,
             host=settings.smtp_host,
@@ -50,8 +56,11 @@ def make_transport(
             security=settings.smtp_security,
             username=settings.smtp_username,
             password=password,
+            oauth=oauth,
+            oauth_mechanism=settings.smtp_oauth_mechanism,
             timeout=settings.smtp_timeout,
             concurrency=workers,
+            ssl_context=client_tls_context(settings.smtp_ca_file, "SMTP_CA_FILE"),
         )
     if settings.transport == "sendgrid":
         from newsletter.delivery.transports.sendgrid import SendGridTransport
@@ -72,3 +81,19 @@ def make_transport(
     from newsletter.delivery.transports.outbox import OutboxTransport
 
     return OutboxTransport(builder, settings.outbox_dir / builder.rendered.slug)
+
+
+def _require_oauth_settings(settings: Settings) -> None:
+    """SMTP_AUTH=oauth2 needs the mailbox's name and a secured connection."""
+    from newsletter.errors import ConfigError
+
+    if not settings.smtp_username:
+        raise ConfigError(
+            "SMTP_USERNAME is not set: SMTP_AUTH=oauth2 logs in as that mailbox",
+            hint="set it to the address the token was granted for",
+        )
+    if settings.smtp_security == "none":
+        raise ConfigError(
+            "SMTP_SECURITY=none: SMTP_AUTH=oauth2 would send the access token in clear",
+            hint="use starttls (port 587) or tls (port 465)",
+        )

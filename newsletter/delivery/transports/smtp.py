@@ -49,6 +49,7 @@ from newsletter.delivery.transports.smtp_connection import (
     send_envelope,
 )
 from newsletter.errors import HeaderError, TransportError
+from newsletter.oauth import TokenSource
 
 IDLE_CHECK_SECONDS = 5.0
 
@@ -71,6 +72,8 @@ class SmtpTransport(Transport):
         security: str = "starttls",
         username: str | None = None,
         password: str | None = None,
+        oauth: TokenSource | None = None,
+        oauth_mechanism: str = "xoauth2",
         timeout: float = 30.0,
         concurrency: int = 4,
         ssl_context: ssl.SSLContext | None = None,
@@ -89,6 +92,8 @@ class SmtpTransport(Transport):
         self.security = security
         self.username = username
         self.password = password
+        self.oauth = oauth
+        self.oauth_mechanism = oauth_mechanism
         self.timeout = timeout
         self.concurrency = max(1, concurrency)
         self.batch_size = self.concurrency * 8
@@ -114,6 +119,8 @@ class SmtpTransport(Transport):
     @property
     def description(self) -> str:
         auth = f", as {self.username}" if self.username else ""
+        if self.oauth is not None:
+            auth += f" ({self.oauth_mechanism.upper()})"
         return f"smtp ({self.where}, {self.security}{auth}, {self.concurrency} connections)"
 
     # Connections --------------------------------------------------------------------
@@ -127,6 +134,8 @@ class SmtpTransport(Transport):
             timeout=self.timeout,
             ssl_context=self.ssl_context,
             local_hostname=self._local_hostname,
+            oauth=self.oauth,
+            mechanism=self.oauth_mechanism,
         )
         with self._lock:
             self.connections_opened += 1

@@ -6,6 +6,10 @@ Third-party errors are mapped here, at the boundary: a refused login (535) is
 not talk TLS or does not offer STARTTLS is :class:`~newsletter.errors.TransportError`,
 each naming ``host:port``. What the replies mean for a recipient is the transport's
 (:mod:`.smtp`).
+
+The login is a password (AUTH PLAIN/LOGIN) or a bearer token from
+:class:`~newsletter.oauth.TokenSource` over AUTH XOAUTH2 or OAUTHBEARER (Microsoft 365,
+Google Workspace); a refused token is renewed once, then the refusal is the error.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import ssl
 from typing import Final
 
 from newsletter.errors import TransportAuthError, TransportError
+from newsletter.oauth import TokenSource, sasl_error, sasl_response
+from newsletter.tls import connect_hint
 
 DEFAULT_PORTS: Final = {"none": 25, "starttls": 587, "tls": 465}
 #: an SMTP reply: its code and its text
@@ -48,10 +54,13 @@ def open_connection(
     timeout: float,
     ssl_context: ssl.SSLContext | None,
     local_hostname: str,
+    oauth: TokenSource | None = None,
+    mechanism: str = "xoauth2",
 ) -> smtplib.SMTP:
     """Connect, say EHLO, secure the connection as ``security`` says, log in if told to.
 
-    ``ssl_context`` None verifies the server against the system's certificates.
+    ``ssl_context`` None verifies the server against the system's certificates. With
+    ``oauth`` the login is SASL ``mechanism`` with its token for ``username``.
     """
     where = f"{host}:{port}"
     try:
@@ -76,7 +85,9 @@ def open_connection(
                     )
                 conn.starttls(context=ssl_context or ssl.create_default_context())
                 conn.ehlo()
-            if username:
+            if oauth is not None:
+                login_oauth(conn, host, port, username or "", oauth, mechanism.upper())
+            elif username:
                 conn.login(username, password or "")
         except BaseException:
             close_quietly(conn)
@@ -92,9 +103,49 @@ def open_connection(
     except (smtplib.SMTPException, OSError) as exc:
         raise TransportError(
             f"{where}: cannot connect ({security}): {exc}",
-            hint="check SMTP_HOST, SMTP_PORT and SMTP_SECURITY",
+            hint=connect_hint(exc, "SMTP"),
         ) from exc
     return conn
+
+
+def login_oauth(
+    conn: smtplib.SMTP, host: str, port: int, username: str, oauth: TokenSource, mechanism: str
+) -> None:
+    """AUTH XOAUTH2 / OAUTHBEARER with the initial response; a refused token renewed once."""
+    where = f"{host}:{port}"
+    offered = conn.esmtp_features.get("auth", "").upper().split()
+    if mechanism not in offered:
+        raise TransportAuthError(
+            f"{where} does not offer AUTH {mechanism} (it offers {' '.join(offered) or 'none'})",
+            hint="set SMTP_OAUTH_MECHANISM to one it offers, or use SMTP_AUTH=password",
+        )
+    token: str | None = oauth.token()
+    refusal = ""
+    while token is not None:
+        said: list[bytes] = []
+        first = sasl_response(mechanism, username, token, host, port).decode()
+
+        def answer(
+            challenge: bytes | None = None, first: str = first, said: list[bytes] = said
+        ) -> str:
+            if challenge is None:
+                return first
+            said.append(challenge)  # the server's error (JSON); an empty line ends it
+            return ""
+
+        try:
+            conn.auth(mechanism, answer, initial_response_ok=True)
+            return
+        except smtplib.SMTPAuthenticationError as exc:
+            detail = sasl_error(said[-1]) if said else ""
+            refusal = reply_text(exc.smtp_code, exc.smtp_error) + (f" ({detail})" if detail else "")
+        token = oauth.renew(token)
+    raise TransportAuthError(
+        f"{where} refused the {mechanism} login for {username!r} with the access token "
+        f"from SMTP_OAUTH_TOKEN_URL: {refusal}",
+        hint="check that SMTP_USERNAME is the mailbox the token was granted for and that "
+        "SMTP_OAUTH_SCOPES includes sending mail (Microsoft 365: SMTP.Send)",
+    )
 
 
 def send_envelope(

@@ -1,0 +1,29 @@
+"""The journal reports the real error: a full disk is a full disk, not a rollback problem."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from newsletter.delivery.journal import Journal
+from newsletter.delivery.transports.base import Outcome
+
+
+def test_a_full_database_is_reported_as_full(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite3")
+    journal.sync("vol-2.19", [("a@example.org", "a@example.org", "")])
+    # SQLITE_FULL without filling a real disk: cap the file at the pages it has now
+    (pages,) = journal.db.execute("PRAGMA page_count").fetchone()
+    journal.db.execute(f"PRAGMA max_page_count = {pages}")
+    many = [(f"r{i}@example.org", f"r{i}@example.org", "x" * 200) for i in range(2000)]
+    with pytest.raises(sqlite3.OperationalError) as info:
+        journal.sync("vol-2.20", many)
+    assert str(info.value) == "database or disk is full"
+    assert not journal.db.in_transaction
+    # the journal is still usable and unchanged by the failed transaction
+    journal.record("vol-2.19", [Outcome.sent("a@example.org", "m1")])
+    assert journal.counts("vol-2.19")["sent"] == 1
+    assert journal.counts("vol-2.20")["pending"] == 0
+    journal.close()
