@@ -240,4 +240,8 @@ def test_once_per_key_joins_remembers_and_forgets() -> None:
         await once.run("c", lambda: work("c", False))
         assert calls.count("c") == 2
 
-    asyncio.run(scenario())
+    # a thread of its own: the session's browser (Playwright) runs a loop in this one
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(scenario())).result()
