@@ -6,7 +6,8 @@ holds the rule):
 * the shared base, here at the top: :mod:`.config` (settings), :mod:`.errors` (the one
   error tree and exit codes), :mod:`.files` (crash-safe writes), :mod:`.database`
   (SQLite files), :mod:`.tokens` (signed tokens), :mod:`.console` (terminal output),
-  :mod:`.tls` (verifying TLS contexts), :mod:`.oauth` (OAuth 2.0 tokens for mail logins);
+  :mod:`.tls` (verifying TLS contexts), :mod:`.oauth` (OAuth 2.0 tokens for mail logins),
+  :mod:`.i18n` (message catalogues, choosing a reader's language);
 * :mod:`.compose` -- issue file -> model -> render -> message;
 * :mod:`.delivery` -- send loop, journal, transports;
 * :mod:`.audience` -- subscriber store, inbound mail, signups, provider events;

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     assets_url: str | None = _env("NEWSLETTER_ASSETS_URL")
     secret_key: SecretStr | None = _env("NEWSLETTER_SECRET_KEY")
     list_id: str | None = _env("NEWSLETTER_LIST_ID")
+    # The language of the newsletter's fixed strings, mails and pages (en, ja); a reader's
+    # own `language` column, or an issue's `language:`, wins where there is one.
+    language: Literal["en", "ja"] = Field(
+        "en", validation_alias=AliasChoices("NEWSLETTER_LANGUAGE")
+    )
 
     # Where things live, relative to the newsletter's home (the current directory)
     home: Path = Field(Path("."), validation_alias=AliasChoices("NEWSLETTER_HOME"))

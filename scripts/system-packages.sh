@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the real servers and browser the tests drive on 127.0.0.1 (Debian packages):
 # chromium (browser tests), dovecot-imapd (IMAP), spamassassin (email quality),
-# postfix (smtp-sink/smtp-source for bench/bench_send.py), caddy (the reverse proxy of
+# postfix (smtp-sink/smtp-source for bench/bench_send.py), fonts-noto-cjk (Japanese
+# glyphs for the browser tests of the Japanese pages), caddy (the reverse proxy of
 # deploy/, tested in front of `newsletter serve`). Does nothing when all are
 # present; needs root (or sudo) otherwise.
 set -euo pipefail
@@ -10,6 +11,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -x /usr/sbin/postfix ] || need+=(postfix)
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 command -v spamassassin >/dev/null 2>&1 || need+=(spamassassin)
+[ -d /usr/share/fonts/opentype/noto ] && ls /usr/share/fonts/opentype/noto/NotoSansCJK-* >/dev/null 2>&1 \
+  || need+=(fonts-noto-cjk)
 command -v caddy >/dev/null 2>&1 || need+=(caddy)
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING, Final
 
 from newsletter.archive.pages import INDEX, issue_context
+from newsletter.i18n import choose_language, gettext_for
 
 if TYPE_CHECKING:
     import jinja2
@@ -39,6 +40,8 @@ def _tag(settings: Settings, date_iso: str, specific: str) -> str:
 def render_feed(issues: list[ArchivedIssue], settings: Settings, env: jinja2.Environment) -> bytes:
     """The feed, from issues in oldest-first order."""
     feed_title = issues[-1].issue.series
+    language = choose_language(settings.language)
+    _ = gettext_for(language)
     base = _feed_base(settings)
     content_template = env.get_template("content.html.j2")
     entries = []
@@ -52,7 +55,7 @@ def render_feed(issues: list[ArchivedIssue], settings: Settings, env: jinja2.Env
         entries.append(
             {
                 "id": _tag(settings, item.issue.date.isoformat(), item.slug),
-                "title": item.issue.effective_subject,
+                "title": item.issue.subject_in(choose_language(item.issue.language, language)),
                 "updated": _rfc3339(item),
                 "href": f"{base}{item.slug}.html",
                 "summary": item.issue.effective_preheader,
@@ -62,7 +65,7 @@ def render_feed(issues: list[ArchivedIssue], settings: Settings, env: jinja2.Env
     feed = env.get_template("feed.xml.j2").render(
         id=_tag(settings, issues[0].issue.date.isoformat(), "archive"),
         title=feed_title,
-        subtitle=f"Every issue of {feed_title}, in full",
+        subtitle=_("Every issue of %(series)s, in full") % {"series": feed_title},
         updated=max(_rfc3339(item) for item in issues),
         author=settings.from_name or feed_title,
         xml_base=base or "./",

@@ -7,7 +7,7 @@ On the web a placeholder ``#`` link keeps its words but is not a link.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from markupsafe import Markup
@@ -15,6 +15,7 @@ from markupsafe import Markup
 from newsletter.compose.markup import Emphasis, Link, Node, Strong, is_placeholder_url, parse_inline
 from newsletter.compose.markup import to_html as markup_to_html
 from newsletter.compose.render import view_url_for
+from newsletter.i18n import choose_language, gettext_for
 
 if TYPE_CHECKING:
     import jinja2
@@ -53,8 +54,14 @@ def _footer_markdown(text: str, issue: Issue, settings: Settings) -> str:
     )
 
 
-def _label(item: ArchivedIssue) -> str:
-    return f"Vol {item.issue.volume}"
+def _label(item: ArchivedIssue, language: str) -> str:
+    _ = gettext_for(language)
+    return _("Vol %(volume)s") % {"volume": item.issue.volume}
+
+
+def issue_language(item: ArchivedIssue, settings: Settings) -> str:
+    """The issue's own ``language:``, else the newsletter's."""
+    return choose_language(item.issue.language, settings.language)
 
 
 def issue_context(
@@ -63,6 +70,7 @@ def issue_context(
     """What the issue body needs. ``base`` prefixes every site link (``''``, or the
     archive's absolute URL in the feed); in the feed, anchors name the page too."""
     issue = item.issue
+    language = issue_language(item, settings)
     hero: dict[str, Any] | None = None
     if issue.hero is not None:
         local = item.hero_asset is not None
@@ -78,7 +86,7 @@ def issue_context(
         "slug": item.slug,
         "series": issue.series,
         "volume": issue.volume,
-        "date_text": issue.date_text,
+        "date_text": issue.date_in(language),
         "date_iso": issue.date.isoformat(),
         "hero": hero,
         "anchor_prefix": f"{base}{item.slug}.html" if in_feed else "",
@@ -100,40 +108,47 @@ def render_pages(
     settings: Settings,
     env: jinja2.Environment,
     head: Mapping[str, str],
+    *,
+    env_for: Callable[[str], jinja2.Environment] | None = None,
 ) -> dict[str, bytes]:
     """Each issue's page (with its local hero image) and the index, from issues in
-    oldest-first order. ``head`` is what every page links to: stylesheet and feed."""
+    oldest-first order. ``head`` is what every page links to: stylesheet and feed.
+    ``env_for(language)`` gives the templates for an issue in another language than
+    ``env``'s (its page's chrome follows the issue)."""
     newest = issues[-1].issue
     pages: dict[str, bytes] = {}
+    site_language = choose_language(settings.language)
 
-    page_template = env.get_template("issue.html.j2")
     for i, item in enumerate(issues):
         prev = issues[i - 1] if i > 0 else None
         nxt = issues[i + 1] if i + 1 < len(issues) else None
-        html = page_template.render(
+        language = issue_language(item, settings)
+        page_env = env_for(language) if env_for is not None else env
+        html = page_env.get_template("issue.html.j2").render(
             **head,
             **issue_context(item, settings),
-            title=item.issue.effective_subject,
+            title=item.issue.subject_in(language),
             description=item.issue.effective_preheader,
             canonical=view_url_for(item.slug, settings),
-            prev={"href": f"{prev.slug}.html", "label": _label(prev)} if prev else None,
-            next={"href": f"{nxt.slug}.html", "label": _label(nxt)} if nxt else None,
+            prev={"href": f"{prev.slug}.html", "label": _label(prev, language)} if prev else None,
+            next={"href": f"{nxt.slug}.html", "label": _label(nxt, language)} if nxt else None,
         )
         pages[f"{item.slug}.html"] = html.encode("utf-8")
         if item.hero_asset is not None and item.hero_data is not None:
             pages[item.hero_asset] = item.hero_data
 
+    _ = gettext_for(site_language)
     index_html = env.get_template("index.html.j2").render(
         **head,
-        title=f"{newest.series}: archive",
+        title=_("%(series)s: archive") % {"series": newest.series},
         series=newest.series,
         canonical=f"{settings.public_url}/archive/" if settings.public_url else None,
-        latest={"href": f"{issues[-1].slug}.html", "label": _label(issues[-1])},
+        latest={"href": f"{issues[-1].slug}.html", "label": _label(issues[-1], site_language)},
         entries=[
             {
                 "href": f"{item.slug}.html",
-                "label": _label(item),
-                "date_text": item.issue.date_text,
+                "label": _label(item, site_language),
+                "date_text": item.issue.date_in(site_language),
                 "date_iso": item.issue.date.isoformat(),
                 "headlines": [
                     {"href": f"{item.slug}.html#story-{n + 1}", "text": story.headline}

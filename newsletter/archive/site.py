@@ -25,6 +25,7 @@ browser".
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from newsletter.archive.pages import render_pages
 from newsletter.config import PACKAGE_TEMPLATES
 from newsletter.errors import NewsletterError
 from newsletter.files import write_atomic
+from newsletter.i18n import make_environment
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -87,13 +89,13 @@ class ArchiveResult:
 
 
 # Rendering (pure) -------------------------------------------------------------------
-def _environment(templates_dir: Path) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+@functools.cache
+def _environment(templates_dir: Path, language: str) -> jinja2.Environment:
+    """The archive's templates, their chrome ("Headlines", "All issues") in ``language``."""
+    return make_environment(
+        jinja2.FileSystemLoader(str(templates_dir)),
+        language,
         autoescape=lambda name: bool(name and name.endswith((".html.j2", ".xml.j2"))),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
         keep_trailing_newline=True,
     )
 
@@ -109,13 +111,16 @@ def render_site(
 ) -> dict[str, bytes]:
     """The whole site as ``{relative path: bytes}``, from issues in oldest-first order."""
     folder = templates_dir or templates_for(settings)
-    env = _environment(folder)
+    env = _environment(folder, settings.language)
     head = {
         "feed_href": FEED,
         "stylesheet": STYLESHEET,
         "feed_title": f"{issues[-1].issue.series} (Atom)",
     }
-    site = render_pages(issues, settings, env, head)
+    # an issue page speaks its issue's language; the index and the feed the site's
+    site = render_pages(
+        issues, settings, env, head, env_for=lambda language: _environment(folder, language)
+    )
     site[FEED] = render_feed(issues, settings, env)
     site[STYLESHEET] = (folder / STYLESHEET).read_bytes()
     return dict(sorted(site.items()))

@@ -19,6 +19,7 @@ from newsletter.audience.inbound.safety import clean_header_text
 from newsletter.audience.subscribers import Edit, Header, Mutation, SubscriberRow, SubscriberStore
 from newsletter.audience.subscribers.addresses import address_key
 from newsletter.errors import TokenError
+from newsletter.i18n import detect_language
 from newsletter.tokens import verify_message_id
 
 if TYPE_CHECKING:
@@ -120,8 +121,12 @@ def request_confirmations(
     records: Records,
     now: float | None,
     force: bool = False,
+    language: str | None = None,
 ) -> list[tuple[str, ConfirmRequest]]:
-    """A confirmation for each address; the sender's own is named and threaded."""
+    """A confirmation for each address; the sender's own is named and threaded.
+
+    ``language`` is what the request was written in: new rows record it, and their
+    confirmations are written in it."""
     done = []
     for address in addresses:
         own = sender is not None and address.lower() == sender.lower()
@@ -136,6 +141,7 @@ def request_confirmations(
             records=records,
             force=force,
             now=now,
+            language=language,
         )
         done.append((address, request))
     return done
@@ -201,6 +207,8 @@ def act_on(
             store=store,
             records=records,
             now=now,
+            # a request written in Japanese is answered in Japanese
+            language=detect_language(f"{c.subject}\n{c.excerpt}"),
         )
         return _subscribe_act(requests)
 

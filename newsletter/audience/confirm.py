@@ -36,6 +36,7 @@ from newsletter.audience.inbound.safety import clean_header_text
 from newsletter.audience.subscribers import Edit, Header, Mutation, SubscriberRow, SubscriberStore
 from newsletter.audience.subscribers.addresses import address_key, normalize_address
 from newsletter.errors import NewsletterError, TokenError
+from newsletter.i18n import normalize_language
 from newsletter.tokens import CONFIRM_TTL, make_token, read_token
 
 if TYPE_CHECKING:
@@ -87,13 +88,17 @@ class _RequestMutation(Mutation):
         self.force = force  # bounced/complained -> pending (a human approved)
         self.before: str | None = None
         self.line = 0
+        self.language = ""  # the listed row's language, if it has one
 
     def begin(self, header: Header, now: str) -> None:
         header.ensure("email", "name", "status", "source", "subscribed_at", "updated_at")
         header.ensure("confirmed_at", "note")
+        if "language" in self.values:
+            header.ensure("language")
         self.now = now
         self.before = None
         self.found = False
+        self.language = ""
 
     def row(self, row: SubscriberRow, header: Header) -> list[str] | Edit:
         if row.key != self.key or self.found:
@@ -105,6 +110,7 @@ class _RequestMutation(Mutation):
             self.before = "problem"
             return Edit.KEEP
         self.before = sub.status
+        self.language = sub.language
         if not (sub.status in ("bounced", "complained") and self.force):
             return Edit.KEEP
         cells = list(row.cells)
@@ -201,6 +207,7 @@ def request_confirmation(
     records: Records | None = None,
     force: bool = False,
     now: float | None = None,
+    language: str | None = None,
 ) -> ConfirmRequest:
     """List ``email`` as pending and mail it a confirmation; see the module docstring.
 
@@ -212,24 +219,26 @@ def request_confirmation(
     also turns a bounced or complained address back to pending. Raises
     :class:`~newsletter.errors.TransportError` if the email could not be sent (the
     rate-limit slot is given back), ConfigError without NEWSLETTER_SECRET_KEY.
+    ``language`` is what the request was written in (``ja``): recorded on a new row,
+    and the confirmation is in the listed row's language, else in this one.
     """
     secret = settings.require_secret()
     address = normalize_address(email)
     key = address.lower()
     store = store if store is not None else SubscriberStore.from_settings(settings)
     own = requested_by is None or address_key(requested_by) == key
-    mutation = _RequestMutation(
-        key,
-        {
-            "email": address,
-            "name": clean_header_text(name, limit=100),
-            "status": "pending",
-            "source": source,
-            "confirmed_at": "",
-            "note": "" if own else f"requested by {requested_by}",
-        },
-        force=force,
-    )
+    values = {
+        "email": address,
+        "name": clean_header_text(name, limit=100),
+        "status": "pending",
+        "source": source,
+        "confirmed_at": "",
+        "note": "" if own else f"requested by {requested_by}",
+    }
+    language = normalize_language(language)
+    if language is not None:
+        values["language"] = language
+    mutation = _RequestMutation(key, values, force=force)
     store.apply(mutation)
     if mutation.before == "problem":
         raise NewsletterError(
@@ -252,7 +261,8 @@ def request_confirmation(
             return ConfirmRequest(address, False, "rate-limited")
         token = make_token(secret, "confirm", address, ttl=CONFIRM_TTL, now=when)
         try:
-            send_confirmation(address, name, token, settings, in_reply_to)
+            reader_language = normalize_language(mutation.language) or language
+            send_confirmation(address, name, token, settings, in_reply_to, reader_language)
         except BaseException:
             db.release_confirmation(reservation)
             raise

@@ -36,6 +36,7 @@ from newsletter.compose.render import (
 from newsletter.config import PACKAGE_TEMPLATES
 from newsletter.delivery.transports import Status, make_transport
 from newsletter.errors import TransportError
+from newsletter.i18n import choose_language, gettext_for
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -67,21 +68,28 @@ def confirm_url(token: str, settings: Settings) -> str | None:
     return f"{settings.public_url}/confirm/{quote(token)}"
 
 
-def _subject(series: str, token: str) -> str:
-    return f"Reply to confirm your subscription to {series} (ref {token})"
+def _subject(series: str, token: str, language: str) -> str:
+    _ = gettext_for(language)
+    return _("Reply to confirm your subscription to %(series)s (ref %(token)s)") % {
+        "series": series,
+        "token": token,
+    }
 
 
-def _preheader(series: str) -> str:
-    return f"One step left: reply to this email to start receiving {series}."
+def _preheader(series: str, language: str) -> str:
+    _ = gettext_for(language)
+    return _("One step left: reply to this email to start receiving %(series)s.") % {
+        "series": series
+    }
 
 
 def _context(
-    series: str, contact: str, email: str, token: str, url: str | None
+    series: str, contact: str, email: str, token: str, url: str | None, language: str
 ) -> dict[str, str | None]:
     """What both templates are given, so the HTML and the text say the same."""
     return {
-        "subject": _subject(series, token),
-        "preheader": _preheader(series),
+        "subject": _subject(series, token, language),
+        "preheader": _preheader(series, language),
         "series": series,
         "email": email,
         "token": token,
@@ -91,42 +99,66 @@ def _context(
 
 
 @functools.cache
-def _inlined_html(templates: Path, series: str, contact: str, with_url: bool) -> str:
+def _inlined_html(templates: Path, series: str, contact: str, with_url: bool, language: str) -> str:
     """The confirmation HTML with CSS inlined once; personal parts left as marks."""
     url_mark = _URL_MARK if with_url else None
-    html = load_template(templates, "confirm.html.j2").render(
-        **_context(series, contact, _EMAIL_MARK, _TOKEN_MARK, url_mark),
+    html = load_template(templates, "confirm.html.j2", language).render(
+        **_context(series, contact, _EMAIL_MARK, _TOKEN_MARK, url_mark, language),
         css=Markup(read_stylesheet(templates)),
     )
     return inline_css(html)
 
 
-def render_confirmation(email: str, token: str, settings: Settings) -> RenderedIssue:
-    """The confirmation email, rendered from ``templates/confirm.{html,txt}.j2``."""
+def render_confirmation(
+    email: str, token: str, settings: Settings, language: str | None = None
+) -> RenderedIssue:
+    """The confirmation email, rendered from ``templates/confirm.{html,txt}.j2``.
+
+    ``language`` is the reader's (their row, or what their request was written in);
+    without one, NEWSLETTER_LANGUAGE.
+    """
+    language = choose_language(language, settings.language)
+    _ = gettext_for(language)
     templates = settings.templates_dir
     if not (templates / "confirm.html.j2").exists():  # a home made before confirmations
         templates = PACKAGE_TEMPLATES
     series = _series(settings)
     url = confirm_url(token, settings)
     html = (
-        _inlined_html(templates.resolve(), series, settings.contact_address, url is not None)
+        _inlined_html(
+            templates.resolve(), series, settings.contact_address, url is not None, language
+        )
         .replace(_EMAIL_MARK, escape(email))
         .replace(_TOKEN_MARK, escape(token))
         .replace(_URL_MARK, escape(url or ""))
     )
-    text = load_template(templates, "confirm.txt.j2").render(
-        **_context(series, settings.contact_address, email, token, url),
-        intro=wrap(f"Someone, hopefully you, asked to subscribe {email} to {series}."),
-        ignore=wrap(
-            "If you did not ask for this, ignore this email: you will not be added, "
-            "and you will not hear from us again."
+    contact = settings.contact_address
+    text = load_template(templates, "confirm.txt.j2", language).render(
+        **_context(series, contact, email, token, url, language),
+        title=_("Please confirm your subscription"),
+        intro=wrap(
+            _("Someone, hopefully you, asked to subscribe %(email)s to %(series)s.")
+            % {"email": email, "series": series}
         ),
+        reply=wrap(
+            _(
+                "Reply to this email to confirm. Nothing needs to be written; just keep "
+                "the reference below in the reply."
+            )
+        ),
+        ignore=wrap(
+            _(
+                "If you did not ask for this, ignore this email: you will not be added, "
+                "and you will not hear from us again."
+            )
+        ),
+        questions=wrap(_("Questions? Write to %(contact)s.") % {"contact": contact}),
     )
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     return RenderedIssue(
         slug=CONFIRM_SLUG,
-        subject=_subject(series, token),
-        preheader=_preheader(series),
+        subject=_subject(series, token, language),
+        preheader=_preheader(series, language),
         series=series,
         html=html,
         text=text,
@@ -146,11 +178,17 @@ def _reply_headers(in_reply_to: str | None) -> dict[str, str]:
 
 
 def send_confirmation(
-    email: str, name: str, token: str, settings: Settings, in_reply_to: str | None
+    email: str,
+    name: str,
+    token: str,
+    settings: Settings,
+    in_reply_to: str | None,
+    language: str | None = None,
 ) -> None:
-    """Mail ``email`` its confirmation carrying ``token``; ``in_reply_to`` (a Message-ID,
-    cleaned here) threads it under the request. Raises TransportError if not sent."""
-    rendered = render_confirmation(email, token, settings)
+    """Mail ``email`` its confirmation carrying ``token``, in ``language``; ``in_reply_to``
+    (a Message-ID, cleaned here) threads it under the request. Raises TransportError if
+    not sent."""
+    rendered = render_confirmation(email, token, settings, language)
     builder = MessageBuilder(
         rendered, settings, bulk=False, extra_headers=_reply_headers(in_reply_to)
     )

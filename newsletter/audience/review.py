@@ -19,6 +19,7 @@ from newsletter.audience.inbound.records import InboundRecord, Records, ReviewSt
 from newsletter.audience.inbound.safety import clean_address
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.errors import NewsletterError
+from newsletter.i18n import detect_language
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -87,6 +88,8 @@ def approve(
                 records=db,
                 now=None,
                 force=True,
+                # answered in the language the request was written in
+                language=detect_language(f"{record.subject}\n{record.excerpt}"),
             )
             done = "; ".join(f"{a}: {r.reason}" for a, r in requests)
         else:

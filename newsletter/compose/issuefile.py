@@ -9,6 +9,7 @@ models and raises :class:`IssueFileError` listing *every* problem as
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from newsletter.compose.linebreak import joins_without_space
 from newsletter.compose.models import Footer, Hero, Issue, Story
 from newsletter.errors import IssueFileError, Problem
 
@@ -81,8 +83,9 @@ def format_path(path: Path_) -> str:
 class _Composer:
     """Turn a composed YAML node tree into plain data, remembering each path's line."""
 
-    def __init__(self, display: str) -> None:
+    def __init__(self, display: str, text: str = "") -> None:
         self.display = display
+        self.text = text
         self.lines: dict[Path_, int] = {}
         self.spans: dict[Path_, tuple[int, int]] = {}
         self.problems: list[Problem] = []
@@ -112,7 +115,12 @@ class _Composer:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._scalar(node)
+        value = self._scalar(node)
+        if isinstance(value, str) and isinstance(node, yaml.ScalarNode) and node.style != "|":
+            source = self.text[node.start_mark.index : node.end_mark.index]
+            if "\n" in source:
+                value = refold_cjk(value, source, block=node.style == ">")
+        return value
 
     def _scalar(self, node: yaml.Node) -> Any:
         if node.tag == "tag:yaml.org,2002:float":
@@ -121,6 +129,39 @@ class _Composer:
             return self._ctor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError):
             return node.value  # e.g. 2023-02-30: let validation say "not a date"
+
+
+def refold_cjk(value: str, source: str, *, block: bool) -> str:
+    """Undo YAML's folding of a line break into a space between two CJK characters.
+
+    YAML folds every line break of a plain, quoted or ``>`` scalar into a space, which
+    splits a Japanese sentence (「方針を 国会で」). ``source`` is the scalar as written;
+    at each junction of two of its lines whose characters join without a space
+    (:func:`~newsletter.compose.linebreak.joins_without_space`) the folded space is
+    taken out again, searching forward so each junction is matched once, in order.
+    """
+    lines = [line.strip() for line in source.split("\n")]
+    if block:
+        lines = lines[1:]  # the ">-" indicator line
+    out = value
+    cursor = 0
+    for before, after in itertools.pairwise(lines):
+        if not before or not after or before.endswith("\\"):
+            continue  # a blank line is a paragraph break; "\" escapes the break itself
+        # look through Markdown emphasis marks: "会談した。**" + "両氏は" joins too
+        tail = before[len(before.rstrip("*_")) - 1 :]
+        head = after[: len(after) - len(after.lstrip("*_")) + 1]
+        if not (tail.strip("*_") and head.strip("*_")):
+            continue
+        if not joins_without_space(tail.strip("*_"), head.strip("*_")):
+            continue
+        found = out.find(f"{tail} {head}", cursor)
+        if found < 0:
+            continue
+        space = found + len(tail)
+        out = out[:space] + out[space + 1 :]
+        cursor = space
+    return out
 
 
 def _read_text(path: Path) -> str:
@@ -179,7 +220,7 @@ def parse_issue_text(text: str, display: str) -> Issue:
         loader.dispose()
     if root is None:
         raise IssueFileError([Problem(display, 1, "", "the file is empty")])
-    composer = _Composer(display)
+    composer = _Composer(display, text)
     data = composer.build(root, ())
     problems = list(composer.problems)
     if not isinstance(data, dict):

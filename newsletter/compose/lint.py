@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from newsletter.compose.issuefile import Path_, format_path, line_within
+from newsletter.compose.linebreak import display_width
 from newsletter.compose.markup import is_placeholder_url, iter_links, parse_inline, plain_text
 from newsletter.compose.models import Issue
 from newsletter.errors import Problem
@@ -52,8 +53,33 @@ _STOP = set(
 )
 
 
+# Runs of kanji and katakana (with the prolonged sound mark): Japanese content words.
+# Hiragana is left out: it is mostly particles and endings (の, は, した) that any two
+# Japanese sentences share.
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\u30a0-\u30ff\uf900-\ufaff々〆ヵヶ]+")
+
+
 def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9][a-z0-9'-]+", text.lower()) if w not in _STOP}
+    """Comparable words: English words, and character bigrams of CJK runs.
+
+    Japanese is written without spaces, so 岸田首相 is compared as 岸田, 田首, 首相: two
+    texts naming the same person or thing share a bigram whatever surrounds it.
+    """
+    lowered = text.lower()
+    words = {w for w in re.findall(r"[a-z0-9][a-z0-9'-]+", lowered) if w not in _STOP}
+    for run in _CJK_RUN.findall(lowered):
+        if len(run) == 1:
+            words.add(run)
+        words.update(run[i : i + 2] for i in range(len(run) - 1))
+    return words
+
+
+def _size(text: str) -> str:
+    """How long a line looks: CJK characters take two columns."""
+    width = display_width(text)
+    if width == len(text):
+        return f"{width} characters"
+    return f"{width} columns wide ({len(text)} characters)"
 
 
 def lint_issue(issue: Issue, path: str | Path | None = None) -> list[Problem]:
@@ -94,10 +120,10 @@ def lint_issue(issue: Issue, path: str | Path | None = None) -> list[Problem]:
         if issue.hero.width is None:
             warn(("hero", "width"), "image has no width: Outlook shows it at its full pixel size")
     subject = issue.effective_subject
-    if len(subject) > SUBJECT_LIMIT:
+    if display_width(subject) > SUBJECT_LIMIT:
         warn(
             ("subject",),
-            f"subject is {len(subject)} characters; inboxes cut it near {SUBJECT_LIMIT}",
+            f"subject is {_size(subject)}; inboxes cut it near {SUBJECT_LIMIT}",
         )
     for i, story in enumerate(issue.stories):
         nodes = story.detail_nodes()

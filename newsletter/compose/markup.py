@@ -7,11 +7,12 @@ references), so a full Markdown engine would only add surprises. Pure functions.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Union
 
 from markupsafe import Markup, escape
+
+from newsletter.compose.linebreak import fold_lines, is_wide
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +48,15 @@ class MarkupError(ValueError):
 
 
 _ESCAPABLE = set("\\*_[]()`#")
-_WS = re.compile(r"\s+")
 
 
 def parse_inline(source: str) -> tuple[Node, ...]:
-    """Parse one paragraph of inline Markdown into a tree; whitespace is collapsed."""
-    text = _WS.sub(" ", source).strip()
+    """Parse one paragraph of inline Markdown into a tree; whitespace is collapsed.
+
+    A line break between two CJK characters folds to nothing (Japanese has no spaces
+    between words), any other whitespace to one space.
+    """
+    text = fold_lines(source).strip()
     nodes, _ = _parse(text, 0, closer=None)
     return nodes
 
@@ -193,7 +197,8 @@ def to_text(nodes: tuple[Node, ...], refs: LinkRefs) -> tuple[str, list[int]]:
             if node.url.startswith("mailto:") and node.url[7:].split("?")[0] == inner.strip():
                 continue
             n = refs.number(node.url)
-            parts.append(f" [{n}]")
+            # Japanese sets the marker without a space: 公式サイト[2]を参照
+            parts.append(f"[{n}]" if inner and is_wide(inner[-1]) else f" [{n}]")
             if n not in used:
                 used.append(n)
     return "".join(parts), used

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from newsletter.compose.markup import MarkupError, Node, iter_links, parse_inline, plain_text
+from newsletter.i18n import format_date, gettext_for
 
 _ALLOWED_SCHEMES = ("https://", "http://", "mailto:")
 VOLUME_PATTERN = re.compile(r"^\d+\.\d+$")
@@ -90,6 +91,9 @@ class Issue(StrictModel):
     series: PlainLine
     volume: str
     date: dt.date
+    # the language of the issue's fixed strings ("Headlines", "Unsubscribe", the date);
+    # unset: NEWSLETTER_LANGUAGE
+    language: Literal["en", "ja"] | None = None
     subject: PlainLine | None = None
     preheader: PlainLine | None = None
     hero: Hero | None = None
@@ -132,11 +136,27 @@ class Issue(StrictModel):
 
     @property
     def date_text(self) -> str:
-        return f"{self.date:%B} {self.date.day}, {self.date.year}"
+        return self.date_in(self.language or "en")
+
+    def date_in(self, language: str) -> str:
+        """The issue's date as its readers write it: October 13, 2023 / 2023年10月13日."""
+        return format_date(self.date, language)
 
     @property
     def effective_subject(self) -> str:
-        return self.subject or f"{self.series}, Vol {self.volume} ({self.date_text})"
+        return self.subject_in(self.language or "en")
+
+    def subject_in(self, language: str) -> str:
+        """The subject line: as written, or the series, volume and date in ``language``."""
+        if self.subject:
+            return self.subject
+        _ = gettext_for(language)
+        template = _("%(series)s, Vol %(volume)s (%(date)s)")
+        return template % {
+            "series": self.series,
+            "volume": self.volume,
+            "date": self.date_in(language),
+        }
 
     @property
     def effective_preheader(self) -> str:

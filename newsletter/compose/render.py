@@ -11,7 +11,6 @@ import functools
 import logging
 import mimetypes
 import re
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup
 
+from newsletter.compose.linebreak import display_width, wrap_text
 from newsletter.compose.markup import LinkRefs, parse_inline, plain_text, to_html, to_text
 from newsletter.errors import IssueFileError, Problem
+from newsletter.i18n import choose_language, gettext_for, make_environment
 
 if TYPE_CHECKING:
     from newsletter.compose.models import Issue
@@ -53,20 +54,21 @@ class RenderedIssue:
 
 # Templates --------------------------------------------------------------------------
 @functools.cache
-def _environment(templates_dir: Path) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+def _environment(templates_dir: Path, language: str) -> jinja2.Environment:
+    env = make_environment(
+        jinja2.FileSystemLoader(str(templates_dir)),
+        language,
         autoescape=lambda name: bool(name and name.endswith(".html.j2")),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["width"] = display_width  # underlines as wide as a CJK heading
+    return env
 
 
-def load_template(templates_dir: Path, name: str) -> jinja2.Template:
+def load_template(templates_dir: Path, name: str, language: str = "en") -> jinja2.Template:
+    """``name`` from ``templates_dir``, its fixed strings in ``language``."""
     try:
-        return _environment(templates_dir.resolve()).get_template(name)
+        return _environment(templates_dir.resolve(), language).get_template(name)
     except jinja2.TemplateSyntaxError as exc:
         raise IssueFileError(
             [Problem(str(templates_dir / name), exc.lineno, "", f"template syntax: {exc.message}")]
@@ -119,14 +121,9 @@ def inline_css(html: str) -> str:
 
 # Plaintext helpers ------------------------------------------------------------------
 def wrap(text: str, *, indent: str = "", first: str | None = None, width: int = TEXT_WIDTH) -> str:
-    """Wrap at ``width`` without breaking URLs or hyphenated words."""
-    return textwrap.fill(
-        text,
-        width=width,
-        initial_indent=indent if first is None else first,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
+    """Wrap at ``width`` display columns without breaking URLs or words (kinsoku for CJK)."""
+    return "\n".join(
+        wrap_text(text, width, first=indent if first is None else first, indent=indent)
     )
 
 
@@ -206,6 +203,9 @@ def render_issue(
         else (Path(issue.source).parent if issue.source else settings.issues_dir)
     )
     templates = settings.templates_dir
+    language = choose_language(issue.language, settings.language)
+    _ = gettext_for(language)
+    subject = issue.subject_in(language)
     view_url = view_url_for(issue.slug, settings)
     about_md = _contact_markdown(issue.footer.about, settings, issue)
     subscribe_md = _contact_markdown(issue.footer.subscribe, settings, issue)
@@ -236,15 +236,15 @@ def render_issue(
     ]
     css = read_stylesheet(templates)
     common = {
-        "subject": issue.effective_subject,
+        "subject": subject,
         "series": issue.series,
         "volume": issue.volume,
-        "date_text": issue.date_text,
+        "date_text": issue.date_in(language),
         "preheader": issue.effective_preheader,
         "view_url": view_url,
         "unsubscribe_url": Markup(PLACEHOLDER_UNSUBSCRIBE),
     }
-    html = load_template(templates, "email.html.j2").render(
+    html = load_template(templates, "email.html.j2", language).render(
         **common,
         css=Markup(css),
         hero=hero_ctx,
@@ -259,7 +259,7 @@ def render_issue(
     if issue.hero is not None:
         credit_text = _text_with_refs(issue.hero.credit, refs) if issue.hero.credit else ""
         hero_text = {
-            "image_line": wrap(f"[Image: {issue.hero.alt or 'issue image'}]"),
+            "image_line": wrap(_("[Image: %(alt)s]") % {"alt": issue.hero.alt or _("issue image")}),
             "credit_text": credit_text,
         }
     stories_text = [
@@ -269,7 +269,7 @@ def render_issue(
         }
         for story in issue.stories
     ]
-    text = load_template(templates, "email.txt.j2").render(
+    text = load_template(templates, "email.txt.j2", language).render(
         **common,
         hero=hero_text,
         stories=stories_text,
@@ -279,7 +279,7 @@ def render_issue(
     text = re.sub(r"\n{4,}", "\n\n\n", text).strip() + "\n"
     return RenderedIssue(
         slug=issue.slug,
-        subject=issue.effective_subject,
+        subject=subject,
         preheader=issue.effective_preheader,
         series=issue.series,
         html=html,

@@ -45,6 +45,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsletter.audience.events import SIGNATURE_HEADER, TIMESTAMP_HEADER, TIMESTAMP_TOLERANCE
 from newsletter.audience.subscribers.store import SubscriberStore
+from newsletter.i18n import N_
 from newsletter.web.formdata import MAX_FORM_BODY
 from newsletter.web.guards import CsrfGuard, HostCheck, SecurityHeaders, SlidingWindow
 from newsletter.web.limits import BodyDeadline, BodyGuard, ClientBudget, OncePerKey
@@ -137,17 +138,17 @@ class WebApp:
     async def not_found(self, request: Request, exc: Exception) -> Response:
         return self.pages.notice(
             request,
-            "Page not found",
-            "There is nothing at this address.",
+            N_("Page not found"),
+            N_("There is nothing at this address."),
             status_code=404,
-            link=(f"{base_path(request)}/subscribe", "Subscribe to the digest"),
+            link=(f"{base_path(request)}/subscribe", N_("Subscribe to the digest")),
         )
 
     async def not_allowed(self, request: Request, exc: Exception) -> Response:
         return PlainTextResponse("Method Not Allowed\n", status_code=405)
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
-        return self.pages.trouble(request, "handle that request")
+        return self.pages.trouble(request, N_("handle that request"))
 
 
 class ArchiveFiles:

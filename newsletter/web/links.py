@@ -32,6 +32,7 @@ from newsletter.errors import (
     SubscriberFileError,
     TokenError,
 )
+from newsletter.i18n import N_
 from newsletter.tokens import read_token
 from newsletter.web.formdata import read_form
 from newsletter.web.guards import is_cross_site
@@ -84,9 +85,11 @@ class LinkPages:
     def _cross_site(self, request: Request) -> Response:
         return self.pages.notice(
             request,
-            "Request refused",
-            "This button only works from this site's own page. Open the link from "
-            "your email again and press the button there.",
+            N_("Request refused"),
+            N_(
+                "This button only works from this site's own page. Open the link from "
+                "your email again and press the button there."
+            ),
             status_code=403,
         )
 
@@ -94,6 +97,14 @@ class LinkPages:
         if not self.store.path.exists():
             return None
         return self.store.get(email)
+
+    async def _reader_language(self, email: str) -> str | None:
+        """The listed reader's own language (their row's ``language``), if any."""
+        try:
+            sub = await run_in_threadpool(self._lookup, email)
+        except NewsletterError:
+            return None  # the page still works, in the browser's language
+        return sub.language if sub is not None else None
 
     def _unsubscribe(self, email: str, note: str) -> bool:
         return bool(apply_suppressions(self.store, {email: ("unsubscribed", note)}))
@@ -112,11 +123,17 @@ class LinkPages:
             sub = await run_in_threadpool(self._lookup, email)
         except NewsletterError:
             log.exception("unsubscribe page: reading the list failed")
-            return self.pages.trouble(request, "look up your subscription")
+            return self.pages.trouble(request, N_("look up your subscription"))
         if sub is None:
             return self.pages.page(request, "unsubscribe.html.j2", state="not-listed", email=email)
         state = "already" if sub.status in SUPPRESSED else "ask"
-        return self.pages.page(request, "unsubscribe.html.j2", state=state, email=sub.email)
+        return self.pages.page(
+            request,
+            "unsubscribe.html.j2",
+            state=state,
+            email=sub.email,
+            reader_language=sub.language,
+        )
 
     async def unsubscribe(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -134,15 +151,21 @@ class LinkPages:
                 found = await self._unsubscribe_once(email, "unsubscribed on the web")
             except NewsletterError:
                 log.exception("unsubscribe button: writing the list failed")
-                return self.pages.trouble(request, "record your unsubscribe")
+                return self.pages.trouble(request, N_("record your unsubscribe"))
             state = "done" if found else "not-listed"
-            return self.pages.page(request, "unsubscribe.html.j2", state=state, email=email)
+            return self.pages.page(
+                request,
+                "unsubscribe.html.j2",
+                state=state,
+                email=email,
+                reader_language=await self._reader_language(email),
+            )
         if action == "resubscribe":
             return await self._resubscribe(request, email)
         return self.pages.notice(
             request,
-            "Nothing to do",
-            "That request was not understood. Open the link from your email again.",
+            N_("Nothing to do"),
+            N_("That request was not understood. Open the link from your email again."),
             status_code=400,
         )
 
@@ -183,7 +206,7 @@ class LinkPages:
                 )
             except NewsletterError:
                 log.exception("resubscribe: requesting a confirmation failed")
-                return self.pages.trouble(request, "send a confirmation email")
+                return self.pages.trouble(request, N_("send a confirmation email"))
             reason = result.reason
         return self.pages.page(request, "resubscribe.html.j2", reason=reason, email=email)
 
@@ -192,7 +215,13 @@ class LinkPages:
         email = self._read(request.path_params["token"], "confirm")
         if email is None:
             return self._bad_link(request, "confirm")
-        return self.pages.page(request, "confirm.html.j2", state="ask", email=email)
+        return self.pages.page(
+            request,
+            "confirm.html.j2",
+            state="ask",
+            email=email,
+            reader_language=await self._reader_language(email),
+        )
 
     async def confirm(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -210,9 +239,15 @@ class LinkPages:
             return self._bad_link(request, "confirm")
         except (LockTimeoutError, SubscriberFileError):
             log.exception("confirm: confirming a subscription failed")
-            return self.pages.trouble(request, "confirm your subscription")
+            return self.pages.trouble(request, N_("confirm your subscription"))
         except NewsletterError:
             # removed or unsubscribed since the request: the link is spent, not broken
             return self.pages.page(request, "confirm.html.j2", state="stale", status_code=409)
         self.unsubscribes.forget(address_key(email))  # a later unsubscribe must really run
-        return self.pages.page(request, "confirm.html.j2", state="done", email=email)
+        return self.pages.page(
+            request,
+            "confirm.html.j2",
+            state="done",
+            email=email,
+            reader_language=await self._reader_language(email),
+        )

@@ -18,6 +18,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from newsletter.config import PACKAGE_TEMPLATES
+from newsletter.i18n import (
+    LANGUAGES,
+    N_,
+    choose_language,
+    gettext_for,
+    make_environment,
+    negotiate_language,
+)
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -57,18 +65,30 @@ class Site:
         return f"mailto:{self.contact}?subject=subscribe"
 
 
+def page_language(request: Request, reader: str | None, default: str) -> str:
+    """A reader's own language, else the browser's ``Accept-Language``, else ``default``."""
+    return choose_language(
+        reader, negotiate_language(request.headers.get("accept-language")), default
+    )
+
+
 class Pages:
     """Renders ``templates/web/*.html.j2`` and serves the few static files."""
 
     def __init__(self, settings: Settings) -> None:
         self.folders = _search_path(settings)
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(f) for f in self.folders]),
-            autoescape=lambda name: bool(name and name.endswith(".html.j2")),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.language = settings.language
+        loader = jinja2.FileSystemLoader([str(f) for f in self.folders])
+        # one environment per language: their {% trans %} blocks speak it
+        self.envs = {
+            language: make_environment(
+                loader,
+                language,
+                autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+            )
+            for language in LANGUAGES
+        }
+        self.env = self.envs[self.language]
         self.site = Site(
             name=settings.from_name or "The newsletter", contact=settings.contact_address
         )
@@ -79,8 +99,9 @@ class Pages:
                     self.static[name] = (folder / name).read_bytes()
                     break
 
-    def render(self, template: str, **context: Any) -> str:
-        return self.env.get_template(template).render(site=self.site, **context)
+    def render(self, template: str, *, language: str | None = None, **context: Any) -> str:
+        env = self.envs[choose_language(language, self.language)]
+        return env.get_template(template).render(site=self.site, **context)
 
     def response(
         self,
@@ -88,17 +109,33 @@ class Pages:
         *,
         status_code: int = 200,
         headers: dict[str, str] | None = None,
+        language: str | None = None,
         **context: Any,
     ) -> HTMLResponse:
-        return HTMLResponse(
-            self.render(template, **context), status_code=status_code, headers=headers
-        )
+        html = self.render(template, language=language, **context)
+        response = HTMLResponse(html, status_code=status_code, headers=headers)
+        response.headers.setdefault("content-language", choose_language(language, self.language))
+        response.headers.setdefault("vary", "Accept-Language")
+        return response
 
     def page(
-        self, request: Request, template: str, status_code: int = 200, **context: Any
+        self,
+        request: Request,
+        template: str,
+        status_code: int = 200,
+        *,
+        reader_language: str | None = None,
+        **context: Any,
     ) -> HTMLResponse:
-        """``template`` as the answer to ``request`` (its links under :func:`base_path`)."""
-        return self.response(template, status_code=status_code, base=base_path(request), **context)
+        """``template`` as the answer to ``request`` (its links under :func:`base_path`),
+        in the reader's language, else the one their browser asks for."""
+        return self.response(
+            template,
+            status_code=status_code,
+            base=base_path(request),
+            language=page_language(request, reader_language, self.language),
+            **context,
+        )
 
     def notice(
         self,
@@ -109,24 +146,35 @@ class Pages:
         link: tuple[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> HTMLResponse:
-        """A page with a heading, paragraphs and an optional ``(href, text)`` link."""
+        """A page with a heading, paragraphs and an optional ``(href, text)`` link.
+
+        The texts are catalogue entries (marked with ``N_`` where they are written),
+        translated here into the language the browser asks for.
+        """
+        language = page_language(request, None, self.language)
+        _ = gettext_for(language)
         return self.response(
             "notice.html.j2",
             status_code=status_code,
             headers=headers,
+            language=language,
             base=base_path(request),
-            title=title,
-            paragraphs=list(paragraphs),
-            link=link,
+            title=_(title),
+            paragraphs=[_(p) for p in paragraphs],
+            link=(link[0], _(link[1])) if link else None,
         )
 
     def trouble(self, request: Request, what: str) -> HTMLResponse:
         """A 503 that says nothing was changed: "We could not ``what`` just now"."""
+        _ = gettext_for(page_language(request, None, self.language))
         return self.notice(
             request,
-            "Something went wrong on our side",
-            f"We could not {what} just now, and nothing was changed. Please try again in a "
-            f"few minutes, or write to {self.site.contact}.",
+            N_("Something went wrong on our side"),
+            _(
+                "We could not %(what)s just now, and nothing was changed. Please try again "
+                "in a few minutes, or write to %(contact)s."
+            )
+            % {"what": _(what), "contact": self.site.contact},
             status_code=503,
             headers={"Retry-After": "120"},
         )

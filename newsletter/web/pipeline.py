@@ -35,6 +35,7 @@ class RequestConfirmation(Protocol):
         name: str = "",
         source: str,
         store: SubscriberStore | None = None,
+        language: str | None = None,
     ) -> ConfirmResult: ...
 
 

@@ -19,9 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from newsletter.audience.subscribers.addresses import AddressError, normalize_address
+from newsletter.i18n import N_
 from newsletter.web.formdata import read_form
 from newsletter.web.guards import CSRF_COOKIE, CSRF_FIELD, CSRF_WINDOW
-from newsletter.web.pages import base_path
+from newsletter.web.pages import base_path, page_language
 from newsletter.web.proxy import client_key
 
 if TYPE_CHECKING:
@@ -104,23 +105,28 @@ class SignupForm:
         if wait is not None:
             return self.pages.notice(
                 request,
-                "Too many attempts",
-                "This connection has sent the signup form too many times. Please wait a "
-                "while and try again.",
+                N_("Too many attempts"),
+                N_(
+                    "This connection has sent the signup form too many times. Please wait a "
+                    "while and try again."
+                ),
                 status_code=429,
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
-                link=(f"{base_path(request)}/subscribe", "Back to the signup form"),
+                link=(f"{base_path(request)}/subscribe", N_("Back to the signup form")),
             )
         form = await read_form(request)
         nonce = request.cookies.get(CSRF_COOKIE)
         if not self.csrf.check(nonce, form.get(CSRF_FIELD)):
             return self.pages.notice(
                 request,
-                "This form has expired",
-                "For your security the signup form is only valid for a while, and only "
-                "from this site with cookies allowed. Please open a fresh form and try again.",
+                N_("This form has expired"),
+                N_(
+                    "For your security the signup form is only valid for a while, and only "
+                    "from this site with cookies allowed. Please open a fresh form and try "
+                    "again."
+                ),
                 status_code=403,
-                link=(f"{base_path(request)}/subscribe", "Open a fresh signup form"),
+                link=(f"{base_path(request)}/subscribe", N_("Open a fresh signup form")),
             )
         assert nonce is not None  # checked above
         if form.get(HONEYPOT_FIELD, "").strip():
@@ -138,7 +144,7 @@ class SignupForm:
                 status_code=400,
                 email=typed[:MAX_ADDRESS],
                 name=name,
-                error="Please enter a complete email address, like name@example.org.",
+                error=N_("Please enter a complete email address, like name@example.org."),
             )
         if self.address_limiter.hit(email.lower()) is not None:
             return self._subscribe_done(request)
@@ -146,13 +152,22 @@ class SignupForm:
             return self._subscribe_done(request)
         # The work happens after the answer is sent: the reply (and its timing) is the
         # same for a new, pending, active or suppressed address.
-        task = BackgroundTask(self._request_in_background, email, name)
+        # a browser that asks for another language than the newsletter's: recorded, and
+        # the confirmation is written in it
+        language = page_language(request, None, self.settings.language)
+        asked = language if language != self.settings.language else None
+        task = BackgroundTask(self._request_in_background, email, name, asked)
         return self._subscribe_done(request, task)
 
-    def _request_in_background(self, email: str, name: str) -> None:
+    def _request_in_background(self, email: str, name: str, language: str | None) -> None:
         try:
             result = self.pipeline.request_confirmation(
-                email, self.settings, name=name, source="web", store=self.store
+                email,
+                self.settings,
+                name=name,
+                source="web",
+                store=self.store,
+                language=language,
             )
             log.info("signup form: confirmation %s", result.reason)
         except Exception:

@@ -73,3 +73,25 @@ def test_container_is_600px_on_desktop_and_full_width_on_phone(
         page.close()
     assert widths[1024] == 600
     assert widths[375] == 375
+
+
+@pytest.mark.parametrize("width", [375, 600])
+def test_japanese_email_fits_and_says_lang_ja(
+    browser: Any, tmp_path: Path, settings: Settings, width: int
+) -> None:
+    sample = Path(__file__).resolve().parent.parent / "data" / "issues" / "ja-sample.yaml"
+    html_path = build_issue(sample, settings, tmp_path / "build").out_dir / "email.html"
+    page = browser.new_page(viewport={"width": width, "height": 900}, locale="ja-JP")
+    try:
+        page.goto(html_path.as_uri())
+        assert page.evaluate("document.documentElement.lang") == "ja"
+        scroll_width, inner_width = page.evaluate(
+            "[document.documentElement.scrollWidth, window.innerWidth]"
+        )
+        assert scroll_width <= inner_width, f"horizontal scroll at {width}px"
+        heading = page.locator("h2.section-title", has_text="見出し")
+        assert heading.is_visible()
+        box = page.locator("td.detail").first.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width + 1
+    finally:
+        page.close()

@@ -86,6 +86,6 @@ def confirmation_for(settings: Settings, email: str) -> EmailMessage:
 
 def token_in(msg: EmailMessage) -> str:
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    match = re.search(r"Reference:\s+(\S+)", text)
+    match = re.search(r"(?:Reference:|参照番号：)\s*(\S+)", text)  # en or ja confirmation
     assert match
     return match.group(1)

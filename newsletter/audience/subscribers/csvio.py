@@ -30,6 +30,8 @@ _ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "confirmed_at": ("confirmedat", "confirmed", "confirmedon"),
     "updated_at": ("updatedat", "updated", "lastupdated", "modifiedat"),
     "note": ("note", "notes", "comment", "comments"),
+    # optional (not in FIELDS): the reader's language for mails and pages (en, ja)
+    "language": ("language", "lang", "locale"),
 }
 _FIELD_BY_TOKEN: Final = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
 

@@ -38,6 +38,7 @@ class Subscriber:
     confirmed_at: str = ""
     updated_at: str = ""
     note: str = ""
+    language: str = ""  # the optional `language` column (en, ja): mails and pages in it
 
     @property
     def key(self) -> str:
@@ -131,6 +132,8 @@ class RowValidator:
         self.header = header
         self.seen = SeenKeys()
         self.columns = [header.index.get(name, -1) for name in FIELDS]
+        # optional, so not in FIELDS: a file gains the column when a language is known
+        self.language_column = header.index.get("language", -1)
         missing = [name for name in ("email", "status") if name not in header.index]
         if missing:
             raise file_error(
@@ -179,7 +182,9 @@ class RowValidator:
                 problems.append(problem(self.display, line, field_name, message))
         if problems:
             return SubscriberRow(line, raw, cells_t, None, tuple(problems), key)
+        i = self.language_column
+        language = cells[i].strip().lower() if 0 <= i < n else ""
         subscriber = Subscriber(
-            email, name, status, source, line, subscribed, confirmed, updated, note
+            email, name, status, source, line, subscribed, confirmed, updated, note, language
         )
         return SubscriberRow(line, raw, cells_t, subscriber, (), key)
