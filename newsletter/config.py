@@ -110,6 +110,7 @@ class Settings(BaseSettings):
         "https://api.sendgrid.com", validation_alias=AliasChoices("SENDGRID_API_HOST")
     )
     sendgrid_timeout: float = Field(30.0, validation_alias=AliasChoices("SENDGRID_TIMEOUT"))
+    sendgrid_tracking: bool = Field(False, validation_alias=AliasChoices("SENDGRID_TRACKING"))
     concurrency: int = Field(
         4, ge=1, le=64, validation_alias=AliasChoices("NEWSLETTER_CONCURRENCY")
     )
@@ -158,6 +159,7 @@ class Settings(BaseSettings):
     inbound_secret: SecretStr | None = _env("NEWSLETTER_INBOUND_SECRET")
     # SendGrid Event Webhook verification key (base64 DER of the ECDSA P-256 public key)
     sendgrid_webhook_public_key: str | None = _env("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    report_token: SecretStr | None = _env("NEWSLETTER_REPORT_TOKEN")
 
     @field_validator("sender")
     @classmethod

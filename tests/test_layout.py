@@ -24,8 +24,9 @@ ALLOWED: dict[str, set[str]] = {
     "delivery": {BASE, "compose"},
     "audience": {BASE, "compose", "delivery"},
     "archive": {BASE, "compose"},
-    "web": {BASE, "compose", "delivery", "audience", "archive"},
-    "cli": {BASE, "compose", "delivery", "audience", "archive", "web"},
+    "reports": {BASE, "compose", "delivery", "audience"},
+    "web": {BASE, "compose", "delivery", "audience", "archive", "reports"},
+    "cli": {BASE, "compose", "delivery", "audience", "archive", "reports", "web"},
 }
 MAX_LINES = 400
 

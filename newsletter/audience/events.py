@@ -67,6 +67,11 @@ class EventAction:
     email: str
     status: str | None  # "bounced", "unsubscribed", "complained", or None (ignored)
     reason: str  # why, in words, for the note and the ledger
+    # for the per-issue report (newsletter.reports): the issue the custom_args name,
+    # when it happened (Unix time), and the event's own detail (bounce type, URL, ...)
+    issue: str = ""
+    occurred_at: float | None = None
+    detail: str = ""
 
 
 # Verification (pure) ------------------------------------------------------------------
@@ -189,7 +194,23 @@ def map_event(event: Mapping[str, Any]) -> EventAction:
             address_key(email)
         except AddressError:
             status, why = None, f"{why}: no valid address (ignored)"
-    return EventAction(event_id(event), kind, email, status, why)
+    return EventAction(
+        event_id(event), kind, email, status, why, *_report_fields(event, kind, reason)
+    )
+
+
+def _report_fields(
+    event: Mapping[str, Any], kind: str, reason: str
+) -> tuple[str, float | None, str]:
+    """What the per-issue report keeps of an event: issue, time, detail (type, URL)."""
+    issue = str(event.get("issue", "") or "").strip()[:100]
+    stamp = event.get("timestamp")
+    occurred = float(stamp) if isinstance(stamp, int | float) and stamp > 0 else None
+    parts = [str(event.get(k, "") or "").strip() for k in ("type", "status", "url")]
+    if kind in ("bounce", "dropped", "deferred", "blocked"):
+        parts.append(reason or str(event.get("response", "") or "").strip())
+    detail = " ".join(p for p in parts if p)[:300]
+    return issue, occurred, detail
 
 
 def read_events(
@@ -261,7 +282,14 @@ def apply_events(
 _LEDGER_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS events ("
     " event_id TEXT PRIMARY KEY, event TEXT NOT NULL, email TEXT NOT NULL,"
-    " status TEXT, reason TEXT NOT NULL, received_at REAL NOT NULL);"
+    " status TEXT, reason TEXT NOT NULL, received_at REAL NOT NULL,"
+    " issue TEXT NOT NULL DEFAULT '', occurred_at REAL, detail TEXT NOT NULL DEFAULT '');"
+)
+#: Columns added after the first release, for ledgers created before them.
+_LEDGER_ADDED = (
+    ("issue", "TEXT NOT NULL DEFAULT ''"),
+    ("occurred_at", "REAL"),
+    ("detail", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
@@ -276,7 +304,12 @@ class EventLedger:
         return cls(state_dir / LEDGER_NAME)
 
     def _connect(self) -> sqlite3.Connection:
-        return open_database(self.path, _LEDGER_SCHEMA, what="the webhook event ledger")
+        conn = open_database(self.path, _LEDGER_SCHEMA, what="the webhook event ledger")
+        have = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+        for name, kind in _LEDGER_ADDED:
+            if name not in have:
+                conn.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
+        return conn
 
     @contextmanager
     def record(self, actions: Sequence[EventAction]) -> Iterator[list[EventAction]]:
@@ -296,7 +329,8 @@ class EventLedger:
                     continue
                 seen.add(action.event_id)
                 cursor = conn.execute(
-                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO events (event_id, event, email, status, reason, "
+                    "received_at, issue, occurred_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         action.event_id,
                         action.event,
@@ -304,6 +338,9 @@ class EventLedger:
                         action.status,
                         action.reason,
                         now,
+                        action.issue,
+                        action.occurred_at,
+                        action.detail,
                     ),
                 )
                 if cursor.rowcount == 1:
@@ -314,6 +351,30 @@ class EventLedger:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def rows_after(self, rowid: int, limit: int = 50_000) -> list[tuple[Any, ...]]:
+        """``(rowid, event, email, issue, occurred_at, received_at, detail)`` in order,
+        for the per-issue report to read what it has not read yet."""
+        conn = self._connect()
+        try:
+            return conn.execute(
+                "SELECT rowid, event, email, issue, occurred_at, received_at, detail "
+                "FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (rowid, limit),
+            ).fetchall()
+        finally:
+            conn.close()
+
+    def purge(self, email: str) -> int:
+        """Forget every event naming ``email`` (a data-protection request); how many."""
+        conn = self._connect()
+        try:
+            cursor = conn.execute(
+                "DELETE FROM events WHERE lower(email) = ?", (email.strip().lower(),)
+            )
+            return cursor.rowcount
         finally:
             conn.close()
 

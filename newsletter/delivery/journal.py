@@ -258,6 +258,13 @@ class Journal:
             [(INTERRUPTED, _now(), issue, key) for key in keys],
         )
 
+    def forget(self, key: str) -> int:
+        """Delete every row of one recipient, in every issue (a data-protection request:
+        ``subscribers remove --purge``); how many. Their address is gone from the list
+        too, so no resumed send adds them back."""
+        cur = self.db.execute("DELETE FROM deliveries WHERE key = ?", (key.strip().lower(),))
+        return cur.rowcount
+
     # Reading ------------------------------------------------------------------------
     def counts(self, issue: str) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)

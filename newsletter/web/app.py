@@ -53,6 +53,7 @@ from newsletter.web.links import LinkPages
 from newsletter.web.pages import STATIC_FILES, Pages, base_path
 from newsletter.web.pipeline import Pipeline
 from newsletter.web.proxy import ClientAddress, parse_networks
+from newsletter.web.reports import ReportPage
 from newsletter.web.sendgrid import MAX_INBOUND_BODY, MAX_WEBHOOK_BODY, SendGridEndpoints
 from newsletter.web.signup import SignupForm
 
@@ -272,6 +273,7 @@ def create_app(
             max_body_size=MAX_WEBHOOK_BODY,
         ),
         Route("/static/{name}", web.static, methods=["GET"]),
+        Route("/reports", ReportPage(settings).page, methods=["GET"]),
         *_archive_routes(settings),
     ]
     app = WebStarlette(

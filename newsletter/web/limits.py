@@ -100,7 +100,8 @@ def _is_page_request(scope: Scope) -> bool:
     method = scope.get("method", "")
     path: str = scope.get("path", "")
     if method in ("GET", "HEAD"):
-        return path in ("/", "/subscribe") or path.startswith(("/u/", "/confirm/"))
+        # /reports too: each try of its token, and each page, costs a report build
+        return path in ("/", "/subscribe", "/reports") or path.startswith(("/u/", "/confirm/"))
     # /u/ POSTs are not counted: an unsubscribe is never refused (OncePerKey makes replays
     # cheap); /subscribe POSTs have their own budget in the form
     return method == "POST" and path.startswith("/confirm/")

@@ -21,7 +21,7 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_every_command_has_help() -> None:
-    for command in ("list", "add", "remove", "import", "export", "stats", "check"):
+    for command in ("list", "show", "add", "remove", "import", "export", "stats", "check"):
         code, out, _ = run(command, "--help")
         assert code == 0 and "--file" in out, command
 
@@ -87,6 +87,7 @@ def test_remove_and_purge(home: Path) -> None:
     assert code == 0
     assert out == (
         "purged ALICE@example.org: deleted 1 row (line 2) from subscribers/subscribers.csv\n"
+        "forgot ALICE@example.org in no journal or event store (none kept yet)\n"
     )
     assert "backups in .newsletter/backups still hold it" in err
     assert run("remove", "alice@example.org") == (
@@ -123,6 +124,7 @@ def test_import_dry_run_then_real(home: Path) -> None:
     code, out, err = run("import", "new.txt", "--dry-run")
     assert code == 1
     assert out == (
+        "reading new.txt as a plain list of addresses\n"
         "  add     new.txt:2: zoe@example.org: active\n"
         "  update  new.txt:3: BOB.BROWN@example.org: name 'Bob Brown' -> 'Bob B'\n"
         "dry run, nothing written: 1 added, 1 updated, 2 unchanged, 0 skipped, 2 invalid\n"
@@ -210,3 +212,88 @@ def test_import_does_not_confirm_a_pending_address_without_force(home: Path) -> 
     run("import", "old.csv", "--force")
     carol = store.get("carol@example.com")
     assert carol is not None and carol.status == "active" and carol.confirmed_at
+
+
+IMPORTS = DATA.parent / "imports"
+
+
+def test_import_mailchimp_unsubscribed_dry_run_reports_every_column(home: Path) -> None:
+    shutil.copyfile(IMPORTS / "mailchimp_unsubscribed_members_export_4f2a9c1d7e.csv", "u.csv")
+    code, out, err = run("import", "u.csv", "--dry-run", "--status", "active")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "reading u.csv as Mailchimp export (unsubscribed members): every row unsubscribed",
+        "  mapped: Email Address -> email, First Name -> first_name, Last Name -> last_name, "
+        "OPTIN_TIME -> subscribed_at, CONFIRM_TIME -> confirmed_at, NOTES -> note, TAGS -> tags",
+        "  kept as extra columns: MEMBER_RATING, OPTIN_IP, CONFIRM_IP, UNSUB_TIME, "
+        "UNSUB_CAMPAIGN_TITLE, UNSUB_CAMPAIGN_ID, UNSUB_REASON, LAST_CHANGED, LEID, EUID",
+        "  ignored (empty in every row): Address, Phone Number, LATITUDE, LONGITUDE, GMTOFF, "
+        "DSTOFF, TIMEZONE, CC, REGION, UNSUB_REASON_OTHER",
+        "  add     u.csv:2: anna.berg@example.org: unsubscribed",
+        "  update  u.csv:3: dave@example.org: name 'Dave Diaz' -> 'Dave Davis', MEMBER_RATING, "
+        "UNSUB_TIME, UNSUB_CAMPAIGN_TITLE, UNSUB_CAMPAIGN_ID, UNSUB_REASON, LAST_CHANGED, "
+        "LEID, EUID",
+        "dry run, nothing written: 1 added, 1 updated, 0 unchanged, 0 skipped, 0 invalid",
+    ]
+    code, _out, _err = run("import", "u.csv")
+    store = SubscriberStore(Path("subscribers/subscribers.csv"))
+    assert [(s.email, s.status) for s in store.iter_valid() if s.source == "mailchimp"] == [
+        ("anna.berg@example.org", "unsubscribed")
+    ]
+    assert "anna.berg@example.org" not in {s.email for s in store.iter_active()}
+
+
+def test_import_without_an_address_column_names_the_columns(home: Path) -> None:
+    Path("team.csv").write_text("Full name,Work email\nAda L,ada@example.org\n", encoding="utf-8")
+    code, out, err = run("import", "team.csv")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: team.csv:1: no address column found (columns: Full name, Work email)\n"
+        'hint: name the column that holds the addresses: --map "COLUMN=email"\n'
+    )
+    code, out, _ = run("import", "team.csv", "--map", "Work email=email")
+    assert code == 0
+    assert out.splitlines()[1] == "  mapped: Full name -> name, Work email -> email"
+    ada = SubscriberStore(Path("subscribers/subscribers.csv")).get("ada@example.org")
+    assert ada is not None and (ada.name, ada.status) == ("Ada L", "active")
+
+
+def test_export_for_listmonk_and_mailchimp(home: Path) -> None:
+    shutil.copyfile(IMPORTS / "mailchimp_subscribed_members_export_4f2a9c1d7e.csv", "s.csv")
+    assert run("import", "s.csv")[0] == 0
+    code, out, _ = run("export", "--format", "listmonk", "--status", "active")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "email,name,attributes"
+    assert lines[-3] == (
+        'ken.sato@example.jp,Ken Sato,"{""status"": ""active"", ""source"": ""mailchimp"", '
+        '""subscribed_at"": ""2023-03-01T09:15:02Z"", ""confirmed_at"": ""2023-03-01T09:16:40Z"", '
+        '""tags"": [""Board"", ""Tokyo office""], ""MEMBER_RATING"": ""4"", ""OPTIN_IP"": '
+        '""198.51.100.23"", ""CONFIRM_IP"": ""198.51.100.23"", ""LAST_CHANGED"": '
+        '""2024-01-10 11:00:00"", ""LEID"": ""118855301"", ""EUID"": ""a1b2c3d4e5""}"'
+    )
+    assert len(lines) == 1 + 4 + 3  # header, the sample's 4 active rows, the 3 imported
+    code, out, _ = run("export", "--format", "mailchimp", "--status", "active")
+    lines = out.splitlines()
+    assert lines[0] == (
+        "Email Address,First Name,Last Name,Tags,OPTIN_TIME,CONFIRM_TIME,MEMBER_RATING,"
+        "OPTIN_IP,CONFIRM_IP,LAST_CHANGED,LEID,EUID,mailchimp_Address"
+    )
+    assert lines[1] == (
+        "alice@example.org,Alice,Archer,,2024-01-05 09:00:00,2024-01-05 09:00:00,,,,,,,"
+    )
+    assert lines[-2] == (
+        "Maria.Lopez@example.com,María,López,Donors 2023,2022-11-20 18:02:11,"
+        "2022-11-20 18:05:00,3,203.0.113.9,203.0.113.9,2023-12-01 08:30:00,118855302,"
+        'f6e5d4c3b2,"12 Main St, Springfield"'
+    )
+    # what comes back in is what went out: the Mailchimp file reads as a Mailchimp export
+    Path("back.csv").write_text(out, encoding="utf-8")
+    code, out, _ = run("--file", "new.csv", "import", "back.csv")
+    assert code == 0
+    assert (
+        out.splitlines()[0]
+        == "reading back.csv as Mailchimp export (subscribed members): every row active"
+    )
+    ken = SubscriberStore(Path("new.csv")).get("ken.sato@example.jp")
+    assert ken is not None and (ken.name, ken.confirmed_at) == ("Ken Sato", "2023-03-01T09:16:40Z")

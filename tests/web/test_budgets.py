@@ -245,3 +245,16 @@ def test_once_per_key_joins_remembers_and_forgets() -> None:
 
     with ThreadPoolExecutor(1) as pool:
         pool.submit(lambda: asyncio.run(scenario())).result()
+
+
+def test_guessing_the_report_token_is_budgeted(serve: Serve, home: Path) -> None:
+    client = serve(
+        web_settings(None, report_token="report-token-0123456789-abcdefXYZ"),
+        limits=Limits(pages_per_client=(5, 60.0)),
+    )
+    guesses = [
+        client.get("/reports", headers={"authorization": f"Bearer guess-{i}"}).status_code
+        for i in range(6)
+    ]
+    assert guesses[:5] == [401] * 5
+    assert guesses[5] == 429

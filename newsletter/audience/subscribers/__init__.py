@@ -14,6 +14,10 @@ write and gives it back untouched wherever it can. One module per step:
   :class:`~newsletter.errors.Problem` (``subscribers.csv:LINE: field: reason``): bad
   address, duplicate (case-insensitive), unknown status, bad date. Bad rows stay in
   the file and are never yielded as sendable.
+* :mod:`.formats` / :mod:`.importfile` -- imports: other tools' exports recognised by
+  their header (Mailchimp, listmonk, Buttondown, Substack, Google Contacts, Outlook),
+  statuses and consent dates mapped, every other column kept; :mod:`.exporter` writes
+  the list back out in listmonk's and Mailchimp's import formats.
 * :mod:`.mutations` / :mod:`.importer` -- changes, written as :class:`Mutation`
   objects applied to a *fresh* read of the file under the lock.
 * :mod:`.lockedfile` -- how a write reaches the disk: one lock file
@@ -37,10 +41,12 @@ from newsletter.audience.subscribers.addresses import (
     utc_now,
 )
 from newsletter.audience.subscribers.csvio import FIELDS, Header, format_row, neutralize_cell
-from newsletter.audience.subscribers.importer import (
+from newsletter.audience.subscribers.importer import ImportOutcome, ImportReport
+from newsletter.audience.subscribers.importfile import (
+    ColumnUse,
     ImportEntry,
-    ImportOutcome,
-    ImportReport,
+    ImportFile,
+    read_import,
     read_import_file,
 )
 from newsletter.audience.subscribers.lockedfile import BACKUPS_KEPT
@@ -55,9 +61,11 @@ __all__ = [
     "SUPPRESSED",
     "AddressError",
     "AlreadySubscribedError",
+    "ColumnUse",
     "Edit",
     "Header",
     "ImportEntry",
+    "ImportFile",
     "ImportOutcome",
     "ImportReport",
     "Mutation",
@@ -69,6 +77,7 @@ __all__ = [
     "format_row",
     "neutralize_cell",
     "normalize_address",
+    "read_import",
     "read_import_file",
     "utc_now",
 ]

@@ -1,47 +1,24 @@
-"""Importing another CSV or a plain list of addresses into the list."""
+"""Merging an import into the list: new addresses appended, listed ones updated.
+
+Reading the file (any supported export, a CSV, a plain list) is :mod:`.importfile`'s;
+this module decides, per address, what changes. Nobody unsubscribed, bounced or
+complained is made active again, and nobody pending is made active, without ``force``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from email.utils import parseaddr
-from pathlib import Path
 
-from newsletter.audience.subscribers.addresses import (
-    SUPPRESSED,
-    AddressError,
-    check_status,
-    normalize_address,
-)
-from newsletter.audience.subscribers.csvio import (
-    BomFlag,
-    Header,
-    decode_lines,
-    file_error,
-    problem,
-    read_records,
-)
-from newsletter.audience.subscribers.mutations import (
-    Edit,
-    Mutation,
-)
+from newsletter.audience.subscribers.addresses import SUPPRESSED
+from newsletter.audience.subscribers.cellvalues import join_tags, split_tags_column
+from newsletter.audience.subscribers.csvio import Header
+from newsletter.audience.subscribers.importfile import ImportEntry, read_import_file
+from newsletter.audience.subscribers.mutations import Edit, Mutation
 from newsletter.audience.subscribers.rows import SubscriberRow
 from newsletter.errors import Problem
 
-
-@dataclass(frozen=True, slots=True)
-class ImportEntry:
-    """One address read from an import file. ``status`` None: keep / default active."""
-
-    line: int
-    email: str
-    name: str = ""
-    status: str | None = None
-    source: str = "import"
-    note: str = ""
-
-    @property
-    def key(self) -> str:
-        return self.email.lower()
+# read_import_file lived here before the readers of other tools' exports moved out
+__all__ = ["ImportEntry", "ImportMutation", "ImportOutcome", "ImportReport", "read_import_file"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,74 +39,6 @@ class ImportReport:
     invalid: list[Problem] = field(default_factory=list)
 
 
-def read_import_file(
-    path: Path,
-    *,
-    encoding: str = "utf-8",
-    status: str | None = None,
-    source: str = "import",
-) -> tuple[list[ImportEntry], list[Problem]]:
-    """Read another CSV (with an email column) or a plain list, one address a line.
-
-    A plain list may hold ``Name <address>`` lines, blank lines and ``#`` comments.
-    Returns the valid entries in file order and every problem (bad address, unknown
-    status, an address repeated in the file), each with this file's line.
-    """
-    display = str(path)
-    if status is not None:
-        status = check_status(status)
-    entries: list[ImportEntry] = []
-    problems: list[Problem] = []
-    seen: dict[str, int] = {}
-
-    def accept(line: int, typed: str, name: str, row_status: str | None, note: str) -> None:
-        try:
-            email = normalize_address(typed)
-        except AddressError as exc:
-            problems.append(problem(display, line, "email", exc.message))
-            return
-        first = seen.setdefault(email.lower(), line)
-        if first != line:
-            problems.append(problem(display, line, "email", f"{typed} repeats line {first}"))
-            return
-        entries.append(ImportEntry(line, email, name, row_status, source, note))
-
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise file_error(display, None, f"cannot read: {exc.strerror}") from None
-    with fh:
-        header, records = read_records(fh, display, encoding=encoding)
-        if header is not None and "email" in header.index:
-            for line, _raw, cells in records:
-                if not any(c.strip() for c in cells):
-                    continue
-                typed = header.value(cells, "email").strip()
-                given = header.value(cells, "status").strip()
-                try:
-                    row_status = check_status(given) if given else status
-                except AddressError as exc:
-                    problems.append(problem(display, line, "status", exc.message))
-                    continue
-                if not typed:
-                    problems.append(problem(display, line, "email", "no address"))
-                    continue
-                name = header.value(cells, "name").strip()
-                accept(line, typed, name, row_status, header.value(cells, "note").strip())
-            return entries, problems
-    with path.open("rb") as fh:
-        bom = BomFlag()
-        for line, text in enumerate(decode_lines(fh, display, encoding, bom), 1):
-            text = text.strip()
-            if not text or text.startswith("#"):
-                continue
-            name, typed = "", text
-            if "<" in text:
-                name, typed = parseaddr(text)
-            accept(line, typed, name.strip(), status, "")
-    return entries, problems
-
-
 class ImportMutation(Mutation):
     def __init__(self, entries: dict[str, ImportEntry], *, force: bool) -> None:
         self.entries = entries
@@ -144,6 +53,13 @@ class ImportMutation(Mutation):
         header.ensure("name", "source", "subscribed_at", "confirmed_at", "updated_at")
         if any(e.note for e in self.entries.values()):
             header.ensure("note")
+        extras: dict[str, None] = {}
+        for entry in self.entries.values():
+            if entry.tags:
+                extras.setdefault("tags")
+            extras.update(dict.fromkeys(name for name, _ in entry.extras))
+        for name in extras:
+            declare_column(header, name)
 
     def row(self, row: SubscriberRow, header: Header) -> list[str] | Edit:
         entry = self.pending.pop(row.key, None) if row.key is not None else None
@@ -191,6 +107,25 @@ class ImportMutation(Mutation):
         if entry.note and entry.note != sub.note:
             changes.append("note")
             header.set(cells, "note", entry.note)
+        for date in ("subscribed_at", "confirmed_at"):
+            given = getattr(entry, date)
+            if given and not getattr(sub, date):
+                # consent evidence from the old tool fills a gap; it never rewrites ours
+                changes.append(f"{date} {given}")
+                header.set(cells, date, given)
+        if entry.tags:
+            held = header.value(cells, "tags")
+            merged = join_tags(split_tags_column(held) + split_tags_column(entry.tags))
+            if merged != held:
+                changes.append(f"tags {merged!r}")
+                header.set(cells, "tags", merged)
+        changed_extras = [
+            name for name, value in entry.extras if header.value(cells, name) != value
+        ]
+        for name, value in entry.extras:
+            header.set(cells, name, value)
+        if changed_extras:
+            changes.append(", ".join(changed_extras))
         if not changes:
             self.report.unchanged.append(ImportOutcome(entry.email, entry.line))
             return Edit.KEEP
@@ -202,17 +137,40 @@ class ImportMutation(Mutation):
         rows = []
         for entry in self.pending.values():
             status = entry.status or "active"
+            subscribed = entry.subscribed_at or self.now
+            confirmed = entry.confirmed_at
+            if status == "active" and not confirmed:
+                confirmed = entry.subscribed_at or self.now
             values = {
                 "email": entry.email,
                 "name": entry.name,
                 "status": status,
                 "source": entry.source,
-                "subscribed_at": self.now,
-                "confirmed_at": self.now if status == "active" else "",
+                "subscribed_at": subscribed,
+                "confirmed_at": "" if status == "pending" else confirmed,
                 "updated_at": self.now,
             }
             if entry.note:
                 values["note"] = entry.note
+            if entry.tags:
+                values["tags"] = entry.tags
+            values.update(entry.extras)
             rows.append(header.new_row(values))
             self.report.added.append(ImportOutcome(entry.email, entry.line, status))
         return rows
+
+
+def declare_column(header: Header, name: str) -> None:
+    """Make ``name`` settable: an existing column of that name (any case), else a new one.
+
+    Extra columns are not fields the header knows by alias, so a re-import finds the
+    column it added last time by its exact text instead of adding it twice.
+    """
+    if name in header.index:
+        return
+    wanted = name.strip().lower()
+    for i, cell in enumerate(header.cells):
+        if cell.strip().lower() == wanted:
+            header.index[name] = i
+            return
+    header.ensure(name)

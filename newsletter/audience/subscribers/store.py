@@ -26,7 +26,8 @@ from newsletter.audience.subscribers.csvio import (
     file_error,
     read_records,
 )
-from newsletter.audience.subscribers.importer import ImportEntry, ImportMutation, ImportReport
+from newsletter.audience.subscribers.importer import ImportMutation, ImportReport
+from newsletter.audience.subscribers.importfile import ImportEntry
 from newsletter.audience.subscribers.lockedfile import FileSignature, LockedFile
 from newsletter.audience.subscribers.mutations import (
     AddMutation,

@@ -47,6 +47,7 @@ def subscribers(
 
 
 app.command("list")(reports.list_subscribers)
+app.command()(reports.show)
 app.command()(changes.add)
 app.command()(changes.remove)
 app.command("import")(changes.import_subscribers)

@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from newsletter.audience.subscribers import AddressError, ImportOutcome, read_import_file
+from newsletter.audience.subscribers import AddressError, ImportFile, ImportOutcome, read_import
+from newsletter.audience.subscribers.formats import parse_map
 from newsletter.cli.subscribers.options import FileOption, open_store
 from newsletter.cli.subscribers.output import plural, say, warn
 from newsletter.errors import ExitCode, NewsletterError
@@ -45,7 +46,8 @@ def remove(
         typer.Option(
             "--purge",
             help="Delete every row holding the address (a data-protection request) "
-            "instead of marking it unsubscribed.",
+            "instead of marking it unsubscribed; its rows in the send journal, the report's "
+            "events and the webhook ledger go too.",
         ),
     ] = False,
     file: FileOption = None,
@@ -61,6 +63,7 @@ def remove(
             f"purged {email}: deleted {plural(len(lines), 'row')} (line {where}) from "
             f"{store.display}"
         )
+        say(f"forgot {email} in {_forget_elsewhere(email)}")
         warn(
             f"note: the backups in {store.backup_dir} still hold it until they rotate out "
             "(the last 10 writes); delete them too if the request requires it",
@@ -72,12 +75,58 @@ def remove(
     say(f"unsubscribed {email} in {store.display}")
 
 
+def _forget_elsewhere(email: str) -> str:
+    """Remove the address from the send journal, the report's events and the webhook
+    ledger (each only if it exists); say how many rows went from each."""
+    from newsletter.audience.events import LEDGER_NAME, EventLedger
+    from newsletter.config import load_settings
+    from newsletter.delivery.journal import Journal
+    from newsletter.reports.collect import JOURNAL_NAME
+    from newsletter.reports.eventstore import EVENTS_NAME, EventStore
+
+    state = load_settings().state_dir
+    key = email.strip().lower()
+    counts = []
+    if (state / JOURNAL_NAME).exists():
+        with Journal(state / JOURNAL_NAME) as journal:
+            counts.append(plural(journal.forget(key), "journal row"))
+    if (state / EVENTS_NAME).exists():
+        with EventStore(state / EVENTS_NAME) as events:
+            counts.append(plural(events.purge(key), "report event"))
+    if (state / LEDGER_NAME).exists():
+        counts.append(plural(EventLedger(state / LEDGER_NAME).purge(key), "webhook event"))
+    return ", ".join(counts) if counts else "no journal or event store (none kept yet)"
+
+
 def _show_outcomes(label: str, outcomes: list[ImportOutcome], source: str) -> None:
     for outcome in outcomes[:SHOWN_PER_KIND]:
         detail = f": {outcome.detail}" if outcome.detail else ""
         say(f"  {label:<7} {source}:{outcome.line}: {outcome.email}{detail}")
     if len(outcomes) > SHOWN_PER_KIND:
         say(f"  {label:<7} ... and {len(outcomes) - SHOWN_PER_KIND} more")
+
+
+def _show_reading(read: ImportFile, shown: str) -> None:
+    """Say which format was found and what became of every column."""
+    note = f": {read.status_note}" if read.status_note else ""
+    say(f"reading {shown} as {read.format}{note}")
+    if not read.columns:
+        return
+    groups: dict[str, list[str]] = {"mapped": []}
+    for column in read.columns:
+        if column.use in ("kept", "ignored", "unmappable"):
+            text = column.header
+            if column.use == "kept" and column.detail:
+                text += f" (as {column.detail})"
+            key = column.use if column.use == "kept" else f"{column.use} ({column.detail})"
+            groups.setdefault(key, []).append(text)
+        else:
+            groups.setdefault("mapped", []).append(f"{column.header} -> {column.use}")
+    labels = {"mapped": "mapped", "kept": "kept as extra columns"}
+    order = {"mapped": 0, "kept": 1}
+    for key, names in sorted(groups.items(), key=lambda kv: order.get(kv[0], 2)):
+        if names:
+            say(f"  {labels.get(key, key)}: {', '.join(names)}")
 
 
 def import_subscribers(
@@ -88,7 +137,8 @@ def import_subscribers(
             metavar="FILE",
             exists=True,
             dir_okay=False,
-            help="A CSV with an email column, or a plain list: one address per line.",
+            help="An export from Mailchimp, listmonk, Buttondown, Substack, Google Contacts "
+            "or Outlook, a CSV with an email column, or a plain list: one address per line.",
         ),
     ],
     status: Annotated[
@@ -100,8 +150,23 @@ def import_subscribers(
         ),
     ] = None,
     source: Annotated[
-        str, typer.Option("--source", help="The source recorded on new rows.")
-    ] = "import",
+        str | None,
+        typer.Option(
+            "--source",
+            help="The source recorded on new rows (default: the tool the export came from, "
+            "or import).",
+        ),
+    ] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            metavar="COLUMN=FIELD",
+            help='Give a column a meaning, e.g. --map "Work email=email"; FIELD is email, '
+            "name, first_name, last_name, status, subscribed_at, confirmed_at, tags, note, "
+            "or ignore. Repeat for several.",
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -121,8 +186,11 @@ def import_subscribers(
     ] = "utf-8",
     file: FileOption = None,
 ) -> None:
-    """Merge another CSV or a plain list of addresses into the list.
+    """Merge another tool's export, a CSV or a plain list of addresses into the list.
 
+    The export is recognised by its header (and said which); statuses and consent dates
+    are mapped (Mailchimp's unsubscribed export stays unsubscribed, cleaned becomes
+    bounced), names and tags kept, every other non-empty column kept as an extra column.
     New addresses are added; listed ones get a differing name, note or status updated.
     Nobody pending (not yet confirmed), unsubscribed, bounced or complained is made
     active without --force.
@@ -133,14 +201,22 @@ def import_subscribers(
         "".encode(encoding)
     except LookupError:
         raise AddressError(f"--encoding: unknown encoding {encoding!r}") from None
-    entries, problems = read_import_file(
-        source_file, encoding=encoding, status=status, source=source
+    read = read_import(
+        source_file,
+        encoding=encoding,
+        status=status,
+        source=source,
+        mapping=parse_map(mapping or []),
     )
-    report = store.import_entries(entries, force=force, dry_run=dry_run)
+    problems = read.problems
+    report = store.import_entries(read.entries, force=force, dry_run=dry_run)
     shown = str(source_file)
+    _show_reading(read, shown)
     _show_outcomes("add", report.added, shown)
     _show_outcomes("update", report.updated, shown)
     _show_outcomes("skip", report.skipped, shown)
+    for problem in read.warnings:
+        warn(f"  {problem}")
     for problem in problems:
         warn(f"  invalid {problem}")
     counts = (

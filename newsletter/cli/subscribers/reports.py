@@ -1,4 +1,4 @@
-"""`newsletter subscribers list|export|stats|check`: the commands that read the list.
+"""`newsletter subscribers list|show|export|stats|check`: the commands that read the list.
 
 None of them changes the file. ``list`` and ``export`` show valid rows only and count
 the rest; ``check`` reports every problem with FILE:LINE and sets the exit code.
@@ -6,7 +6,9 @@ the rest; ``check`` reports every problem with FILE:LINE and sets the exit code.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import sys
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
@@ -16,7 +18,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from newsletter.audience.subscribers import FIELDS, STATUSES, Subscriber
+from newsletter.audience.subscribers import (
+    FIELDS,
+    STATUSES,
+    AddressError,
+    Subscriber,
+    SubscriberRow,
+)
+from newsletter.audience.subscribers.exporter import export_rows
 from newsletter.cli.subscribers.options import FileOption, StatusFilter, open_store, parse_statuses
 from newsletter.cli.subscribers.output import plural, say, warn, warn_problem_rows, write_csv
 from newsletter.console import console
@@ -95,9 +104,27 @@ def list_subscribers(
     warn_problem_rows(problem_rows, "listed")
 
 
+class ExportFormat(StrEnum):
+    """What ``export`` writes: the list itself, or another tool's import format."""
+
+    csv = "csv"
+    listmonk = "listmonk"
+    mailchimp = "mailchimp"
+
+
 def export(
     ctx: typer.Context,
     status: StatusFilter = None,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="csv: the list as it is; listmonk: email,name,attributes for listmonk's "
+            "import; mailchimp: Email Address, First Name, Last Name, Tags, ... for "
+            "Mailchimp's import (one --status per file: both tools ask for the status of "
+            "a whole import).",
+        ),
+    ] = ExportFormat.csv,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -113,6 +140,8 @@ def export(
 ) -> None:
     """Export valid rows, all columns, as CSV safe to open in a spreadsheet.
 
+    --format listmonk or mailchimp writes the import format of those tools instead.
+
     Cells that begin with =, +, -, @, tab or CR get a leading ' so a spreadsheet shows
     them as text instead of running them as formulas.
     """
@@ -121,9 +150,21 @@ def export(
     header = store.header()
     problem_rows = 0
 
+    def valid() -> Iterator[tuple[SubscriberRow, Subscriber]]:
+        nonlocal problem_rows
+        for row in store.iter_rows():
+            sub = row.subscriber
+            if sub is None:
+                problem_rows += 0 if row.blank else 1
+            elif wanted is None or sub.status in wanted:
+                yield row, sub
+
     def rows() -> Iterator[Sequence[str]]:
         nonlocal problem_rows
         if header is None:
+            return
+        if fmt is not ExportFormat.csv:
+            yield from export_rows(header, valid(), fmt.value)
             return
         yield header.cells
         width = len(header.cells)
@@ -201,3 +242,54 @@ def check(ctx: typer.Context, file: FileOption = None) -> None:
         warn(f"{plural(errors, 'error')} in {store.display} ({plural(rows, 'row')})", style="red")
         raise typer.Exit(int(ExitCode.ERROR))
     say(f"{store.display}: {plural(rows, 'row')}, no problems")
+
+
+def show(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The address to show.")],
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Everything held on them as JSON (a data-access request)."),
+    ] = False,
+    file: FileOption = None,
+) -> None:
+    """One reader: their row (every column) and their event history, issue by issue.
+
+    The history comes from the report's event table (sends, deliveries, bounces,
+    complaints, unsubscribes, opens and clicks when tracked); reports show only counts.
+    --json gives both for a data-access request.
+    """
+    from newsletter.config import load_settings
+    from newsletter.reports.collect import collect
+    from newsletter.reports.eventstore import EventStore
+
+    store = open_store(ctx, file)
+    sub = store.get(email)
+    header = store.header()
+    if sub is None or header is None:
+        raise AddressError(f"{store.display}: {email} is not on the list")
+    row = next(r for r in store.iter_rows() if r.line == sub.line)
+    columns = {
+        name.strip(): value
+        for name, value in zip(header.cells, row.cells, strict=False)
+        if value.strip()
+    }
+    settings = load_settings()
+    with EventStore.in_state_dir(settings.state_dir) as events:
+        collect(settings, events)
+        history = events.history(sub.key)
+    if as_json:
+        data = {"row": columns, "events": [dataclasses.asdict(e) for e in history]}
+        say(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    say(f"{sub.email} (line {sub.line} of {store.display})")
+    for name, value in columns.items():
+        say(f"  {name}: {value}")
+    if not history:
+        say("no events recorded for this address")
+        return
+    say(f"{plural(len(history), 'event')}:")
+    for event in history:
+        detail = f"  ({event.detail})" if event.detail else ""
+        issue = event.issue or "(no issue)"
+        say(f"  {event.at}  {issue:<12} {event.kind:<17} {event.source}{detail}")

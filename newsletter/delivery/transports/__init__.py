@@ -77,6 +77,7 @@ def make_transport(
             api_key=key,
             host=settings.sendgrid_api_host,
             timeout=settings.sendgrid_timeout,
+            tracking=settings.sendgrid_tracking,
         )
     from newsletter.delivery.transports.outbox import OutboxTransport
 

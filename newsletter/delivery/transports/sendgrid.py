@@ -107,6 +107,7 @@ class SendGridTransport(Transport):
         backoff: float = 1.0,
         max_backoff: float = 60.0,
         max_reset_wait: float = 60.0,
+        tracking: bool = False,
         sleep: Sleep | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -124,6 +125,7 @@ class SendGridTransport(Transport):
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_reset_wait = max_reset_wait
+        self.tracking = tracking
         self._sleep = sleep
         self._clock = clock
         self.requests = 0
@@ -162,6 +164,11 @@ class SendGridTransport(Transport):
                 {"type": "text/html", "value": rendered.html},
             ],
             "categories": [rendered.slug],
+            # explicit either way: the account's default must not decide for the readers
+            "tracking_settings": {
+                "open_tracking": {"enable": self.tracking},
+                "click_tracking": {"enable": self.tracking, "enable_text": False},
+            },
         }
         if b.reply_to:
             payload["reply_to"] = {"email": b.reply_to}
