@@ -26,6 +26,8 @@ OAuthMechanism = Literal["xoauth2", "oauthbearer"]
 #: refresh_token: delegated (a person consented once); client_credentials: app-only
 OAuthFlow = Literal["refresh_token", "client_credentials"]
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9])?"
+_DNS_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 
 
 def _env(name: str) -> Any:
@@ -115,6 +117,18 @@ class Settings(BaseSettings):
         4, ge=1, le=64, validation_alias=AliasChoices("NEWSLETTER_CONCURRENCY")
     )
 
+    # DKIM signing of direct SMTP sends, and the DNS `newsletter doctor` asks
+    dkim_key_file: Path | None = _env("NEWSLETTER_DKIM_KEY_FILE")
+    dkim_selector: str = Field(
+        "newsletter", validation_alias=AliasChoices("NEWSLETTER_DKIM_SELECTOR")
+    )
+    dkim_domain: str | None = _env("NEWSLETTER_DKIM_DOMAIN")
+    # the SMTP relay adds its own DKIM signature for our domain (so we need not sign)
+    smtp_relay_signs: bool = Field(False, validation_alias=AliasChoices("SMTP_RELAY_SIGNS"))
+    # "host" or "host:port" of the resolver to ask; unset: the system's resolvers
+    dns_server: str | None = _env("NEWSLETTER_DNS_SERVER")
+    dns_timeout: float = Field(5.0, gt=0, validation_alias=AliasChoices("NEWSLETTER_DNS_TIMEOUT"))
+
     # The contact mailbox (signups and unsubscribes arrive here)
     imap_host: str | None = _env("NEWSLETTER_IMAP_HOST")
     imap_port: int | None = _env("NEWSLETTER_IMAP_PORT")
@@ -197,6 +211,29 @@ class Settings(BaseSettings):
             raise ValueError(f"not an http(s) URL: {value!r}")
         return value
 
+    @field_validator("dkim_key_file", mode="before")
+    @classmethod
+    def _unset_if_empty(cls, value: Any) -> Any:
+        # `NEWSLETTER_DKIM_KEY_FILE=` in .env means "do not sign", not the current folder
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("dkim_selector", "dkim_domain")
+    @classmethod
+    def _valid_dns_name(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip(".").lower()
+        if not _DNS_NAME.fullmatch(value):
+            raise ValueError(f"not a DNS name: {value!r}")
+        return value
+
+    @field_validator("dkim_selector", mode="after")
+    @classmethod
+    def _selector_given(cls, value: str | None) -> str:
+        if not value:
+            raise ValueError("must not be empty (e.g. newsletter)")
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _valid_proxies(cls, value: str) -> str:
@@ -237,6 +274,11 @@ class Settings(BaseSettings):
     @property
     def sender_domain(self) -> str:
         return self.from_address.rsplit("@", 1)[1]
+
+    @property
+    def dkim_signing_domain(self) -> str:
+        """The d= of our DKIM signatures: the From domain unless set otherwise."""
+        return self.dkim_domain or self.sender_domain
 
     @property
     def issues_dir(self) -> Path:

@@ -9,6 +9,7 @@ The tree::
     ├── LockTimeoutError       exit 7   another writer holds the subscriber lock
     ├── HeaderError            exit 1   a header value would inject CR/LF or control chars
     ├── TokenError             exit 1   a signed token is tampered, expired or malformed
+    ├── DnsError               exit 1   the DNS server cannot be reached or fails (doctor)
     ├── SendRefusedError       exit 4   a send was refused before anything left
     ├── PartialSendError       exit 5   some recipients failed or are uncertain
     └── TransportError         exit 6   the transport failed as a whole
@@ -111,6 +112,10 @@ class HeaderError(NewsletterError, ValueError):
 
 
 class TokenError(NewsletterError):
+    pass
+
+
+class DnsError(NewsletterError):
     pass
 
 

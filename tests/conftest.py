@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +24,23 @@ GOLDEN_SETTINGS = {
 _PREFIXES = ("NEWSLETTER_", "SMTP_", "SENDGRID_")
 
 
+@pytest.fixture(scope="session")
+def _silent_dns() -> Iterator[str]:
+    """A UDP port on 127.0.0.1 that never answers: DNS asked by a test that did not start
+    its own server (the preflight of an SMTP send) times out here, never leaves the box."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, _silent_dns: str) -> None:
     """No setting from the developer's shell or CI leaks into a test."""
     for name in list(os.environ):
         if name.startswith(_PREFIXES):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("NEWSLETTER_DNS_SERVER", _silent_dns)
+    monkeypatch.setenv("NEWSLETTER_DNS_TIMEOUT", "0.2")
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ ALLOWED: dict[str, set[str]] = {
     "audience": {BASE, "compose", "delivery"},
     "archive": {BASE, "compose"},
     "reports": {BASE, "compose", "delivery", "audience"},
+    "doctor": {BASE, "compose", "delivery", "audience", "reports"},
     "web": {BASE, "compose", "delivery", "audience", "archive", "reports"},
-    "cli": {BASE, "compose", "delivery", "audience", "archive", "reports", "web"},
+    "cli": {BASE, "compose", "delivery", "audience", "archive", "reports", "web", "doctor"},
 }
 MAX_LINES = 400
 

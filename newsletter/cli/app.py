@@ -78,7 +78,7 @@ def _root(
 def _register() -> None:
     # Command modules hold plain functions and sub-apps; registering them here keeps the
     # import graph one-way (command modules never import this module).
-    from newsletter.cli import archive, issue, report, schedule, send, serve, status
+    from newsletter.cli import archive, doctor, issue, report, schedule, send, serve, status
     from newsletter.cli.signups import app as signups_app
     from newsletter.cli.subscribers import app as subscribers_app
 
@@ -89,11 +89,13 @@ def _register() -> None:
         *serve.COMMANDS,
         *archive.COMMANDS,
         *schedule.COMMANDS,
+        *doctor.COMMANDS,
         *report.COMMANDS,
     ]:
         app.command()(command)
     app.add_typer(subscribers_app, name="subscribers")
     app.add_typer(signups_app, name="signups")
+    app.add_typer(doctor.dkim_app, name="dkim")
 
 
 _register()

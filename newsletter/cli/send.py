@@ -118,7 +118,12 @@ def send(
         ),
     ] = False,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Refuse to send an issue with lint warnings.")
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse to send an issue with lint warnings, or while a `newsletter doctor` "
+            "check fails (SPF, DKIM, DMARC, one-click unsubscribe; otherwise only shown).",
+        ),
     ] = False,
     force: Annotated[
         bool,
@@ -224,6 +229,9 @@ def send(
                 _confirm(plan, yes, limit, verb=f"Schedule {slug} for {at!r} to")
                 record_schedule(settings, slug, *when)
                 return
+            from newsletter.cli.doctor import preflight_send
+
+            preflight_send(settings, strict=strict)
             _confirm(plan, yes, limit)
             publish_page(settings, slug, sent)
             note_send(settings, slug, plan.sent)

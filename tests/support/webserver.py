@@ -43,10 +43,12 @@ def running(
     app: ASGIApp,
     *,
     startup_timeout: float = 10.0,
+    tls: tuple[Path, Path] | None = None,
     limits: ConnectionLimits | None = None,
     trusted_proxies: str = "",
 ) -> Iterator[str]:
-    """Serve ``app`` until the block ends; yields ``http://127.0.0.1:<port>``.
+    """Serve ``app`` until the block ends; yields ``http://127.0.0.1:<port>``, or
+    ``https://localhost:<port>`` with ``tls`` = (certificate, key) files.
 
     The server is configured as ``newsletter serve`` configures it (web/server.py).
     """
@@ -61,6 +63,8 @@ def running(
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=2,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -71,7 +75,7 @@ def running(
             raise RuntimeError("the web app did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

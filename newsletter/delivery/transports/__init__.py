@@ -40,6 +40,7 @@ def make_transport(
     """The transport ``settings.transport`` names, configured from settings."""
     workers = concurrency or settings.concurrency
     if settings.transport == "smtp":
+        from newsletter.delivery.dkim import signer_from_settings
         from newsletter.delivery.transports.smtp import SmtpTransport
         from newsletter.oauth import token_source
         from newsletter.tls import client_tls_context
@@ -61,6 +62,7 @@ def make_transport(
             timeout=settings.smtp_timeout,
             concurrency=workers,
             ssl_context=client_tls_context(settings.smtp_ca_file, "SMTP_CA_FILE"),
+            sign=signer_from_settings(settings),
         )
     if settings.transport == "sendgrid":
         from newsletter.delivery.transports.sendgrid import SendGridTransport

@@ -26,7 +26,7 @@ import smtplib
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -82,6 +82,7 @@ class SmtpTransport(Transport):
         backoff: float = 1.0,
         max_backoff: float = 30.0,
         sleep: Sleep | None = None,
+        sign: Callable[[bytes], bytes] | None = None,
     ) -> None:
         super().__init__()
         if security not in DEFAULT_PORTS:
@@ -104,6 +105,8 @@ class SmtpTransport(Transport):
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._sleep = sleep
+        #: applied to each recipient's message bytes before they go (DKIM signing)
+        self.sign = sign
         self._pool: queue.LifoQueue[_Connection | None] = queue.LifoQueue()
         self._executor: ThreadPoolExecutor | None = None
         self._all: list[smtplib.SMTP] = []
@@ -216,6 +219,8 @@ class SmtpTransport(Transport):
         built = message_or_failure(self.builder, r)
         if isinstance(built, Outcome):
             return built
+        if self.sign is not None:
+            built = self.sign(built)
         payload = data_payload(built)
         last = ""
         attempt = 0
