@@ -163,6 +163,27 @@ class Settings(BaseSettings):
         3, ge=1, validation_alias=AliasChoices("NEWSLETTER_CONFIRM_RATE_LIMIT")
     )
 
+    # Bounces (VERP) and inbound authentication
+    # envelope sender of SMTP sends becomes <local><separator><token>@<domain>; unset: off
+    bounce_address: str | None = _env("NEWSLETTER_BOUNCE_ADDRESS")
+    bounce_separator: str = Field(
+        "+",
+        min_length=1,
+        max_length=1,
+        validation_alias=AliasChoices("NEWSLETTER_BOUNCE_SEPARATOR"),
+    )
+    # temporary failures on this many distinct issues within the window: bounced
+    soft_bounce_limit: int = Field(
+        3, ge=1, validation_alias=AliasChoices("NEWSLETTER_SOFT_BOUNCE_LIMIT")
+    )
+    soft_bounce_days: int = Field(
+        60, ge=1, validation_alias=AliasChoices("NEWSLETTER_SOFT_BOUNCE_DAYS")
+    )
+    # authserv-ids whose Authentication-Results headers we trust (our own receiving side)
+    trusted_authserv_ids: str = Field(
+        "", validation_alias=AliasChoices("NEWSLETTER_TRUSTED_AUTHSERV_IDS")
+    )
+
     # `newsletter serve`
     serve_host: str = Field("127.0.0.1", validation_alias=AliasChoices("NEWSLETTER_SERVE_HOST"))
     serve_port: int = Field(8000, validation_alias=AliasChoices("NEWSLETTER_SERVE_PORT"))
@@ -187,6 +208,20 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         return check_address(value.strip())
+
+    @field_validator("bounce_address")
+    @classmethod
+    def _valid_bounce_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return check_address(value.strip())
+
+    @field_validator("bounce_separator")
+    @classmethod
+    def _valid_separator(cls, value: str) -> str:
+        if value not in "+-=._":
+            raise ValueError(f"must be one of + - = . _ (got {value!r})")
+        return value
 
     @field_validator("smtp_oauth_token_url", "imap_oauth_token_url")
     @classmethod
@@ -274,6 +309,13 @@ class Settings(BaseSettings):
     @property
     def sender_domain(self) -> str:
         return self.from_address.rsplit("@", 1)[1]
+
+    @property
+    def authserv_ids(self) -> frozenset[str]:
+        """The trusted authserv-ids, lowercased."""
+        return frozenset(
+            part.strip().lower() for part in self.trusted_authserv_ids.split(",") if part.strip()
+        )
 
     @property
     def dkim_signing_domain(self) -> str:

@@ -97,3 +97,55 @@ def verify_message_id(secret: str, message_id: str, email: str) -> bool:
         return False
     unique, tag, _domain = found.groups()
     return hmac.compare_digest(tag, message_id_tag(secret, unique, email))
+
+
+# VERP bounce addresses ----------------------------------------------------------------
+# Each SMTP message's envelope sender is ``<local><sep><token>@<domain>`` where token is
+# ``<subscriber id>-<issue tag>-<mac>``, all lowercase (some MTAs fold the local part's
+# case) and short enough for a 64-octet local part: a report returned to that address
+# names the reader and the issue even when it quotes nothing of the mail that failed.
+_VERP_TOKEN = re.compile(r"([0-9a-f]{16})-([0-9a-f]{6})-([a-z2-7]{16})")
+
+
+def subscriber_id(email: str) -> str:
+    """A stable, non-reversible id of an address (also SendGrid's ``custom_args``)."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:16]
+
+
+def issue_tag(issue: str) -> str:
+    """Six hex digits naming an issue (its slug) inside a VERP token."""
+    return hashlib.sha256(issue.encode()).hexdigest()[:6]
+
+
+def _verp_mac(secret: str, sid: str, tag: str) -> str:
+    mac = hmac.new(secret.encode(), f"verp|{sid}|{tag}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(mac[:10]).decode("ascii").lower()
+
+
+def make_bounce_address(
+    secret: str, bounce_address: str, email: str, issue: str, *, separator: str = "+"
+) -> str:
+    """``bounce+<token>@domain`` for the message to ``email`` of ``issue``."""
+    local, domain = bounce_address.rsplit("@", 1)
+    sid, tag = subscriber_id(email), issue_tag(issue)
+    return f"{local}{separator}{sid}-{tag}-{_verp_mac(secret, sid, tag)}@{domain}"
+
+
+def read_bounce_address(
+    secret: str, address: str, bounce_address: str, *, separator: str = "+"
+) -> tuple[str, str] | None:
+    """``(subscriber id, issue tag)`` of a VERP address we signed, else None."""
+    local, _, domain = address.strip().strip("<>").rpartition("@")
+    base_local, _, base_domain = bounce_address.rpartition("@")
+    if domain.lower() != base_domain.lower():
+        return None
+    prefix = f"{base_local}{separator}".lower()
+    if not local.lower().startswith(prefix):
+        return None
+    found = _VERP_TOKEN.fullmatch(local[len(prefix) :].lower())
+    if not found:
+        return None
+    sid, tag, mac = found.groups()
+    if not hmac.compare_digest(mac, _verp_mac(secret, sid, tag)):
+        return None
+    return sid, tag

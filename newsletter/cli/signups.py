@@ -14,11 +14,18 @@ import typer
 from newsletter.audience.inbound.classify import parse_message
 from newsletter.audience.inbound.imap import ImapSource
 from newsletter.audience.inbound.mailfiles import open_path_source
-from newsletter.audience.inbound.records import Records, ReviewState
+from newsletter.audience.inbound.records import InboundRecord, Records, ReviewState
 from newsletter.audience.inbound.safety import clean_header_text, clean_text
 from newsletter.audience.inbound.sources import InboundSource
 from newsletter.audience.inbound.text import body_text
-from newsletter.audience.review import ApproveAs, approve, ignore, reject
+from newsletter.audience.review import (
+    REPORT_KINDS,
+    ApproveAs,
+    approve,
+    ignore,
+    reject,
+    review_groups,
+)
 from newsletter.audience.signups import ProcessOutcome, process_source, summarize
 from newsletter.config import Settings, load_settings
 from newsletter.console import console
@@ -108,23 +115,32 @@ def review_command(
     if not items:
         _print("nothing to review")
         return
-    for item in items:
-        state = "" if item.review == "open" else f" [{item.review}]"
-        _print(f"[{item.id}] {item.received_at}  from {item.sender or '(no usable From)'}{state}")
-        if item.subject:
-            _print(f"    subject: {item.subject}")
-        _print(f"    {item.kind or 'error'}: {item.reason}")
-        if item.detail and item.detail != item.reason:
-            _print(f"    done: {item.detail}")
-        excerpt = " / ".join(
-            line for line in clean_text(item.excerpt, limit=200).split("\n") if line.strip()
-        )
-        if excerpt:
-            _print(f"    text: {excerpt}")
+    groups = review_groups(items)
+    for title, group in groups:
+        if len(groups) > 1 or group[0].kind in REPORT_KINDS:
+            _print(f"== {title} ({len(group)}) ==")
+        for item in group:
+            _print_item(item)
     _print(
         f"{len(items)} item{'s' if len(items) != 1 else ''}; decide with: newsletter signups "
         "approve|reject|ignore ID (read one with: newsletter signups show ID)"
     )
+
+
+def _print_item(item: InboundRecord) -> None:
+    """One review item: id, date, sender, subject, why, what was done, the text."""
+    state = "" if item.review == "open" else f" [{item.review}]"
+    _print(f"[{item.id}] {item.received_at}  from {item.sender or '(no usable From)'}{state}")
+    if item.subject:
+        _print(f"    subject: {item.subject}")
+    _print(f"    {item.kind or 'error'}: {item.reason}")
+    if item.detail and item.detail != item.reason:
+        _print(f"    done: {item.detail}")
+    excerpt = " / ".join(
+        line for line in clean_text(item.excerpt, limit=200).split("\n") if line.strip()
+    )
+    if excerpt:
+        _print(f"    text: {excerpt}")
 
 
 def _report_unprocessed(settings: Settings) -> None:
@@ -205,8 +221,8 @@ def approve_command(
         str | None,
         typer.Option(
             "--as",
-            help="Treat the message as subscribe, unsubscribe or bounce (needed when it was "
-            "not recognised as one).",
+            help="Treat the message as subscribe, unsubscribe, bounce or complaint (needed "
+            "when it was not recognised as one).",
         ),
     ] = None,
     address: Annotated[
@@ -214,9 +230,12 @@ def approve_command(
         typer.Option("--address", help="The address to act on (repeatable); default: the item's."),
     ] = None,
 ) -> None:
-    """Do what an item asks: subscribe -> send the confirmation; unsubscribe -> apply it."""
-    if as_kind is not None and as_kind not in ("subscribe", "unsubscribe", "bounce"):
-        raise NewsletterError(f"--as {as_kind!r}: expected subscribe, unsubscribe or bounce")
+    """Do what an item asks: subscribe -> send the confirmation; unsubscribe -> apply it;
+    a bounce or delay -> mark bounced; a complaint -> mark complained."""
+    if as_kind is not None and as_kind not in ("subscribe", "unsubscribe", "bounce", "complaint"):
+        raise NewsletterError(
+            f"--as {as_kind!r}: expected subscribe, unsubscribe, bounce or complaint"
+        )
     settings = _settings()
     kind: ApproveAs | None = as_kind  # type: ignore[assignment]
     _decided(
