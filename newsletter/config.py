@@ -7,7 +7,6 @@ Loaded once per command with :func:`load_settings`; every problem is one
 
 from __future__ import annotations
 
-import itertools
 import re
 from email.utils import parseaddr
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from newsletter.errors import ConfigError
+from newsletter.tokens import SECRET_KEY_HINT, secret_key_problem
 
 DEFAULT_FROM = "newsletter@example.org"
 #: how the IMAP source and the SMTP transport log in
@@ -360,38 +360,6 @@ class Settings(BaseSettings):
         if problem is not None:
             raise ConfigError(f"NEWSLETTER_SECRET_KEY {problem}", hint=SECRET_KEY_HINT)
         return value
-
-
-#: The signing key's floor: 256 bits, the size of the HMAC-SHA256 key it becomes.
-MIN_SECRET_BYTES = 32
-# .env is read, not run: "$(python -c ...)" there would be the key itself, letter for letter.
-SECRET_KEY_HINT = (
-    "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' and "
-    "paste the printed text into .env as NEWSLETTER_SECRET_KEY=<that text> "
-    "(.env is not run by a shell: $(...) there would become the key itself)"
-)
-
-
-def secret_key_problem(value: str) -> str | None:
-    """Why ``value`` is not fit to sign links (None if it is): too short or guessable.
-
-    "Guessable" is what a person types, not what a generator prints: a shell command
-    pasted in, few distinct characters, a short pattern repeated, a keyboard run.
-    """
-    if "$(" in value or value.startswith("`"):
-        return "looks like a shell command: .env is not run, so that text itself would be the key"
-    size = len(value.encode("utf-8"))
-    if size < MIN_SECRET_BYTES:
-        return f"is too short ({size} bytes): use at least {MIN_SECRET_BYTES} random bytes"
-    if len(set(value)) < 8:
-        return f"has too little entropy (only {len(set(value))} different characters)"
-    for period in range(1, len(value) // 3 + 1):
-        if all(value[i] == value[i % period] for i in range(len(value))):
-            return f"has too little entropy (a {period}-character pattern repeated)"
-    steps = sum(1 for a, b in itertools.pairwise(value) if abs(ord(b) - ord(a)) == 1)
-    if steps > len(value) // 2:
-        return "has too little entropy (mostly a run like 'abcd' or '1234')"
-    return None
 
 
 def _variable_for(loc: tuple[int | str, ...]) -> str:
