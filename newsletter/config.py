@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from newsletter.errors import ConfigError
+from newsletter.tokens import SECRET_KEY_HINT, secret_key_problem
 
 DEFAULT_FROM = "newsletter@example.org"
 #: how the IMAP source and the SMTP transport log in
@@ -190,6 +191,9 @@ class Settings(BaseSettings):
     # `newsletter serve`
     serve_host: str = Field("127.0.0.1", validation_alias=AliasChoices("NEWSLETTER_SERVE_HOST"))
     serve_port: int = Field(8000, validation_alias=AliasChoices("NEWSLETTER_SERVE_PORT"))
+    # Reverse proxies whose X-Forwarded-For / Forwarded headers name the real client
+    # (addresses or CIDRs, comma- or space-separated); nobody's by default
+    trusted_proxies: str = Field("", validation_alias=AliasChoices("NEWSLETTER_TRUSTED_PROXIES"))
     # SendGrid Inbound Parse posts to /inbound/<secret> (an unguessable path)
     inbound_secret: SecretStr | None = _env("NEWSLETTER_INBOUND_SECRET")
     # SendGrid Event Webhook verification key (base64 DER of the ECDSA P-256 public key)
@@ -269,6 +273,19 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty (e.g. newsletter)")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        import ipaddress
+
+        for item in re.split(r"[\s,]+", value.strip()):
+            if item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"not an IP address or CIDR network: {item!r}") from None
+        return value.strip()
+
     @field_validator("list_id")
     @classmethod
     def _valid_list_id(cls, value: str | None) -> str | None:
@@ -336,15 +353,16 @@ class Settings(BaseSettings):
         return self.home / ".newsletter"
 
     def require_secret(self) -> str:
+        """NEWSLETTER_SECRET_KEY; refused if missing, short or guessable."""
         if self.secret_key is None or not self.secret_key.get_secret_value():
             raise ConfigError(
                 "NEWSLETTER_SECRET_KEY is not set: it signs unsubscribe and confirm links",
-                hint="set it in .env, e.g. NEWSLETTER_SECRET_KEY=$(python -c "
-                "'import secrets; print(secrets.token_urlsafe(32))')",
+                hint=SECRET_KEY_HINT,
             )
         value = self.secret_key.get_secret_value()
-        if len(value) < 16:
-            raise ConfigError("NEWSLETTER_SECRET_KEY is too short: use at least 16 characters")
+        problem = secret_key_problem(value)
+        if problem is not None:
+            raise ConfigError(f"NEWSLETTER_SECRET_KEY {problem}", hint=SECRET_KEY_HINT)
         return value
 
 

@@ -3,6 +3,9 @@
 A token is ``base64url(payload) "." base64url(HMAC-SHA256(secret, purpose "|" payload))``
 where payload is ``expiry_unix ":" email``. The purpose ("unsubscribe", "confirm") is in
 the MAC, so a token minted for one purpose is refused for another.
+
+:func:`secret_key_problem` says whether a NEWSLETTER_SECRET_KEY is fit to be that
+``secret`` (long enough, not a pattern a person typed); config refuses one that is not.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import itertools
 import re
 import secrets
 import time
@@ -149,3 +153,35 @@ def read_bounce_address(
     if not hmac.compare_digest(mac, _verp_mac(secret, sid, tag)):
         return None
     return sid, tag
+
+
+#: The signing key's floor: 256 bits, the size of the HMAC-SHA256 key it becomes.
+MIN_SECRET_BYTES = 32
+# .env is read, not run: "$(python -c ...)" there would be the key itself, letter for letter.
+SECRET_KEY_HINT = (
+    "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' and "
+    "paste the printed text into .env as NEWSLETTER_SECRET_KEY=<that text> "
+    "(.env is not run by a shell: $(...) there would become the key itself)"
+)
+
+
+def secret_key_problem(value: str) -> str | None:
+    """Why ``value`` is not fit to sign links (None if it is): too short or guessable.
+
+    "Guessable" is what a person types, not what a generator prints: a shell command
+    pasted in, few distinct characters, a short pattern repeated, a keyboard run.
+    """
+    if "$(" in value or value.startswith("`"):
+        return "looks like a shell command: .env is not run, so that text itself would be the key"
+    size = len(value.encode("utf-8"))
+    if size < MIN_SECRET_BYTES:
+        return f"is too short ({size} bytes): use at least {MIN_SECRET_BYTES} random bytes"
+    if len(set(value)) < 8:
+        return f"has too little entropy (only {len(set(value))} different characters)"
+    for period in range(1, len(value) // 3 + 1):
+        if all(value[i] == value[i % period] for i in range(len(value))):
+            return f"has too little entropy (a {period}-character pattern repeated)"
+    steps = sum(1 for a, b in itertools.pairwise(value) if abs(ord(b) - ord(a)) == 1)
+    if steps > len(value) // 2:
+        return "has too little entropy (mostly a run like 'abcd' or '1234')"
+    return None
