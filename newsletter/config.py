@@ -112,6 +112,10 @@ class Settings(BaseSettings):
         "https://api.sendgrid.com", validation_alias=AliasChoices("SENDGRID_API_HOST")
     )
     sendgrid_timeout: float = Field(30.0, validation_alias=AliasChoices("SENDGRID_TIMEOUT"))
+    # how long one request may wait out 429s in all before the send stops (seconds)
+    sendgrid_rate_limit_wait: float = Field(
+        600.0, ge=0, validation_alias=AliasChoices("SENDGRID_RATE_LIMIT_WAIT")
+    )
     sendgrid_tracking: bool = Field(False, validation_alias=AliasChoices("SENDGRID_TRACKING"))
     concurrency: int = Field(
         4, ge=1, le=64, validation_alias=AliasChoices("NEWSLETTER_CONCURRENCY")

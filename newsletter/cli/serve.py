@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from newsletter.config import load_settings
 from newsletter.console import err_console
 
 
@@ -31,6 +30,7 @@ def serve(
     """
     import uvicorn
 
+    from newsletter.config import load_settings
     from newsletter.web import RedactTokens, create_app
     from newsletter.web.server import raise_file_limit, server_config
 

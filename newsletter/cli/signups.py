@@ -7,29 +7,21 @@ prints them and exits with the error's code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from newsletter.audience.inbound.classify import parse_message
-from newsletter.audience.inbound.imap import ImapSource
-from newsletter.audience.inbound.mailfiles import open_path_source
-from newsletter.audience.inbound.records import InboundRecord, Records, ReviewState
-from newsletter.audience.inbound.safety import clean_header_text, clean_text
-from newsletter.audience.inbound.sources import InboundSource
-from newsletter.audience.inbound.text import body_text
-from newsletter.audience.review import (
-    REPORT_KINDS,
-    ApproveAs,
-    approve,
-    ignore,
-    reject,
-    review_groups,
-)
-from newsletter.audience.signups import ProcessOutcome, process_source, summarize
-from newsletter.config import Settings, load_settings
 from newsletter.console import console
 from newsletter.errors import NewsletterError
+
+# Each command imports what it uses when it runs: registering the sub-app (and --help)
+# must not load the inbound pipeline, the web app or the settings.
+if TYPE_CHECKING:
+    from newsletter.audience.inbound.records import InboundRecord, ReviewState
+    from newsletter.audience.inbound.sources import InboundSource
+    from newsletter.audience.review import ApproveAs
+    from newsletter.audience.signups import ProcessOutcome
+    from newsletter.config import Settings
 
 app = typer.Typer(
     help="Handle mail sent to the contact address: signups, unsubscribes, bounces.\n\n"
@@ -44,6 +36,8 @@ RecordId = Annotated[int, typer.Argument(help="The item's id, as `review` lists 
 
 
 def _settings() -> Settings:
+    from newsletter.config import load_settings
+
     return load_settings()
 
 
@@ -76,6 +70,11 @@ def process_command(
     address; automatic mail is recorded and never answered; everything else waits in
     `newsletter signups review`. Re-running is safe: a message is handled once.
     """
+    from newsletter.audience.inbound.imap import ImapSource
+    from newsletter.audience.inbound.mailfiles import open_path_source
+    from newsletter.audience.inbound.records import Records
+    from newsletter.audience.signups import process_source, summarize
+
     settings = _settings()
     settings.require_secret()
     with Records.from_settings(settings) as records:
@@ -105,6 +104,9 @@ def review_command(
     ] = False,
 ) -> None:
     """List what waits for a human: id, date, from, reason and the start of the text."""
+    from newsletter.audience.inbound.records import Records
+    from newsletter.audience.review import REPORT_KINDS, review_groups
+
     settings = _settings()
     with Records.from_settings(settings) as records:
         states: tuple[ReviewState, ...] = (
@@ -129,6 +131,8 @@ def review_command(
 
 def _print_item(item: InboundRecord) -> None:
     """One review item: id, date, sender, subject, why, what was done, the text."""
+    from newsletter.audience.inbound.safety import clean_text
+
     state = "" if item.review == "open" else f" [{item.review}]"
     _print(f"[{item.id}] {item.received_at}  from {item.sender or '(no usable From)'}{state}")
     if item.subject:
@@ -178,6 +182,11 @@ def show_command(
     ] = False,
 ) -> None:
     """Print an inbound message as it arrived, and what was done with it."""
+    from newsletter.audience.inbound.classify import parse_message
+    from newsletter.audience.inbound.records import Records
+    from newsletter.audience.inbound.safety import clean_header_text, clean_text
+    from newsletter.audience.inbound.text import body_text
+
     settings = _settings()
     with Records.from_settings(settings) as records:
         item = records.require(record_id)
@@ -232,6 +241,8 @@ def approve_command(
 ) -> None:
     """Do what an item asks: subscribe -> send the confirmation; unsubscribe -> apply it;
     a bounce or delay -> mark bounced; a complaint -> mark complained."""
+    from newsletter.audience.review import approve
+
     if as_kind is not None and as_kind not in ("subscribe", "unsubscribe", "bounce", "complaint"):
         raise NewsletterError(
             f"--as {as_kind!r}: expected subscribe, unsubscribe, bounce or complaint"
@@ -246,10 +257,14 @@ def approve_command(
 @app.command("reject")
 def reject_command(record_id: RecordId) -> None:
     """Refuse an item's request: nothing is sent or changed; it leaves the queue."""
+    from newsletter.audience.review import reject
+
     _decided(reject(record_id, _settings()))
 
 
 @app.command("ignore")
 def ignore_command(record_id: RecordId) -> None:
     """Drop an item that is not a request at all (a thank-you, a question answered)."""
+    from newsletter.audience.review import ignore
+
     _decided(ignore(record_id, _settings()))

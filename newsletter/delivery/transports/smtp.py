@@ -97,7 +97,9 @@ class SmtpTransport(Transport):
         self.oauth_mechanism = oauth_mechanism
         self.timeout = timeout
         self.concurrency = max(1, concurrency)
-        self.batch_size = self.concurrency * 8
+        # One message per hand-off: the send loop runs ``concurrency`` of them at once and
+        # journals each outcome as it comes, so a kill -9 leaves at most that many in doubt.
+        self.batch_size = 1
         self.ssl_context = ssl_context
         self.envelope_from = envelope_from or builder.from_address
         self._envelope_from = ascii_address(self.envelope_from)
@@ -208,6 +210,8 @@ class SmtpTransport(Transport):
     def send(self, batch: Sequence[RecipientLike]) -> list[Outcome]:
         if self._executor is None:
             raise TransportError("the SMTP transport is not open")
+        if len(batch) == 1:  # the send loop's case: it runs the hand-offs side by side
+            return [self._deliver(batch[0])]
         futures = [self._executor.submit(self._deliver, r) for r in batch]
         return [f.result() for f in futures]
 
