@@ -24,7 +24,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
     settings = load_settings(
-        None, public_url="https://digest.example.org", secret_key="bench-secret-0123456789"
+        None,
+        public_url="https://digest.example.org",
+        secret_key="bench-secret-0123456789-aV3kP9wQ2m",
     )
     path = Path(args.issue)
 

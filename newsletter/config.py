@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from newsletter.errors import ConfigError
+from newsletter.tokens import SECRET_KEY_HINT, secret_key_problem
 
 DEFAULT_FROM = "newsletter@example.org"
 #: how the IMAP source and the SMTP transport log in
@@ -111,6 +112,10 @@ class Settings(BaseSettings):
         "https://api.sendgrid.com", validation_alias=AliasChoices("SENDGRID_API_HOST")
     )
     sendgrid_timeout: float = Field(30.0, validation_alias=AliasChoices("SENDGRID_TIMEOUT"))
+    # how long one request may wait out 429s in all before the send stops (seconds)
+    sendgrid_rate_limit_wait: float = Field(
+        600.0, ge=0, validation_alias=AliasChoices("SENDGRID_RATE_LIMIT_WAIT")
+    )
     sendgrid_tracking: bool = Field(False, validation_alias=AliasChoices("SENDGRID_TRACKING"))
     concurrency: int = Field(
         4, ge=1, le=64, validation_alias=AliasChoices("NEWSLETTER_CONCURRENCY")
@@ -162,9 +167,33 @@ class Settings(BaseSettings):
         3, ge=1, validation_alias=AliasChoices("NEWSLETTER_CONFIRM_RATE_LIMIT")
     )
 
+    # Bounces (VERP) and inbound authentication
+    # envelope sender of SMTP sends becomes <local><separator><token>@<domain>; unset: off
+    bounce_address: str | None = _env("NEWSLETTER_BOUNCE_ADDRESS")
+    bounce_separator: str = Field(
+        "+",
+        min_length=1,
+        max_length=1,
+        validation_alias=AliasChoices("NEWSLETTER_BOUNCE_SEPARATOR"),
+    )
+    # temporary failures on this many distinct issues within the window: bounced
+    soft_bounce_limit: int = Field(
+        3, ge=1, validation_alias=AliasChoices("NEWSLETTER_SOFT_BOUNCE_LIMIT")
+    )
+    soft_bounce_days: int = Field(
+        60, ge=1, validation_alias=AliasChoices("NEWSLETTER_SOFT_BOUNCE_DAYS")
+    )
+    # authserv-ids whose Authentication-Results headers we trust (our own receiving side)
+    trusted_authserv_ids: str = Field(
+        "", validation_alias=AliasChoices("NEWSLETTER_TRUSTED_AUTHSERV_IDS")
+    )
+
     # `newsletter serve`
     serve_host: str = Field("127.0.0.1", validation_alias=AliasChoices("NEWSLETTER_SERVE_HOST"))
     serve_port: int = Field(8000, validation_alias=AliasChoices("NEWSLETTER_SERVE_PORT"))
+    # Reverse proxies whose X-Forwarded-For / Forwarded headers name the real client
+    # (addresses or CIDRs, comma- or space-separated); nobody's by default
+    trusted_proxies: str = Field("", validation_alias=AliasChoices("NEWSLETTER_TRUSTED_PROXIES"))
     # SendGrid Inbound Parse posts to /inbound/<secret> (an unguessable path)
     inbound_secret: SecretStr | None = _env("NEWSLETTER_INBOUND_SECRET")
     # SendGrid Event Webhook verification key (base64 DER of the ECDSA P-256 public key)
@@ -192,6 +221,20 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         return check_address(value.strip())
+
+    @field_validator("bounce_address")
+    @classmethod
+    def _valid_bounce_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return check_address(value.strip())
+
+    @field_validator("bounce_separator")
+    @classmethod
+    def _valid_separator(cls, value: str) -> str:
+        if value not in "+-=._":
+            raise ValueError(f"must be one of + - = . _ (got {value!r})")
+        return value
 
     @field_validator("smtp_oauth_token_url", "imap_oauth_token_url")
     @classmethod
@@ -239,6 +282,19 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty (e.g. newsletter)")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        import ipaddress
+
+        for item in re.split(r"[\s,]+", value.strip()):
+            if item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"not an IP address or CIDR network: {item!r}") from None
+        return value.strip()
+
     @field_validator("list_id")
     @classmethod
     def _valid_list_id(cls, value: str | None) -> str | None:
@@ -266,6 +322,13 @@ class Settings(BaseSettings):
     @property
     def sender_domain(self) -> str:
         return self.from_address.rsplit("@", 1)[1]
+
+    @property
+    def authserv_ids(self) -> frozenset[str]:
+        """The trusted authserv-ids, lowercased."""
+        return frozenset(
+            part.strip().lower() for part in self.trusted_authserv_ids.split(",") if part.strip()
+        )
 
     @property
     def dkim_signing_domain(self) -> str:
@@ -299,15 +362,16 @@ class Settings(BaseSettings):
         return self.home / ".newsletter"
 
     def require_secret(self) -> str:
+        """NEWSLETTER_SECRET_KEY; refused if missing, short or guessable."""
         if self.secret_key is None or not self.secret_key.get_secret_value():
             raise ConfigError(
                 "NEWSLETTER_SECRET_KEY is not set: it signs unsubscribe and confirm links",
-                hint="set it in .env, e.g. NEWSLETTER_SECRET_KEY=$(python -c "
-                "'import secrets; print(secrets.token_urlsafe(32))')",
+                hint=SECRET_KEY_HINT,
             )
         value = self.secret_key.get_secret_value()
-        if len(value) < 16:
-            raise ConfigError("NEWSLETTER_SECRET_KEY is too short: use at least 16 characters")
+        problem = secret_key_problem(value)
+        if problem is not None:
+            raise ConfigError(f"NEWSLETTER_SECRET_KEY {problem}", hint=SECRET_KEY_HINT)
         return value
 
 

@@ -3,6 +3,9 @@
 A token is ``base64url(payload) "." base64url(HMAC-SHA256(secret, purpose "|" payload))``
 where payload is ``expiry_unix ":" email``. The purpose ("unsubscribe", "confirm") is in
 the MAC, so a token minted for one purpose is refused for another.
+
+:func:`secret_key_problem` says whether a NEWSLETTER_SECRET_KEY is fit to be that
+``secret`` (long enough, not a pattern a person typed); config refuses one that is not.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import itertools
 import re
 import secrets
 import time
@@ -97,3 +101,87 @@ def verify_message_id(secret: str, message_id: str, email: str) -> bool:
         return False
     unique, tag, _domain = found.groups()
     return hmac.compare_digest(tag, message_id_tag(secret, unique, email))
+
+
+# VERP bounce addresses ----------------------------------------------------------------
+# Each SMTP message's envelope sender is ``<local><sep><token>@<domain>`` where token is
+# ``<subscriber id>-<issue tag>-<mac>``, all lowercase (some MTAs fold the local part's
+# case) and short enough for a 64-octet local part: a report returned to that address
+# names the reader and the issue even when it quotes nothing of the mail that failed.
+_VERP_TOKEN = re.compile(r"([0-9a-f]{16})-([0-9a-f]{6})-([a-z2-7]{16})")
+
+
+def subscriber_id(email: str) -> str:
+    """A stable, non-reversible id of an address (also SendGrid's ``custom_args``)."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:16]
+
+
+def issue_tag(issue: str) -> str:
+    """Six hex digits naming an issue (its slug) inside a VERP token."""
+    return hashlib.sha256(issue.encode()).hexdigest()[:6]
+
+
+def _verp_mac(secret: str, sid: str, tag: str) -> str:
+    mac = hmac.new(secret.encode(), f"verp|{sid}|{tag}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(mac[:10]).decode("ascii").lower()
+
+
+def make_bounce_address(
+    secret: str, bounce_address: str, email: str, issue: str, *, separator: str = "+"
+) -> str:
+    """``bounce+<token>@domain`` for the message to ``email`` of ``issue``."""
+    local, domain = bounce_address.rsplit("@", 1)
+    sid, tag = subscriber_id(email), issue_tag(issue)
+    return f"{local}{separator}{sid}-{tag}-{_verp_mac(secret, sid, tag)}@{domain}"
+
+
+def read_bounce_address(
+    secret: str, address: str, bounce_address: str, *, separator: str = "+"
+) -> tuple[str, str] | None:
+    """``(subscriber id, issue tag)`` of a VERP address we signed, else None."""
+    local, _, domain = address.strip().strip("<>").rpartition("@")
+    base_local, _, base_domain = bounce_address.rpartition("@")
+    if domain.lower() != base_domain.lower():
+        return None
+    prefix = f"{base_local}{separator}".lower()
+    if not local.lower().startswith(prefix):
+        return None
+    found = _VERP_TOKEN.fullmatch(local[len(prefix) :].lower())
+    if not found:
+        return None
+    sid, tag, mac = found.groups()
+    if not hmac.compare_digest(mac, _verp_mac(secret, sid, tag)):
+        return None
+    return sid, tag
+
+
+#: The signing key's floor: 256 bits, the size of the HMAC-SHA256 key it becomes.
+MIN_SECRET_BYTES = 32
+# .env is read, not run: "$(python -c ...)" there would be the key itself, letter for letter.
+SECRET_KEY_HINT = (
+    "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' and "
+    "paste the printed text into .env as NEWSLETTER_SECRET_KEY=<that text> "
+    "(.env is not run by a shell: $(...) there would become the key itself)"
+)
+
+
+def secret_key_problem(value: str) -> str | None:
+    """Why ``value`` is not fit to sign links (None if it is): too short or guessable.
+
+    "Guessable" is what a person types, not what a generator prints: a shell command
+    pasted in, few distinct characters, a short pattern repeated, a keyboard run.
+    """
+    if "$(" in value or value.startswith("`"):
+        return "looks like a shell command: .env is not run, so that text itself would be the key"
+    size = len(value.encode("utf-8"))
+    if size < MIN_SECRET_BYTES:
+        return f"is too short ({size} bytes): use at least {MIN_SECRET_BYTES} random bytes"
+    if len(set(value)) < 8:
+        return f"has too little entropy (only {len(set(value))} different characters)"
+    for period in range(1, len(value) // 3 + 1):
+        if all(value[i] == value[i % period] for i in range(len(value))):
+            return f"has too little entropy (a {period}-character pattern repeated)"
+    steps = sum(1 for a, b in itertools.pairwise(value) if abs(ord(b) - ord(a)) == 1)
+    if steps > len(value) // 2:
+        return "has too little entropy (mostly a run like 'abcd' or '1234')"
+    return None

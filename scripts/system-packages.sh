@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install the real servers and browser the tests drive on 127.0.0.1 (Debian packages):
 # chromium (browser tests), dovecot-imapd (IMAP), spamassassin (email quality),
-# postfix (smtp-sink/smtp-source for bench/bench_send.py), fonts-noto-cjk (Japanese
+# postfix (smtp-sink/smtp-source for bench/bench_send.py, and a throw-away instance that
+# bounces mail for the VERP test: tests/support/postfix.py), fonts-noto-cjk (Japanese
 # glyphs for the browser tests of the Japanese pages), libmail-dkim-perl (SpamAssassin's
-# DKIM plugin, for the DKIM signing test). Does nothing when all are
+# DKIM plugin, for the DKIM signing test), caddy (the reverse proxy of deploy/, tested in
+# front of `newsletter serve`). Does nothing when all are
 # present; needs root (or sudo) otherwise.
 set -euo pipefail
 need=()
@@ -14,6 +16,7 @@ command -v spamassassin >/dev/null 2>&1 || need+=(spamassassin)
 perl -MMail::DKIM -e1 >/dev/null 2>&1 || need+=(libmail-dkim-perl)
 [ -d /usr/share/fonts/opentype/noto ] && ls /usr/share/fonts/opentype/noto/NotoSansCJK-* >/dev/null 2>&1 \
   || need+=(fonts-noto-cjk)
+command -v caddy >/dev/null 2>&1 || need+=(caddy)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 SUDO=""

@@ -19,7 +19,7 @@ GOLDEN_SETTINGS = {
     "sender": "US-Japan Alliance Digest <digest@example.org>",
     "contact": "digest@example.org",
     "public_url": "https://digest.example.org",
-    "secret_key": "golden-secret-key-0123456789",
+    "secret_key": "golden-secret-key-0123456789-vQ7xK2",
 }
 _PREFIXES = ("NEWSLETTER_", "SMTP_", "SENDGRID_")
 

@@ -59,11 +59,11 @@ def test_invalid_setting_names_the_variable(
 
 def test_secret_never_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "super-secret-value-123")
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "super-secret-value-123-Xq9vLm2Rt8")
     monkeypatch.setenv("SMTP_PASSWORD", "hunter2-password")
     s = load_settings()
     assert "super-secret" not in repr(s) and "hunter2" not in repr(s)
-    assert s.require_secret() == "super-secret-value-123"
+    assert s.require_secret() == "super-secret-value-123-Xq9vLm2Rt8"
 
 
 def test_tokens_round_trip_and_refuse_tampering() -> None:
@@ -100,3 +100,46 @@ def test_signed_message_ids() -> None:
     assert not verify_message_id("k" * 20, mid, "bob@example.org")
     assert not verify_message_id("other-secret-0000000", mid, "alice@example.org")
     assert not verify_message_id("k" * 20, "<123.456@example.org>", "alice@example.org")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("short-key-0123456789", "is too short (20 bytes)"),
+        ("$(python -c 'import secrets; print(secrets.token_urlsafe(32))')", "shell command"),
+        ("a" * 40, "only 1 different characters"),
+        ("correct-horse!" * 3, "14-character pattern repeated"),
+        ("abcdefghijklmnopqrstuvwxyz0123456789", "a run like 'abcd'"),
+    ],
+)
+def test_weak_secret_keys_are_refused_with_how_to_make_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, reason: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", value)
+    with pytest.raises(ConfigError) as info:
+        load_settings().require_secret()
+    assert info.value.message.startswith("NEWSLETTER_SECRET_KEY ")
+    assert reason in info.value.message
+    assert info.value.hint is not None
+    assert "secrets.token_urlsafe(32)" in info.value.hint
+    assert "not run by a shell" in info.value.hint
+    assert value not in info.value.message  # the key itself is never printed
+
+
+def test_generated_secret_keys_are_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import secrets
+
+    monkeypatch.chdir(tmp_path)
+    for value in [secrets.token_urlsafe(32) for _ in range(50)] + [secrets.token_hex(32)]:
+        monkeypatch.setenv("NEWSLETTER_SECRET_KEY", value)
+        assert load_settings().require_secret() == value
+
+
+def test_env_example_never_suggests_a_shell_command_for_a_value() -> None:
+    from tests.conftest import ROOT
+
+    for number, line in enumerate((ROOT / ".env.example").read_text().splitlines(), 1):
+        assert "$(" not in line, f".env.example:{number}: {line}"

@@ -20,14 +20,24 @@ from newsletter.audience.subscribers import SubscriberStore
 from newsletter.audience.subscribers.addresses import address_key
 from newsletter.errors import TokenError
 from newsletter.i18n import detect_language
-from newsletter.tokens import verify_message_id
 
 if TYPE_CHECKING:
     from newsletter.audience.inbound.classify import Classification
     from newsletter.audience.inbound.records import Records
     from newsletter.config import Settings
 
-__all__ = ["ACTIONS", "Act", "Action", "act_on", "request_confirmations", "suppress"]
+__all__ = [
+    "ACTIONS",
+    "REQUESTER_DAILY_LIMIT",
+    "Act",
+    "Action",
+    "act_on",
+    "request_confirmations",
+    "suppress",
+]
+
+#: confirmations one sender may have mailed to others (colleagues) per 24 hours
+REQUESTER_DAILY_LIMIT = 5
 
 Action = Literal[
     "confirmation sent",
@@ -36,6 +46,9 @@ Action = Literal[
     "unsubscribed",
     "no change",
     "bounced",
+    "soft bounce",
+    "complained",
+    "leave link sent",
     "recorded",
     "review",
     "error",
@@ -99,10 +112,20 @@ def request_confirmations(
     """A confirmation for each address; the sender's own is named and threaded.
 
     ``language`` is what the request was written in: new rows record it, and their
-    confirmations are written in it."""
+    confirmations are written in it. Addresses the sender names for others count against
+    the sender's own daily cap (:data:`REQUESTER_DAILY_LIMIT`), so no one can mail a crowd
+    through us by writing one message after another."""
     done = []
     for address in addresses:
         own = sender is not None and address.lower() == sender.lower()
+        slot: int | None = None
+        if sender is not None and not own and not force:
+            slot = records.reserve_confirmation(
+                f"requested-by:{sender}", limit=REQUESTER_DAILY_LIMIT, now=now
+            )
+            if slot is None:
+                done.append((address, ConfirmRequest(address, False, "rate-limited")))
+                continue
         request = request_confirmation(
             address,
             settings,
@@ -116,19 +139,13 @@ def request_confirmations(
             now=now,
             language=language,
         )
+        if slot is not None and not request.sent:
+            records.release_confirmation(slot)  # only mails sent count against the cap
         done.append((address, request))
     return done
 
 
 # ------------------------------------------------------------------------ acting
-
-
-def _bounce_matches(address: str, original_id: str | None, settings: Settings) -> bool:
-    """True when the report quotes a Message-ID we signed for ``address``."""
-    if not original_id or settings.secret_key is None:
-        return False
-    secret = settings.secret_key.get_secret_value()
-    return bool(secret) and verify_message_id(secret, original_id, address)
 
 
 def _display_name(msg: EmailMessage) -> str:
@@ -160,6 +177,52 @@ def _subscribe_act(requests: list[tuple[str, ConfirmRequest]]) -> Act:
     )
 
 
+def _unverified_unsubscribe(
+    c: Classification,
+    own: list[str],
+    others: list[str],
+    settings: Settings,
+    store: SubscriberStore,
+    records: Records,
+    now: float | None,
+) -> Act:
+    """An unsubscribe nobody vouched for: a one-click "confirm you want to leave" mail
+    (to a pending or active reader only: anyone else has nothing to leave)."""
+    from newsletter.audience.leave_mail import leave_url, send_leave
+
+    email = own[0]
+    tail = f"; {c.sender} also names {', '.join(others)}: a human decides" if others else ""
+    current = store.get(email) if store.path.exists() else None
+    if current is None or current.status not in ("pending", "active"):
+        state = "not on the list" if current is None else f"already {current.status}"
+        return Act("no change", f"{email}: {state}{tail}", bool(others), [(email, state)])
+    url = leave_url(email, settings)
+    if url is None:
+        return Act(
+            "review",
+            f"unsubscribe of {email} by mail not authenticated (neither SPF- nor DKIM-aligned) "
+            f"and no NEWSLETTER_PUBLIC_URL for a confirm link: a human decides{tail}",
+            True,
+        )
+    reservation = records.reserve_confirmation(
+        f"leave:{email}", limit=settings.confirm_rate_limit, now=now
+    )
+    if reservation is None:
+        return Act("nothing sent", f"{email}: leave link rate-limited{tail}", bool(others))
+    try:
+        send_leave(email, url, settings)
+    except Exception:
+        records.release_confirmation(reservation)
+        raise
+    return Act(
+        "leave link sent",
+        f"unsubscribe by mail not authenticated (neither SPF- nor DKIM-aligned): {email} was "
+        f"sent a one-click link to confirm{tail}",
+        bool(others),
+        [(email, "leave link sent")],
+    )
+
+
 def act_on(
     c: Classification,
     msg: EmailMessage,
@@ -188,6 +251,8 @@ def act_on(
     if c.kind == "unsubscribe":
         own = [a for a in c.addresses if c.sender and a.lower() == c.sender.lower()]
         others = [a for a in c.addresses if a not in own]
+        if own and not c.authenticated:
+            return _unverified_unsubscribe(c, own, others, settings, store, records, now)
         results = suppress(store, own, "unsubscribed", "unsubscribed by email") if own else []
         parts = [f"{a}: {r}" for a, r in results]
         if others:
@@ -203,24 +268,6 @@ def act_on(
         except TokenError as exc:  # a stale token: older than the address's last change
             return Act("review", f"{email} not confirmed: {exc.message}", True)
         return Act("confirmed", f"{email} confirmed by reply", False, [(email, "active")])
-
-    if c.kind == "bounce":
-        matched: list[str] = []
-        unmatched: list[str] = []
-        for address in c.addresses:
-            ok = _bounce_matches(address, c.original_message_id, settings)
-            (matched if ok else unmatched).append(address)
-        results = (
-            suppress(store, matched, "bounced", f"bounced: {c.reason}"[:300]) if matched else []
-        )
-        parts = [f"{a}: {r}" for a, r in results]
-        if unmatched:
-            parts.append(
-                f"bounce does not quote a message we sent to {', '.join(unmatched)}: "
-                "a human decides"
-            )
-            results += [(a, "unmatched") for a in unmatched]
-        return Act("bounced" if matched else "review", "; ".join(parts), bool(unmatched), results)
 
     if c.kind == "auto":
         return Act("recorded", f"automatic mail, not answered: {c.reason}")

@@ -105,7 +105,8 @@ def verify_signature(
     if not signature or not timestamp:
         raise SignatureError("missing signature or timestamp header")
     stamp = timestamp.strip()
-    if not stamp.isdigit() or len(stamp) > 12:
+    # ASCII digits only: str.isdigit() is also true of "¹²³", which int() refuses
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         raise SignatureError("timestamp is not a Unix time")
     current = time.time() if now is None else now
     if abs(current - int(stamp)) > tolerance:
@@ -133,6 +134,8 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
         data = json.loads(body)
     except (ValueError, UnicodeError) as exc:
         raise BatchError(f"body is not JSON: {exc}") from None
+    except RecursionError:  # "[[[[..." deeper than the parser goes: the sender's fault
+        raise BatchError("body is not JSON: nested too deeply") from None
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise BatchError("body is not a JSON array of event objects")
     return data

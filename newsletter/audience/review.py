@@ -24,9 +24,29 @@ from newsletter.i18n import detect_language
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
-__all__ = ["ApproveAs", "approve", "ignore", "reject"]
+__all__ = ["REPORT_KINDS", "ApproveAs", "approve", "ignore", "reject", "review_groups"]
 
-ApproveAs = Literal["subscribe", "unsubscribe", "bounce"]
+ApproveAs = Literal["subscribe", "unsubscribe", "bounce", "complaint"]
+#: classifications about mail we sent: their own group in the queue, so a pile of
+#: unreadable bounces does not bury a person's request (and the reverse)
+REPORT_KINDS = ("bounce", "delay", "complaint")
+#: what approving a report does, by its kind
+_REPORT_APPROVAL: dict[str, ApproveAs] = {
+    "bounce": "bounce",
+    "delay": "bounce",
+    "complaint": "complaint",
+}
+
+
+def review_groups(
+    items: Sequence[InboundRecord],
+) -> list[tuple[str, list[InboundRecord]]]:
+    """The queue in its groups, each in id order: people's mail first, then reports
+    (bounces, delays, complaints); empty groups left out."""
+    mail = [i for i in items if i.kind not in REPORT_KINDS]
+    reports = [i for i in items if i.kind in REPORT_KINDS]
+    groups = [("requests and other mail", mail), ("bounces and delivery reports", reports)]
+    return [(title, group) for title, group in groups if group]
 
 
 def _open_item(records: Records, record_id: int) -> InboundRecord:
@@ -52,21 +72,21 @@ def approve(
     """Do what an open review item asks, as a human decided; returns what was done.
 
     subscribe: a confirmation to each address (even one that bounced or unsubscribed
-    before: the person still has to confirm). unsubscribe: applied at once. bounce:
-    marked bounced. ``as_kind`` and ``addresses`` override the classification (needed
-    for an item the classifier could not read); addresses default to the item's, or
-    to its sender.
+    before: the person still has to confirm). unsubscribe: applied at once. bounce (and
+    a delay): marked bounced. complaint: marked complained. ``as_kind`` and
+    ``addresses`` override the classification (needed for an item the classifier could
+    not read); addresses default to the item's, or to its sender.
     """
     own_records = records is None
     db = Records.from_settings(settings) if records is None else records
     store = store if store is not None else SubscriberStore.from_settings(settings)
     try:
         record = _open_item(db, record_id)
-        kind = as_kind or record.kind
-        if kind not in ("subscribe", "unsubscribe", "bounce"):
+        kind: str = as_kind or _REPORT_APPROVAL.get(record.kind) or record.kind
+        if kind not in ("subscribe", "unsubscribe", "bounce", "complaint"):
             raise NewsletterError(
                 f"inbound message [{record_id}] is a '{record.kind or 'failed'}' item: say what "
-                "to do with --as subscribe|unsubscribe|bounce (and --address)",
+                "to do with --as subscribe|unsubscribe|bounce|complaint (and --address)",
                 hint=f"read it first with: newsletter signups show {record_id}",
             )
         chosen: list[str] = []
@@ -93,7 +113,7 @@ def approve(
             )
             done = "; ".join(f"{a}: {r.reason}" for a, r in requests)
         else:
-            status = "unsubscribed" if kind == "unsubscribe" else "bounced"
+            status = {"unsubscribe": "unsubscribed", "complaint": "complained"}.get(kind, "bounced")
             results = suppress(store, chosen, status, f"{status} on review of [{record_id}]")
             done = "; ".join(f"{a}: {r}" for a, r in results)
         note = f"approved as {kind}: {done}"

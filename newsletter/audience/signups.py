@@ -17,14 +17,16 @@ What each kind does:
 
 subscribe    a confirmation for each named address (the sender and colleagues); nobody
              is made active. A bounced/complained address is not mailed: review.
-unsubscribe  the sender is unsubscribed at once; other addresses someone names go to
-             review (anyone can type anyone's address).
+unsubscribe  the sender is unsubscribed at once when a trusted verdict vouches for the
+             From (SPF or DKIM aligned); otherwise mailed a one-click "confirm you want
+             to leave" link (actions.py, leave_mail.py). Other addresses someone names
+             go to review (anyone can type anyone's address).
 confirm      the token's address (verified by the classifier to be the sender's) -> active.
-bounce       an address is marked bounced only if the report quotes the Message-ID of
-             the mail that failed and that Message-ID is one we signed for that very
-             address (``tokens.verify_message_id``: every message we send carries one).
-             A report naming more than five recipients, or one that quotes nothing
-             of ours for an address, goes to review: a forged report suppresses nobody.
+bounce       attributed by the VERP address it came back to, or a Message-ID we signed
+delay        for an address it names (report_actions.py): the reader is marked bounced
+complaint    (a delay counts towards the soft-bounce score; a complaint marks
+             complained). Unattributed, it goes to review: a forged report suppresses
+             nobody.
 auto         recorded, never answered.
 review       queued for a human: ``newsletter signups review``.
 
@@ -44,7 +46,12 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 from newsletter.audience.actions import ACTIONS, Act, Action, act_on
-from newsletter.audience.inbound.classify import Classification, classify_message, parse_message
+from newsletter.audience.inbound.classify import (
+    REPORT_KINDS,
+    Classification,
+    classify_message,
+    parse_message,
+)
 from newsletter.audience.inbound.records import (
     InboundRecord,
     Records,
@@ -53,13 +60,19 @@ from newsletter.audience.inbound.records import (
 )
 from newsletter.audience.inbound.safety import clean_header_text
 from newsletter.audience.inbound.sources import InboundSource
+from newsletter.audience.report_actions import act_on_report
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.errors import ConfigError, NewsletterError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
+#: the ``source`` the web server gives messages from SendGrid Inbound Parse: only these
+#: carry verdict headers (X-Inbound-Parse-*) we wrote ourselves
+INBOUND_PARSE_SOURCE = "sendgrid-inbound"
+
 __all__ = [
+    "INBOUND_PARSE_SOURCE",
     "ProcessOutcome",
     "process_raw_message",
     "process_source",
@@ -106,7 +119,7 @@ def summarize(outcomes: Sequence[ProcessOutcome]) -> str:
 
 
 def _classify(
-    raw: bytes, settings: Settings, now: float | None
+    raw: bytes, settings: Settings, now: float | None, source: str
 ) -> tuple[Classification, EmailMessage]:
     msg = parse_message(raw)
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
@@ -116,6 +129,10 @@ def _classify(
         secret=secret or None,
         our_domains=[settings.sender_domain],
         now=time.time() if now is None else now,
+        bounce_address=settings.bounce_address,
+        separator=settings.bounce_separator,
+        authserv_ids=settings.authserv_ids,
+        inbound_parse=source == INBOUND_PARSE_SOURCE,
     )
     return c, msg
 
@@ -141,12 +158,14 @@ def _dry_run(
     existing = records.by_identity(identity) if records is not None else None
     if existing is not None and existing.finished:
         return _duplicate(existing, source, source_id)
-    c, _msg = _classify(raw, settings, None)
+    c, _msg = _classify(raw, settings, None, source)
     would = {
         "subscribe": "would send a confirmation to",
         "unsubscribe": "would unsubscribe",
         "confirm": "would confirm",
-        "bounce": "would check and mark bounced",
+        "bounce": "would attribute and mark bounced",
+        "delay": "would attribute and count a soft bounce for",
+        "complaint": "would attribute and mark complained",
         "auto": "would record (automatic mail)",
         "review": "would queue for review",
     }[c.kind]
@@ -214,7 +233,7 @@ def _process(
         return _duplicate(existing, source, source_id)
     c: Classification | None = None
     try:
-        c, msg = _classify(raw, settings, now)
+        c, msg = _classify(raw, settings, now, source)
         if reused is not None:  # someone else's Message-ID: kept, but not acted on
             act = Act(
                 "review",
@@ -222,6 +241,8 @@ def _process(
                 f"({c.kind}: {c.reason})",
                 True,
             )
+        elif c.kind in REPORT_KINDS:
+            act = act_on_report(c, settings, store=store, records=records, now=now)
         else:
             act = act_on(c, msg, settings, store=store, records=records, now=now)
     except ConfigError:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from newsletter.archive.site import build_archive
-from newsletter.config import Settings, load_settings
 from newsletter.console import console, err_console
 from newsletter.errors import UsageError
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
 
 
 def sent_issues(settings: Settings) -> set[str]:
@@ -56,6 +57,9 @@ def archive(
     at NEWSLETTER_PUBLIC_URL/archive/. Only changed files are written; building twice
     gives identical files.
     """
+    from newsletter.archive.site import build_archive
+    from newsletter.config import load_settings
+
     settings = load_settings()
     if include_drafts and out is None:
         raise UsageError(

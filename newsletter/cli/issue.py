@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from newsletter.compose.build import build_issue, check_issue
-from newsletter.compose.issuefile import list_issue_files, load_issue, resolve_issue_path
-from newsletter.compose.scaffold import scaffold_issue
-from newsletter.config import load_settings
 from newsletter.console import console, err_console
 from newsletter.errors import ExitCode, IssueFileError, Problem
+
+if TYPE_CHECKING:
+    from newsletter.compose.build import BuildResult
 
 IssueArg = Annotated[
     str, typer.Argument(help="Issue name such as vol-2.19 (in issues/), or a path.")
@@ -36,11 +35,24 @@ def _summarise_warnings(warnings: list[Problem], issue: str) -> None:
         )
 
 
+def _build(issue: str, out: Path | None) -> BuildResult:
+    from newsletter.compose.build import build_issue
+    from newsletter.compose.issuefile import resolve_issue_path
+    from newsletter.config import load_settings
+
+    settings = load_settings()
+    return build_issue(resolve_issue_path(issue, settings), settings, out)
+
+
 def check(
     issue: IssueArg,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
 ) -> None:
     """Validate and lint an issue: errors (exit 1) and warnings, each with file:line and field."""
+    from newsletter.compose.build import check_issue
+    from newsletter.compose.issuefile import resolve_issue_path
+    from newsletter.config import load_settings
+
     settings = load_settings()
     path = resolve_issue_path(issue, settings)
     loaded, rendered, warnings = check_issue(path, settings)
@@ -63,9 +75,7 @@ def build(
     ] = None,
 ) -> None:
     """Write email.html, email.txt and a complete sample email.eml to a build folder."""
-    settings = load_settings()
-    path = resolve_issue_path(issue, settings)
-    result = build_issue(path, settings, out)
+    result = _build(issue, out)
     _summarise_warnings(result.warnings, issue)
     console.print(f"built {result.issue.slug} into {result.out_dir}/", markup=False)
     for file in result.files:
@@ -88,9 +98,7 @@ def preview(
     """Show the email side by side at desktop (600 px) and phone (375 px) widths."""
     from newsletter.compose.preview import serve_preview, write_preview
 
-    settings = load_settings()
-    path = resolve_issue_path(issue, settings)
-    result = build_issue(path, settings)
+    result = _build(issue, None)
     _summarise_warnings(result.warnings, issue)
     page = write_preview(result)
     if open_file:
@@ -110,6 +118,10 @@ def new(
     ] = None,
 ) -> None:
     """Scaffold the next issue from the latest one: volume + 1, date + 14 days, content emptied."""
+    from newsletter.compose.issuefile import list_issue_files, load_issue
+    from newsletter.compose.scaffold import scaffold_issue
+    from newsletter.config import load_settings
+
     settings = load_settings()
     files = list_issue_files(settings.issues_dir)
     if not files:

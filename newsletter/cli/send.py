@@ -18,11 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from filelock import FileLock, Timeout
 
-from newsletter.cli import send_run
-from newsletter.cli.send_evidence import evidence_gate, note_send
-from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
 from newsletter.cli.send_report import (
     check_invalid,
     plural,
@@ -91,7 +87,10 @@ def send(
     concurrency: Annotated[
         int | None,
         typer.Option(
-            "--concurrency", min=1, max=64, help="SMTP connections [NEWSLETTER_CONCURRENCY]."
+            "--concurrency",
+            min=1,
+            max=64,
+            help="SMTP connections, or SendGrid requests in flight [NEWSLETTER_CONCURRENCY].",
         ),
     ] = None,
     resend_uncertain: Annotated[
@@ -160,6 +159,12 @@ def send(
     the same command resumes. The transport comes from NEWSLETTER_TRANSPORT (outbox,
     smtp, sendgrid).
     """
+    # imported here, not at the top: `--help` and the other commands stay quick to start
+    from filelock import FileLock, Timeout
+
+    from newsletter.cli import send_run
+    from newsletter.cli.send_evidence import evidence_gate, note_send
+    from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
     from newsletter.compose.message import MessageBuilder, Recipient
     from newsletter.config import load_settings
     from newsletter.delivery.transports import make_transport

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from newsletter.config import load_settings
 from newsletter.console import err_console
 
 
@@ -26,11 +25,14 @@ def serve(
     SendGrid Inbound Parse and Event Webhook, and the archive.
 
     Needs NEWSLETTER_SECRET_KEY (it signs the links). Put it behind a TLS-terminating
-    reverse proxy at NEWSLETTER_PUBLIC_URL; the access log never shows tokens.
+    reverse proxy at NEWSLETTER_PUBLIC_URL (deploy/Caddyfile) and name that proxy in
+    NEWSLETTER_TRUSTED_PROXIES; the access log never shows tokens.
     """
     import uvicorn
 
+    from newsletter.config import load_settings
     from newsletter.web import RedactTokens, create_app
+    from newsletter.web.server import raise_file_limit, server_config
 
     settings = load_settings(serve_host=host, serve_port=port)
     app = create_app(settings)  # ConfigError without NEWSLETTER_SECRET_KEY
@@ -50,14 +52,21 @@ def serve(
             "warning: NEWSLETTER_PUBLIC_URL is not set: emails carry no unsubscribe link to here",
             style="yellow",
         )
-    uvicorn.run(
+    elif settings.public_url.startswith("https://") and not settings.trusted_proxies:
+        err_console.print(
+            "warning: NEWSLETTER_TRUSTED_PROXIES is not set: behind a proxy every visitor "
+            "counts as the proxy's address (set it to the proxy's, e.g. 127.0.0.1)",
+            style="yellow",
+        )
+    raise_file_limit()  # every open connection is a file
+    config = server_config(
         app,
         host=settings.serve_host,
         port=settings.serve_port,
-        proxy_headers=True,
-        server_header=False,
+        trusted_proxies=settings.trusted_proxies,
         log_level="info",
     )
+    uvicorn.Server(config).run()
 
 
 COMMANDS: list[Callable[..., Any]] = [serve]

@@ -7,24 +7,21 @@ prints them and exits with the error's code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from newsletter.audience.inbound.classify import parse_message
-from newsletter.audience.inbound.imap import ImapSource
-from newsletter.audience.inbound.mailfiles import open_path_source
-from newsletter.audience.inbound.records import Records, ReviewState
-from newsletter.audience.inbound.safety import clean_header_text, clean_text
-from newsletter.audience.inbound.sources import InboundSource
-from newsletter.audience.inbound.text import body_text
-from newsletter.audience.review import ApproveAs, approve, ignore, reject
-from newsletter.audience.signups import ProcessOutcome, process_source, summarize
-from newsletter.audience.subscribers import SubscriberStore
-from newsletter.cli.folding import folded
-from newsletter.config import Settings, load_settings
 from newsletter.console import console
 from newsletter.errors import NewsletterError
+
+# Each command imports what it uses when it runs: registering the sub-app (and --help)
+# must not load the inbound pipeline, the web app or the settings.
+if TYPE_CHECKING:
+    from newsletter.audience.inbound.records import InboundRecord, ReviewState
+    from newsletter.audience.inbound.sources import InboundSource
+    from newsletter.audience.review import ApproveAs
+    from newsletter.audience.signups import ProcessOutcome
+    from newsletter.config import Settings
 
 app = typer.Typer(
     help="Handle mail sent to the contact address: signups, unsubscribes, bounces.\n\n"
@@ -39,6 +36,8 @@ RecordId = Annotated[int, typer.Argument(help="The item's id, as `review` lists 
 
 
 def _settings() -> Settings:
+    from newsletter.config import load_settings
+
     return load_settings()
 
 
@@ -71,6 +70,13 @@ def process_command(
     address; automatic mail is recorded and never answered; everything else waits in
     `newsletter signups review`. Re-running is safe: a message is handled once.
     """
+    from newsletter.audience.inbound.imap import ImapSource
+    from newsletter.audience.inbound.mailfiles import open_path_source
+    from newsletter.audience.inbound.records import Records
+    from newsletter.audience.signups import process_source, summarize
+    from newsletter.audience.subscribers import SubscriberStore
+    from newsletter.cli.folding import folded
+
     settings = _settings()
     settings.require_secret()
     store = SubscriberStore.from_settings(settings)
@@ -101,6 +107,9 @@ def review_command(
     ] = False,
 ) -> None:
     """List what waits for a human: id, date, from, reason and the start of the text."""
+    from newsletter.audience.inbound.records import Records
+    from newsletter.audience.review import REPORT_KINDS, review_groups
+
     settings = _settings()
     with Records.from_settings(settings) as records:
         states: tuple[ReviewState, ...] = (
@@ -111,23 +120,34 @@ def review_command(
     if not items:
         _print("nothing to review")
         return
-    for item in items:
-        state = "" if item.review == "open" else f" [{item.review}]"
-        _print(f"[{item.id}] {item.received_at}  from {item.sender or '(no usable From)'}{state}")
-        if item.subject:
-            _print(f"    subject: {item.subject}")
-        _print(f"    {item.kind or 'error'}: {item.reason}")
-        if item.detail and item.detail != item.reason:
-            _print(f"    done: {item.detail}")
-        excerpt = " / ".join(
-            line for line in clean_text(item.excerpt, limit=200).split("\n") if line.strip()
-        )
-        if excerpt:
-            _print(f"    text: {excerpt}")
+    groups = review_groups(items)
+    for title, group in groups:
+        if len(groups) > 1 or group[0].kind in REPORT_KINDS:
+            _print(f"== {title} ({len(group)}) ==")
+        for item in group:
+            _print_item(item)
     _print(
         f"{len(items)} item{'s' if len(items) != 1 else ''}; decide with: newsletter signups "
         "approve|reject|ignore ID (read one with: newsletter signups show ID)"
     )
+
+
+def _print_item(item: InboundRecord) -> None:
+    """One review item: id, date, sender, subject, why, what was done, the text."""
+    from newsletter.audience.inbound.safety import clean_text
+
+    state = "" if item.review == "open" else f" [{item.review}]"
+    _print(f"[{item.id}] {item.received_at}  from {item.sender or '(no usable From)'}{state}")
+    if item.subject:
+        _print(f"    subject: {item.subject}")
+    _print(f"    {item.kind or 'error'}: {item.reason}")
+    if item.detail and item.detail != item.reason:
+        _print(f"    done: {item.detail}")
+    excerpt = " / ".join(
+        line for line in clean_text(item.excerpt, limit=200).split("\n") if line.strip()
+    )
+    if excerpt:
+        _print(f"    text: {excerpt}")
 
 
 def _report_unprocessed(settings: Settings) -> None:
@@ -165,6 +185,11 @@ def show_command(
     ] = False,
 ) -> None:
     """Print an inbound message as it arrived, and what was done with it."""
+    from newsletter.audience.inbound.classify import parse_message
+    from newsletter.audience.inbound.records import Records
+    from newsletter.audience.inbound.safety import clean_header_text, clean_text
+    from newsletter.audience.inbound.text import body_text
+
     settings = _settings()
     with Records.from_settings(settings) as records:
         item = records.require(record_id)
@@ -208,8 +233,8 @@ def approve_command(
         str | None,
         typer.Option(
             "--as",
-            help="Treat the message as subscribe, unsubscribe or bounce (needed when it was "
-            "not recognised as one).",
+            help="Treat the message as subscribe, unsubscribe, bounce or complaint (needed "
+            "when it was not recognised as one).",
         ),
     ] = None,
     address: Annotated[
@@ -217,9 +242,16 @@ def approve_command(
         typer.Option("--address", help="The address to act on (repeatable); default: the item's."),
     ] = None,
 ) -> None:
-    """Do what an item asks: subscribe -> send the confirmation; unsubscribe -> apply it."""
-    if as_kind is not None and as_kind not in ("subscribe", "unsubscribe", "bounce"):
-        raise NewsletterError(f"--as {as_kind!r}: expected subscribe, unsubscribe or bounce")
+    """Do what an item asks: subscribe -> send the confirmation; unsubscribe -> apply it;
+    a bounce or delay -> mark bounced; a complaint -> mark complained."""
+    from newsletter.audience.review import approve
+    from newsletter.audience.subscribers import SubscriberStore
+    from newsletter.cli.folding import folded
+
+    if as_kind is not None and as_kind not in ("subscribe", "unsubscribe", "bounce", "complaint"):
+        raise NewsletterError(
+            f"--as {as_kind!r}: expected subscribe, unsubscribe, bounce or complaint"
+        )
     settings = _settings()
     kind: ApproveAs | None = as_kind  # type: ignore[assignment]
     with folded(SubscriberStore.from_settings(settings)) as store:
@@ -230,10 +262,14 @@ def approve_command(
 @app.command("reject")
 def reject_command(record_id: RecordId) -> None:
     """Refuse an item's request: nothing is sent or changed; it leaves the queue."""
+    from newsletter.audience.review import reject
+
     _decided(reject(record_id, _settings()))
 
 
 @app.command("ignore")
 def ignore_command(record_id: RecordId) -> None:
     """Drop an item that is not a request at all (a thank-you, a question answered)."""
+    from newsletter.audience.review import ignore
+
     _decided(ignore(record_id, _settings()))

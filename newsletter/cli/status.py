@@ -10,22 +10,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from newsletter.cli.send import journal_path
+from newsletter.cli.send import JOURNAL_NAME
 from newsletter.console import console
 
-if TYPE_CHECKING:
-    from newsletter.config import Settings
 
-
-def _schedule_line(settings: Settings, slug: str) -> tuple[str, dict[str, Any]] | None:
-    """The issue's schedule as a line and as data, if it ever had one."""
+def _schedule_line(state: Path, slug: str) -> tuple[str, dict[str, Any]] | None:
+    """The issue's schedule (``state`` is the state folder) as a line and as data."""
     from newsletter.delivery.schedule import SCHEDULE_NAME, Schedules
 
-    path = settings.state_dir / SCHEDULE_NAME
+    path = state / SCHEDULE_NAME
     if not path.exists():
         return None
     with Schedules(path) as book:
@@ -79,15 +76,16 @@ def status(
     failed (nothing was sent), stopped (Ctrl-C), interrupted, or not finished (the
     process died: the next send turns its in-flight recipients into uncertain ones).
     """
-    from newsletter.config import load_settings
     from newsletter.delivery.journal import Journal
+    from newsletter.home import read_home, state_dir
 
-    settings = load_settings()
+    # Only the home folder, not every setting: status reads nothing but its state files.
+    folder = state_dir(read_home())
+    path = folder / JOURNAL_NAME
     slug = Path(issue).stem if issue.endswith((".yaml", ".yml")) else issue
     if not slug.startswith("vol-"):
         slug = f"vol-{slug}"
-    path = journal_path(settings)
-    schedule = _schedule_line(settings, slug)
+    schedule = _schedule_line(folder, slug)
     if as_json:
         data = schedule[1] if schedule else None
         console.print(_json(slug, path, data), markup=False, soft_wrap=True, highlight=False)

@@ -36,7 +36,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from newsletter.compose.render import PLACEHOLDER_UNSUBSCRIBE, RenderedIssue
 from newsletter.errors import HeaderError
-from newsletter.tokens import UNSUBSCRIBE_TTL, make_message_id, make_token
+from newsletter.tokens import UNSUBSCRIBE_TTL, make_bounce_address, make_message_id, make_token
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -251,6 +251,19 @@ class MessageBuilder:
         if self._msgid_secret:
             return make_message_id(self._msgid_secret, r.email, self.domain)
         return make_msgid(domain=self.domain)
+
+    def envelope_sender(self, r: Recipient) -> str | None:
+        """The VERP Return-Path for ``r`` (NEWSLETTER_BOUNCE_ADDRESS), or None when off."""
+        bounce = self.settings.bounce_address
+        if not bounce or not self._msgid_secret:
+            return None
+        return make_bounce_address(
+            self._msgid_secret,
+            bounce,
+            r.email,
+            self.rendered.slug,
+            separator=self.settings.bounce_separator,
+        )
 
     def substitutions(self, r: Recipient, *, url: str | None = None) -> dict[str, str]:
         return {PLACEHOLDER_UNSUBSCRIBE: url if url is not None else self.unsubscribe_url(r)}

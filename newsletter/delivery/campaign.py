@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -60,6 +62,10 @@ RecipientFactory = Callable[[str, str], RecipientLike]
 #: statuses a row with problems may carry and still not be a would-be recipient
 _NOT_RECIPIENTS = frozenset({"pending", "unsubscribed", "bounced", "complained"})
 Progress = Callable[[list[Outcome]], None]
+#: pending journal rows read at once (the send loop takes its batches from them)
+READ_AHEAD = 256
+#: single-message hand-offs between two looks at the subscriber file for changes
+RECHECK_EVERY = 32
 
 
 @dataclass(slots=True)
@@ -207,55 +213,112 @@ class Campaign:
     def run(
         self, *, run_id: int, limit: int | None = None, progress: Progress | None = None
     ) -> Report:
-        """Hand off every pending recipient (at most ``limit``), journaling each batch."""
+        """Hand off every pending recipient (at most ``limit``), journaling each batch.
+
+        Up to ``transport.concurrency`` batches are handed off at once, each on its own
+        thread; this thread alone writes the journal. Each commit records the batches that
+        finished and marks the next ones in flight before they leave (a group commit), so
+        after a kill -9 only the batches actually in flight are in doubt.
+        """
         report = Report(self.issue)
         started = time.perf_counter()
+        transport = self.transport
+        slots = max(1, transport.concurrency)
+        queue: deque[Delivery] = deque()  # pending rows read ahead, in journal order
         cursor = 0
         remaining = limit
-        transport = self.transport
+        exhausted = False
+        since_check = RECHECK_EVERY  # look before the first batch
+        in_flight: dict[Future[list[Outcome]], list[str]] = {}
+        finished: list[tuple[list[str], list[Outcome]]] = []
+        pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix=transport.name)
         try:
-            while not self.stopping and (remaining is None or remaining > 0):
-                if _file_signature(self.store_path) != self._signature:
-                    report.skipped += self._sync()
-                    cursor = 0
-                size = (
-                    transport.batch_size
-                    if remaining is None
-                    else min(transport.batch_size, remaining)
-                )
-                rows = self.journal.next_pending(self.issue, size, cursor)
-                if not rows:
-                    break
-                cursor = rows[-1].id
-                rows = self._still_subscribed(rows, report)
-                if not rows:
-                    continue
-                batch = [self.make_recipient(row.email, row.name) for row in rows]
-                keys = [row.key for row in rows]
-                self.journal.mark_in_flight(self.issue, keys, run_id)
-                try:
-                    outcomes = transport.send(batch)
-                except BaseException:
-                    # Killed mid hand-off (second Ctrl-C, a bug): we cannot know.
-                    self.journal.mark_uncertain(self.issue, keys)
-                    raise
-                if len(outcomes) != len(batch):  # a transport bug: be honest about it
-                    self.journal.mark_uncertain(self.issue, keys)
-                    raise TransportError(
-                        f"{transport.name}: returned {len(outcomes)} outcomes for {len(batch)}"
+            while True:
+                # 1. the next batches for the free slots
+                starting: list[tuple[list[str], list[RecipientLike]]] = []
+                while (
+                    len(in_flight) + len(starting) < slots
+                    and not exhausted
+                    and not self.stopping
+                    and transport.fatal is None
+                    and (remaining is None or remaining > 0)
+                ):
+                    # A change to the list (an unsubscribe) is looked for before each
+                    # batch, and every RECHECK_EVERY recipients when batches are single
+                    # messages (a stat per SMTP message would cost more than the send).
+                    since_check += 1 if transport.batch_size == 1 else RECHECK_EVERY
+                    if since_check >= RECHECK_EVERY:
+                        since_check = 0
+                        if _file_signature(self.store_path) != self._signature:
+                            report.skipped += self._sync()
+                            queue.clear()  # read ahead before the change: read again
+                            cursor = 0
+                    size = (
+                        transport.batch_size
+                        if remaining is None
+                        else min(transport.batch_size, remaining)
                     )
-                self.journal.record(self.issue, outcomes)
-                report.attempted += sum(o.status is not Status.NOT_ATTEMPTED for o in outcomes)
-                report.add(outcomes)
-                if remaining is not None:
-                    remaining -= len(batch)
-                self._mark_bounced(outcomes, report)
-                if progress is not None:
-                    progress(outcomes)
-                if transport.fatal is not None:
-                    report.fatal = transport.fatal
+                    if len(queue) < size:
+                        ahead = max(size * slots, READ_AHEAD)
+                        more = self.journal.next_pending(self.issue, ahead, cursor)
+                        if more:
+                            cursor = more[-1].id
+                            queue.extend(more)
+                    if not queue:
+                        exhausted = True
+                        break
+                    rows = [queue.popleft() for _ in range(min(size, len(queue)))]
+                    rows = self._still_subscribed(rows, report)  # the ledger, right now
+                    if not rows:
+                        continue
+                    batch = [self.make_recipient(row.email, row.name) for row in rows]
+                    starting.append(([row.key for row in rows], batch))
+                    if remaining is not None:
+                        remaining -= len(batch)
+                # 2. one commit: outcomes of the finished batches, the new ones in flight
+                outcomes = [o for _, batch_outcomes in finished for o in batch_outcomes]
+                self.journal.advance(
+                    self.issue, outcomes, [k for keys, _ in starting for k in keys], run_id
+                )
+                for _, batch_outcomes in finished:
+                    self._account(batch_outcomes, report, progress)
+                finished.clear()
+                # 3. hand them off
+                for keys, batch in starting:
+                    in_flight[pool.submit(transport.send, batch)] = keys
+                if not in_flight:
                     break
+                # 4. wait for at least one hand-off to finish
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                failure: BaseException | None = None
+                for future in done:
+                    keys = in_flight.pop(future)
+                    error = future.exception()
+                    if error is None and len(future.result()) != len(keys):
+                        error = TransportError(  # a transport bug: be honest about it
+                            f"{transport.name}: returned {len(future.result())} outcomes "
+                            f"for {len(keys)}"
+                        )
+                    if error is not None:
+                        self.journal.mark_uncertain(self.issue, keys)
+                        failure = failure or error
+                    else:
+                        finished.append((keys, future.result()))
+                if failure is not None:
+                    raise failure
+            if transport.fatal is not None:
+                report.fatal = transport.fatal
+        except BaseException:
+            # Killed mid hand-off (second Ctrl-C, a bug): what is in flight is uncertain,
+            # what finished is recorded.
+            self.stop()
+            outcomes = [o for _, batch_outcomes in finished for o in batch_outcomes]
+            self.journal.record(self.issue, outcomes)
+            for keys in in_flight.values():
+                self.journal.mark_uncertain(self.issue, keys)
+            raise
         finally:
+            pool.shutdown(wait=False, cancel_futures=True)
             report.stopped = self.stopping
             report.elapsed = time.perf_counter() - started
         return report
@@ -274,6 +337,14 @@ class Campaign:
             return rows
         report.skipped += self.journal.mark_skipped(self.issue, sorted(gone))
         return [row for row in rows if row.key not in gone]
+
+    def _account(self, outcomes: list[Outcome], report: Report, progress: Progress | None) -> None:
+        """After an outcome is committed: count it, mark refused addresses bounced."""
+        report.attempted += sum(o.status is not Status.NOT_ATTEMPTED for o in outcomes)
+        report.add(outcomes)
+        self._mark_bounced(outcomes, report)
+        if progress is not None:
+            progress(outcomes)
 
     def _mark_bounced(self, outcomes: list[Outcome], report: Report) -> None:
         changes: dict[str, tuple[str, str | None]] = {

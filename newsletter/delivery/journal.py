@@ -16,6 +16,7 @@ in WAL mode with ``synchronous=FULL``: a committed state survives a power cut.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -202,53 +203,71 @@ class Journal:
         return SyncResult(added, skipped, restored)
 
     def next_pending(self, issue: str, limit: int, after: int = 0) -> list[Delivery]:
-        rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM deliveries WHERE issue = ? AND state = 'pending' "
-            "AND id > ? ORDER BY id LIMIT ?",
+        # One row holding them all (a JSON array): fetching row by row would wait for the
+        # GIL once per row while the send loop's workers run.
+        (found,) = self.db.execute(
+            f"SELECT json_group_array(json_array({_COLUMNS})) FROM (SELECT * FROM deliveries "
+            "WHERE issue = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?)",
             (issue, after, limit),
-        ).fetchall()
-        return [Delivery(*row) for row in rows]
+        ).fetchone()
+        return [Delivery(*row) for row in json.loads(found)]
 
     def mark_in_flight(self, issue: str, keys: Sequence[str], run: int) -> None:
-        now = _now()
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.executemany(
-                "UPDATE deliveries SET state = 'in_flight', run = ?, attempts = attempts + 1, "
-                "updated_at = ? WHERE issue = ? AND key = ?",
-                [(run, now, issue, key) for key in keys],
-            )
-            self.db.execute("COMMIT")
-        except BaseException:
-            rollback(self.db)
-            raise
+        """Committed before the hand-off of ``keys``: from here on they may be delivered."""
+        self.advance(issue, (), keys, run)
 
     def record(self, issue: str, outcomes: Sequence[Outcome]) -> None:
         """Write each outcome of a hand-off; one transaction."""
+        self.advance(issue, outcomes, (), 0)
+
+    def advance(
+        self, issue: str, outcomes: Sequence[Outcome], in_flight: Sequence[str], run: int
+    ) -> None:
+        """One transaction (a group commit): record the outcomes of finished hand-offs
+        and mark the next recipients ``in_flight`` before they are handed off.
+
+        Concurrent hand-offs share one commit (one fsync) this way, yet every recipient
+        is still journaled before it leaves and again once its fate is known. Keys go in
+        as one JSON array per statement: the send loop's worker threads keep the GIL
+        busy, and a statement per row would wait for it once per row.
+        """
         now = _now()
-        rows: list[tuple[str, str | None, str | None, int, str, str, str]] = []
+        groups: dict[tuple[str, str | None, str | None, int], list[str]] = {}
         for o in outcomes:
             key = o.email.strip().lower()
             if o.status is Status.SENT:
-                rows.append(("sent", o.provider_id, None, 0, now, issue, key))
+                what: tuple[str, str | None, str | None, int] = ("sent", o.provider_id, None, 0)
             elif o.status is Status.FAILED:
-                rows.append(("failed", None, o.reason, int(o.permanent), now, issue, key))
+                what = ("failed", None, o.reason, int(o.permanent))
             elif o.status is Status.RETRY:
-                rows.append(("failed", None, o.reason, 0, now, issue, key))
+                what = ("failed", None, o.reason, 0)
             elif o.status is Status.UNCERTAIN:
-                rows.append(("uncertain", None, o.reason, 0, now, issue, key))
+                what = ("uncertain", None, o.reason, 0)
             else:
-                rows.append(("pending", None, o.reason or None, 0, now, issue, key))
-        self.db.execute("BEGIN IMMEDIATE")
+                what = ("pending", None, o.reason or None, 0)
+            groups.setdefault(what, []).append(key)
+        if not groups and not in_flight:
+            return
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.executemany(
-                "UPDATE deliveries SET state = ?, provider_id = ?, reason = ?, permanent = ?, "
-                "updated_at = ? WHERE issue = ? AND key = ?",
-                rows,
-            )
-            self.db.execute("COMMIT")
+            for (state, provider_id, reason, permanent), keys in groups.items():
+                db.execute(
+                    "UPDATE deliveries SET state = ?, provider_id = ?, reason = ?, "
+                    "permanent = ?, updated_at = ? WHERE issue = ? AND key IN "
+                    "(SELECT value FROM json_each(?))",
+                    (state, provider_id, reason, permanent, now, issue, json.dumps(keys)),
+                )
+            if in_flight:
+                db.execute(
+                    "UPDATE deliveries SET state = 'in_flight', run = ?, "
+                    "attempts = attempts + 1, updated_at = ? WHERE issue = ? AND key IN "
+                    "(SELECT value FROM json_each(?))",
+                    (run, now, issue, json.dumps(list(in_flight))),
+                )
+            db.execute("COMMIT")
         except BaseException:
-            rollback(self.db)
+            rollback(db)
             raise
 
     def mark_skipped(self, issue: str, keys: Sequence[str]) -> int:

@@ -165,6 +165,7 @@ def collect_mailbox(store: EventStore, path: Path) -> int:
             new_last = record.id
             kind = {
                 "bounced": "bounce_hard",
+                "soft bounce": "bounce_soft",  # a delay counted towards the soft-bounce score
                 "unsubscribed": "unsubscribe",
                 "complained": "complaint",
             }.get(record.outcome)

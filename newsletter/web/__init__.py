@@ -10,7 +10,12 @@
 * :mod:`.formdata` -- posted forms: as text for the pages, as exact bytes for Inbound
   Parse.
 * :mod:`.guards` -- CSRF tokens, rate limits, Fetch Metadata checks, security headers,
-  log redaction.
+  the Host check, log redaction.
+* :mod:`.proxy` -- the real client behind NEWSLETTER_TRUSTED_PROXIES.
+* :mod:`.limits` -- budgets per client and per address, replays of an unsubscribe,
+  body deadlines.
+* :mod:`.server` -- uvicorn as ``serve`` runs it: request-head deadline, connections per
+  client.
 * :mod:`.pages` -- the Jinja2 pages in ``templates/web/`` and the answers the handlers
   share (a notice, "something went wrong on our side").
 * :mod:`.pipeline` -- the seam to the signup pipeline (confirm, signups, inbound).

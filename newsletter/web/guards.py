@@ -8,7 +8,10 @@
 * :func:`is_cross_site` -- Fetch Metadata / Origin check for the forms whose authority
   is the signed token in their URL (unsubscribe, confirm).
 * :class:`SecurityHeaders` -- ASGI middleware: CSP, nosniff, no-referrer, no framing,
-  no caching of pages that carry tokens.
+  no caching of pages that carry tokens, HSTS over https; on every response, errors
+  included (the app puts it outside Starlette's own error handling).
+* :class:`HostCheck` -- ASGI middleware: a request must name our host
+  (NEWSLETTER_PUBLIC_URL's), or every absolute URL we build (redirects) would echo it.
 * :class:`RedactTokens` -- a logging filter so access logs never show a token or the
   inbound secret.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import re
 import secrets
@@ -151,8 +155,16 @@ def is_cross_site(headers: Mapping[str, str], own_origins: set[str]) -> bool:
     return bool(origin) and origin != "null" and origin not in own_origins
 
 
+HSTS: Final = (b"strict-transport-security", b"max-age=31536000")
+
+
 class SecurityHeaders:
-    """Adds security headers to every HTTP response that does not set them itself."""
+    """Adds security headers to every HTTP response that does not set them itself.
+
+    ``Cache-Control: no-store`` goes on everything but a successful static or archive
+    file: pages carry tokens and personal state, errors must not be cached either.
+    HSTS goes on responses to https requests (the scheme the trusted proxy reports).
+    """
 
     def __init__(self, app: ASGIApp, *, archive_prefix: str = "/archive") -> None:
         self.app = app
@@ -166,6 +178,8 @@ class SecurityHeaders:
         archive = path == self.archive_prefix or path.startswith(self.archive_prefix + "/")
         static = path.startswith("/static/")
 
+        https = scope.get("scheme") == "https"
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
@@ -174,13 +188,76 @@ class SecurityHeaders:
                     (b"content-security-policy", (ARCHIVE_CSP if archive else PAGE_CSP).encode()),
                     *COMMON_HEADERS,
                 ]
-                if not (archive or static):
+                if https:
+                    extra.append(HSTS)
+                ok = 200 <= int(message.get("status", 200)) < 400
+                if not ((archive or static) and ok):
                     extra.append((b"cache-control", b"no-store"))
+                    if b"cache-control" in present:  # an error replaces a file's caching
+                        headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
+                        present.discard(b"cache-control")
                 headers.extend((n, v) for n, v in extra if n not in present)
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def host_of(url: str) -> str:
+    """``https://Digest.example.org:443/x`` -> ``digest.example.org`` (default port dropped)."""
+    netloc = url.split("://", 1)[-1].split("/", 1)[0].lower()
+    scheme = url.split("://", 1)[0].lower()
+    default = {"https": ":443", "http": ":80"}.get(scheme, "")
+    return netloc.removesuffix(default) if default else netloc
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class HostCheck:
+    """400 for a ``Host`` that is not ours: NEWSLETTER_PUBLIC_URL's host, or a loopback
+    name when the connection itself comes from this machine (health checks, tests).
+    Without a public URL every host is accepted (development)."""
+
+    def __init__(self, app: ASGIApp, *, public_url: str | None) -> None:
+        self.app = app
+        self.allowed = {host_of(public_url)} if public_url else None
+
+    def _ok(self, scope: Scope) -> bool:
+        if self.allowed is None:
+            return True
+        host = ""
+        for name, value in scope.get("headers", []):
+            if name == b"host":
+                host = value.decode("latin-1").strip().lower()
+                break
+        if host.endswith(":80") or host.endswith(":443"):  # the default ports name the same
+            bare = host.rsplit(":", 1)[0]
+            if bare in self.allowed:
+                return True
+        if host in self.allowed:
+            return True
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        peer = scope.get("newsletter.peer") or scope.get("client") or ("",)
+        return name in LOOPBACK_HOSTS and _is_loopback(str(peer[0]))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._ok(scope):
+            await self.app(scope, receive, send)
+            return
+        from starlette.responses import PlainTextResponse
+
+        response = PlainTextResponse(
+            "Unknown host: this server answers for its own name only.\n", status_code=400
+        )
+        await response(scope, receive, send)
 
 
 _SECRET_PATH = re.compile(r"^(/(?:u|confirm|inbound)/)[^/?\s]+")

@@ -36,12 +36,14 @@ from newsletter.i18n import N_
 from newsletter.tokens import read_token
 from newsletter.web.formdata import read_form
 from newsletter.web.guards import is_cross_site
+from newsletter.web.proxy import client_key
 
 if TYPE_CHECKING:
     from newsletter.audience.subscribers.ledger import RowState
     from newsletter.audience.subscribers.store import SubscriberStore
     from newsletter.config import Settings
     from newsletter.web.guards import SlidingWindow
+    from newsletter.web.limits import OncePerKey
     from newsletter.web.pages import Pages
     from newsletter.web.pipeline import Pipeline
 
@@ -58,6 +60,9 @@ class LinkPages:
     pipeline: Pipeline
     pages: Pages
     address_limiter: SlidingWindow
+    requester_limiter: SlidingWindow
+    #: replays of a done unsubscribe are answered from memory, never queue on the list
+    unsubscribes: OncePerKey[bool]
 
     # Helpers ---------------------------------------------------------------------------
     def _own_origins(self, request: Request) -> set[str]:
@@ -105,6 +110,11 @@ class LinkPages:
         """Record the unsubscribe in the ledger: durable when this returns (one commit)."""
         return bool(apply_suppressions(self.store, {email: ("unsubscribed", note)}))
 
+    async def _unsubscribe_once(self, email: str, note: str) -> bool:
+        return await self.unsubscribes.run(
+            address_key(email), lambda: run_in_threadpool(self._unsubscribe, email, note)
+        )
+
     # Unsubscribe ---------------------------------------------------------------------
     async def unsubscribe_page(self, request: Request) -> Response:
         email = self._read(request.path_params["token"], "unsubscribe")
@@ -139,7 +149,7 @@ class LinkPages:
         action = form.get("action", "")
         if action == "unsubscribe":
             try:
-                found = await run_in_threadpool(self._unsubscribe, email, "unsubscribed on the web")
+                found = await self._unsubscribe_once(email, "unsubscribed on the web")
             except NewsletterError:
                 log.exception("unsubscribe button: writing the list failed")
                 return self.pages.trouble(request, N_("record your unsubscribe"))
@@ -170,9 +180,7 @@ class LinkPages:
                 status_code=400,
             )
         try:
-            found = await run_in_threadpool(
-                self._unsubscribe, email, "one-click unsubscribe (RFC 8058)"
-            )
+            found = await self._unsubscribe_once(email, "one-click unsubscribe (RFC 8058)")
         except NewsletterError:
             log.exception("one-click unsubscribe: writing the list failed")
             return PlainTextResponse(
@@ -184,7 +192,9 @@ class LinkPages:
         return PlainTextResponse(text)
 
     async def _resubscribe(self, request: Request, email: str) -> Response:
-        if self.address_limiter.hit(address_key(email)) is not None:
+        client = client_key(request.client.host) if request.client else "unknown"
+        limited = self.address_limiter.hit(address_key(email)) is not None
+        if limited or self.requester_limiter.hit(client) is not None:
             reason = "rate-limited"
         else:
             try:
@@ -234,6 +244,7 @@ class LinkPages:
         except NewsletterError:
             # removed or unsubscribed since the request: the link is spent, not broken
             return self.pages.page(request, "confirm.html.j2", state="stale", status_code=409)
+        self.unsubscribes.forget(address_key(email))  # a later unsubscribe must really run
         return self.pages.page(
             request,
             "confirm.html.j2",

@@ -93,17 +93,45 @@ def _field_text(form: Mapping[str, str | bytes], name: str) -> str:
 
 
 def with_inbound_auth(form: Mapping[str, str | bytes], raw: bytes) -> bytes:
-    """``raw`` with Inbound Parse's ``SPF`` and ``dkim`` verdicts as leading headers, so
-    the classifier can hold back requests whose From failed authentication."""
-    from newsletter.audience.inbound.authentication import INBOUND_DKIM_HEADER, INBOUND_SPF_HEADER
+    """``raw`` with Inbound Parse's ``SPF`` and ``dkim`` verdicts (and the envelope
+    sender SPF judged) as leading headers, so the classifier can hold back requests whose
+    From failed authentication and apply those it vouches for. Any such header, or any
+    Authentication-Results, the sender wrote into the message is removed first: SendGrid
+    is the boundary, and a verdict from beyond it is the sender's say-so."""
+    from newsletter.audience.inbound.authentication import (
+        INBOUND_DKIM_HEADER,
+        INBOUND_ENVELOPE_HEADER,
+        INBOUND_SPF_HEADER,
+        strip_untrusted,
+    )
 
+    raw = strip_untrusted(raw)
     newline = b"\r\n" if b"\r\n" in raw[:4096] else b"\n"
     head = b""
     for header, name in ((INBOUND_SPF_HEADER, "SPF"), (INBOUND_DKIM_HEADER, "dkim")):
         text = _field_text(form, name)
         if text:
             head += f"{header}: {text}".encode("ascii") + newline
+    envelope = _envelope_from(form)
+    if envelope:
+        head += f"{INBOUND_ENVELOPE_HEADER}: {envelope}".encode("ascii") + newline
     return head + raw
+
+
+def _envelope_from(form: Mapping[str, str | bytes]) -> str:
+    """The envelope sender of Inbound Parse's ``envelope`` JSON, if a clean address."""
+    import json
+
+    from newsletter.audience.inbound.safety import clean_address
+
+    field = form.get("envelope") or "{}"
+    try:
+        value = json.loads(field[:10_000])
+    except ValueError:
+        return ""
+    sender = value.get("from") if isinstance(value, dict) else None
+    clean = clean_address(sender) if isinstance(sender, str) and sender else None
+    return clean if clean and clean.isascii() else ""
 
 
 def _raw_from_inbound_parse(form: Mapping[str, str | bytes]) -> bytes:

@@ -23,6 +23,7 @@ from newsletter.i18n import N_
 from newsletter.web.formdata import read_form
 from newsletter.web.guards import CSRF_COOKIE, CSRF_FIELD, CSRF_WINDOW
 from newsletter.web.pages import base_path, page_language
+from newsletter.web.proxy import client_key
 
 if TYPE_CHECKING:
     from newsletter.audience.subscribers.store import SubscriberStore
@@ -50,6 +51,7 @@ class SignupForm:
     csrf: CsrfGuard
     ip_limiter: SlidingWindow
     address_limiter: SlidingWindow
+    requester_limiter: SlidingWindow  # confirmation mails per client
 
     def _subscribe_page(
         self,
@@ -98,7 +100,7 @@ class SignupForm:
         return self._subscribe_page(request, nonce)
 
     async def subscribe(self, request: Request) -> Response:
-        client = request.client.host if request.client else "unknown"
+        client = client_key(request.client.host) if request.client else "unknown"
         wait = self.ip_limiter.hit(client)
         if wait is not None:
             return self.pages.notice(
@@ -145,6 +147,8 @@ class SignupForm:
                 error=N_("Please enter a complete email address, like name@example.org."),
             )
         if self.address_limiter.hit(email.lower()) is not None:
+            return self._subscribe_done(request)
+        if self.requester_limiter.hit(client) is not None:  # one visitor, many colleagues
             return self._subscribe_done(request)
         # The work happens after the answer is sent: the reply (and its timing) is the
         # same for a new, pending, active or suppressed address.

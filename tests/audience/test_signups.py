@@ -18,7 +18,7 @@ from newsletter.audience.inbound.records import Records
 from newsletter.audience.inbound.sources import InboundSource
 from newsletter.audience.signups import process_raw_message, process_source
 from newsletter.config import Settings
-from newsletter.tokens import read_token
+from newsletter.tokens import read_token, subscriber_id
 from tests.support.signupkit import (
     SECRET,
     confirmation_for,
@@ -60,9 +60,18 @@ PENDING_AFTER = {
     "ryo@example.com",
     "team-asia@example.com",
 }
-ACTIVE_AFTER = {"alice@example.com", "victor@example.com", "wendy@example.net"}
-#: every seeded reader but victor and wendy unsubscribes by mail in the corpus
-UNSUBSCRIBED_AFTER = set(SEEDED_ACTIVE) - {"victor@example.com", "wendy@example.net"}
+ACTIVE_AFTER = {"alice@example.com", *SEEDED_ACTIVE}
+#: the corpus's unsubscribes by mail carry no trusted verdict on their From: each reader
+#: is sent a one-click "confirm you want to leave" link instead (outbox/leave/)
+UNSUBSCRIBED_AFTER: set[str] = set()
+LEAVE_LINKS = {
+    "h.tanaka@example.com",
+    "ivy@example.net",
+    "kenji@example.net",
+    "mika@example.com",
+    "oscar@example.com",
+    "quinn@example.net",
+}
 #: the corpus files that end in the review queue
 REVIEW_FILES = {
     "13-forwarded-no-address.eml",
@@ -70,6 +79,7 @@ REVIEW_FILES = {
     "21-ambiguous-change-address.eml",
     "22-question.eml",
     "27-dsn-5.1.1.eml",  # the Message-ID it quotes is not one we signed for victor
+    "28-dsn-4.x-delayed.eml",  # a delay that quotes nothing we signed: not attributed
     "30-confirm-forged-other.eml",
     "31-confirm-tampered.eml",
     "32-confirm-expired.eml",
@@ -93,16 +103,16 @@ ACTIONS = {
     "07": "confirmation sent",
     "08": "confirmation sent",
     "09": "confirmation sent",
-    "10": "unsubscribed",
-    "11": "unsubscribed",
+    "10": "leave link sent",
+    "11": "leave link sent",
     "12": "confirmation sent",
     "13": "review",
     "14": "confirmation sent",
     "15": "confirmation sent",
-    "16": "unsubscribed",
-    "17": "unsubscribed",
-    "18": "unsubscribed",
-    "19": "unsubscribed",
+    "16": "leave link sent",
+    "17": "leave link sent",
+    "18": "leave link sent",
+    "19": "leave link sent",
     "20": "review",
     "21": "review",
     "22": "review",
@@ -111,7 +121,7 @@ ACTIONS = {
     "25": "recorded",
     "26": "recorded",
     "27": "review",
-    "28": "recorded",
+    "28": "review",
     "29": "confirmed",
     "30": "review",
     "31": "review",
@@ -202,6 +212,8 @@ def test_corpus_through_each_source(kind: str, settings: Settings, tmp_path: Pat
         email = msg["To"].addresses[0].addr_spec.lower()
         assert read_token(SECRET, token_in(msg), "confirm") == email
         assert token_in(msg) in str(msg["Subject"])
+    leave = sorted(p.stem for p in (settings.outbox_dir / "leave").glob("*.eml"))
+    assert leave == sorted(subscriber_id(a) for a in LEAVE_LINKS)
     # replying threads under the request
     assert confirmation_for(settings, "pat@example.net")["In-Reply-To"]
 

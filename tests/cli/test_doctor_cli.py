@@ -51,8 +51,9 @@ def test_doctor_on_the_shipped_defaults_says_what_a_real_send_needs(
         "     fix: NEWSLETTER_PUBLIC_URL=https://digest.example.org   (where `newsletter serve` "
         "runs)",
         "FAIL secret: NEWSLETTER_SECRET_KEY is not set: it signs unsubscribe and confirm links",
-        "     fix: set it in .env, e.g. NEWSLETTER_SECRET_KEY=$(python -c 'import secrets; "
-        "print(secrets.token_urlsafe(32))')",
+        "     fix: make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' "
+        "and paste the printed text into .env as NEWSLETTER_SECRET_KEY=<that text> (.env is "
+        "not run by a shell: $(...) there would become the key itself)",
         "then publish for example.org: one SPF record naming the relay, the DKIM key, a DMARC "
         "record at _dmarc.example.org; and run `newsletter doctor` again",
         "3 checks: 3 failed, 0 warnings",
@@ -74,7 +75,7 @@ def test_doctor_passes_a_good_domain_with_serve_reachable(
             "SMTP_HOST": "mail.example.org",
             "NEWSLETTER_DKIM_KEY_FILE": "dkim.key",
             "NEWSLETTER_PUBLIC_URL": url,
-            "NEWSLETTER_SECRET_KEY": "doctor-cli-secret-0123456789",
+            "NEWSLETTER_SECRET_KEY": "doctor-cli-secret-0123456789-Qw8rT",
             "NEWSLETTER_DNS_SERVER": dns.address,
             "NEWSLETTER_DNS_TIMEOUT": "2",
             "SSL_CERT_FILE": str(cert),  # trust the test's certificate for the HEAD request
@@ -115,7 +116,7 @@ def test_doctor_says_when_serve_is_not_reachable(
         "SMTP_HOST": "mail.example.org",
         "NEWSLETTER_DKIM_KEY_FILE": "dkim.key",
         "NEWSLETTER_PUBLIC_URL": "https://127.0.0.1:9",
-        "NEWSLETTER_SECRET_KEY": "doctor-cli-secret-0123456789",
+        "NEWSLETTER_SECRET_KEY": "doctor-cli-secret-0123456789-Qw8rT",
         "NEWSLETTER_DNS_SERVER": dns.address,
         "NEWSLETTER_DNS_TIMEOUT": "2",  # the conftest's 0.2 s is for a server that never answers
     }

@@ -10,6 +10,8 @@ first) or ``template_id``, and a body under 30 MB. Errors look like SendGrid's::
 Accepts with 202, an empty body and ``X-Message-Id``. ``script`` programs the next
 requests: ``server.script += ["429", "500", "401", "hang", "400"]`` (one per request).
 Every accepted personalization is recorded so tests can count copies per recipient.
+``latency`` makes every answer take that long (an API across the internet);
+``max_concurrent`` is the most requests it was answering at once.
 """
 
 from __future__ import annotations
@@ -40,10 +42,20 @@ def _errors(*items: tuple[str, str | None]) -> bytes:
     ).encode()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many clients connect at once
+
+
 class SendGridServer:
-    def __init__(self, api_key: str = "SG.test-key", *, hang_seconds: float = 2.0) -> None:
+    def __init__(
+        self, api_key: str = "SG.test-key", *, hang_seconds: float = 2.0, latency: float = 0.0
+    ) -> None:
         self.api_key = api_key
         self.hang_seconds = hang_seconds
+        self.latency = latency
+        self.concurrent = 0
+        self.max_concurrent = 0
         self.script: list[str] = []
         self.requests = 0
         self.accepted: list[Accepted] = []
@@ -61,10 +73,18 @@ class SendGridServer:
                 pass
 
             def do_POST(self) -> None:
-                server._handle(self)
+                with server.lock:
+                    server.concurrent += 1
+                    server.max_concurrent = max(server.max_concurrent, server.concurrent)
+                try:
+                    if server.latency:
+                        time.sleep(server.latency)
+                    server._handle(self)
+                finally:
+                    with server.lock:
+                        server.concurrent -= 1
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

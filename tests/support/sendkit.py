@@ -15,7 +15,7 @@ SEND_SETTINGS: dict[str, Any] = {
     "sender": "US-Japan Alliance Digest <digest@example.org>",
     "contact": "digest@example.org",
     "public_url": "https://digest.example.org",
-    "secret_key": "send-test-secret-key-0123456789",
+    "secret_key": "send-test-secret-key-0123456789-Zk4wP",
 }
 
 

@@ -34,6 +34,7 @@ from newsletter.audience.events import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.config import Settings, load_settings
 from newsletter.tokens import CONFIRM_TTL, UNSUBSCRIBE_TTL, make_token
+from newsletter.web.server import ConnectionLimits, server_config
 from tests.support.eventkeys import sign
 
 
@@ -43,25 +44,28 @@ def running(
     *,
     startup_timeout: float = 10.0,
     tls: tuple[Path, Path] | None = None,
+    limits: ConnectionLimits | None = None,
+    trusted_proxies: str = "",
     lifespan: str = "off",
 ) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields ``http://127.0.0.1:<port>``, or
     ``https://localhost:<port>`` with ``tls`` = (certificate, key) files.
 
-    ``lifespan="on"`` runs the app's start-up and shutdown (the background fold of the
-    subscriber ledger), as ``newsletter serve`` does.
+    The server is configured as ``newsletter serve`` configures it (web/server.py).
+    ``lifespan="on"`` also runs the app's start-up and shutdown (the background fold
+    of the subscriber ledger); the web tests leave it off unless they test that.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
+    config = server_config(
         app,
+        limits=limits,
+        trusted_proxies=trusted_proxies,
         lifespan=lifespan,
-        ws="none",
         log_level="warning",
         access_log=False,
-        server_header=False,
         timeout_graceful_shutdown=2,
         ssl_certfile=str(tls[0]) if tls else None,
         ssl_keyfile=str(tls[1]) if tls else None,

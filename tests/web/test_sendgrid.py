@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from newsletter.audience.events import EventLedger
+from newsletter.audience.events import SIGNATURE_HEADER, TIMESTAMP_HEADER, EventLedger
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.audience.subscribers.ledger import Ledger
 from newsletter.config import Settings
@@ -55,7 +55,9 @@ def test_event_webhook_applies_signed_events(
     assert (wsettings.state_dir / "webhooks.sqlite3").exists()
 
 
-@pytest.mark.parametrize("attack", ["flipped-byte", "wrong-key", "old-timestamp", "unsigned"])
+@pytest.mark.parametrize(
+    "attack", ["flipped-byte", "wrong-key", "old-timestamp", "unsigned", "superscript-timestamp"]
+)
 def test_event_webhook_refuses_what_does_not_verify(
     serve: Serve,
     keys: tuple[ec.EllipticCurvePrivateKey, str],
@@ -71,6 +73,13 @@ def test_event_webhook_refuses_what_does_not_verify(
         response = signed_post(client, keypair()[0], EVENTS)
     elif attack == "old-timestamp":
         response = signed_post(client, keys[0], EVENTS, timestamp=int(time.time()) - 3600)
+    elif attack == "superscript-timestamp":
+        # "¹²³" as the Latin-1 bytes a header carries: str.isdigit() says yes, int() says no
+        response = client.post(
+            "/webhooks/sendgrid",
+            content=json.dumps(EVENTS),
+            headers={SIGNATURE_HEADER: "MEUCIQ==", TIMESTAMP_HEADER: "¹²³".encode("latin-1")},
+        )
     else:
         response = client.post("/webhooks/sendgrid", content=json.dumps(EVENTS))
     assert response.status_code == 403

@@ -4,9 +4,11 @@ The pure core (no I/O):
 
 * :mod:`.classify` -- :func:`classify_message`, the order of the decisions, built on
   :mod:`.text` (the new text the sender wrote), :mod:`.headers` (headers of hostile mail),
-  :mod:`.bounces` (delivery-status reports), :mod:`.automatic` (auto-replies, lists,
-  loops), :mod:`.replies` (confirm tokens in a reply), :mod:`.authentication`
-  (a From the receiving side says is forged) and :mod:`.intent` (subscribe or
+  :mod:`.bounces` (delivery reports, read by flufl.bounce), :mod:`.complaints`
+  (feedback-loop reports), :mod:`.automatic` (auto-replies, lists, loops),
+  :mod:`.situations` (threads, pitches, address changes, wordy auto-replies),
+  :mod:`.replies` (confirm tokens in a reply), :mod:`.authentication` (verdicts on the
+  From: forged, or vouched for from our own boundary) and :mod:`.intent` (subscribe or
   unsubscribe, and for whom);
 * :mod:`.safety` -- values from inbound mail made safe to show, store and reuse.
 

@@ -28,13 +28,15 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Literal
 
-from newsletter.audience.inbound.authentication import auth_failure
+from newsletter.audience.inbound.authentication import aligned_pass, auth_failure
 from newsletter.audience.inbound.automatic import AUTO_ACK, auto_reason
 from newsletter.audience.inbound.bounces import (
-    MAX_BOUNCE_RECIPIENTS,
-    dsn_recipients,
-    original_message_id,
+    bounce_look,
+    quoted_message_ids,
+    read_failures,
+    returned_to,
 )
+from newsletter.audience.inbound.complaints import read_complaint
 from newsletter.audience.inbound.headers import (
     SUBJECT_LIMIT,
     clean_message_id,
@@ -56,11 +58,22 @@ from newsletter.audience.inbound.intent import (
 )
 from newsletter.audience.inbound.replies import check_tokens, token_candidates
 from newsletter.audience.inbound.safety import clean_text
+from newsletter.audience.inbound.situations import (
+    address_change_reason,
+    automatic_text,
+    pitch_reason,
+    thread_reason,
+)
 from newsletter.audience.inbound.text import PARSE_ERRORS, all_text, body_text, strip_quoted
+from newsletter.tokens import read_bounce_address
 
-__all__ = ["Classification", "Kind", "classify_message", "parse_message"]
+__all__ = ["REPORT_KINDS", "Classification", "Kind", "classify_message", "parse_message"]
 
-Kind = Literal["subscribe", "unsubscribe", "confirm", "bounce", "auto", "review"]
+Kind = Literal[
+    "subscribe", "unsubscribe", "confirm", "bounce", "delay", "complaint", "auto", "review"
+]
+#: the kinds that are reports about mail we sent (their own group in the review queue)
+REPORT_KINDS: tuple[Kind, ...] = ("bounce", "delay", "complaint")
 
 EXCERPT_LIMIT = 500
 _TEXT_LIMIT = 100_000  # characters of body text examined; the rest is ignored
@@ -80,6 +93,12 @@ class Classification:
     excerpt: str = ""  # the start of the new (unquoted) text, for the review queue
     original_message_id: str | None = None  # bounce: Message-ID of the mail that failed
     token_minted: float | None = None  # confirm: when the confirm token was made (Unix)
+    # bounce/delay/complaint: every Message-ID the report quotes of the mail that failed
+    quoted_ids: tuple[str, ...] = ()
+    # bounce/delay/complaint: (subscriber id, issue tag) of the VERP address it came back to
+    verp: tuple[str, str] | None = None
+    # a trusted verdict that the From is authentic (SPF or DKIM pass, aligned), or None
+    authenticated: str | None = None
 
 
 def parse_message(raw: bytes) -> EmailMessage:
@@ -90,12 +109,74 @@ def parse_message(raw: bytes) -> EmailMessage:
     return msg
 
 
-def _unique(addresses: Iterable[str]) -> list[str]:
-    out: list[str] = []
-    for address in addresses:
-        if address.lower() not in (a.lower() for a in out):
-            out.append(address)
-    return out
+# --------------------------------------------------------------------- reports
+
+_Report = tuple[Kind, str, tuple[str, ...], tuple[str, ...], "tuple[str, str] | None"]
+
+
+def _verp(
+    msg: EmailMessage, secret: str | None, bounce: str | None, sep: str
+) -> tuple[str, str] | None:
+    if not secret or not bounce:
+        return None
+    for address in returned_to(msg):
+        found = read_bounce_address(secret, address, bounce, separator=sep)
+        if found is not None:
+            return found
+    return None
+
+
+def _report(
+    msg: EmailMessage,
+    sender: str | None,
+    subject: str,
+    secret: str | None,
+    bounce: str | None,
+    sep: str,
+) -> _Report | None:
+    """(kind, reason, addresses, quoted Message-IDs, VERP) of a report, or None."""
+    complaint = read_complaint(msg)
+    if complaint is not None:
+        who = ", ".join(complaint.recipients) or "an unnamed recipient"
+        ftype = complaint.feedback_type or "unknown"
+        return (
+            "complaint",
+            f"feedback-loop complaint (Feedback-Type: {ftype}) about mail to {who}",
+            complaint.recipients,
+            quoted_message_ids(msg),
+            _verp(msg, secret, bounce, sep),
+        )
+    look = bounce_look(msg, sender, subject)
+    if look is None:  # flufl's heuristics also fire on a person's list of addresses
+        return None
+    failures = read_failures(msg)
+    ids = quoted_message_ids(msg)
+    verp = _verp(msg, secret, bounce, sep)
+    if failures is None:
+        return ("bounce", f"{look}, but no failed address could be read", (), ids, verp)
+    if failures.permanent:
+        return (
+            "bounce",
+            f"permanent delivery failure for {', '.join(failures.permanent)}",
+            failures.permanent,
+            ids,
+            verp,
+        )
+    return (
+        "delay",
+        f"temporary delivery failure (delay) for {', '.join(failures.temporary)}",
+        failures.temporary,
+        ids,
+        verp,
+    )
+
+
+def _signature_names(msg: EmailMessage) -> tuple[str, ...]:
+    """The From's display name, and its words: a line that is one starts a signature."""
+    name = header_text(msg, "From", limit=200).split("<", 1)[0].strip().strip('"').strip()
+    if not name or "@" in name:
+        return ()
+    return (name, *name.replace(",", " ").split())
 
 
 # -------------------------------------------------------------------- classify
@@ -108,12 +189,19 @@ def classify_message(
     secret: str | None,
     our_domains: Iterable[str] = (),
     now: float | None = None,
+    bounce_address: str | None = None,
+    separator: str = "+",
+    authserv_ids: Iterable[str] = (),
+    inbound_parse: bool = False,
 ) -> Classification:
     """Decide what one inbound message asks for. Pure: no I/O, never raises on bad mail.
 
     ``contact`` is the address people write to; ``our_domains`` (plus the contact's
     domain) are never subscribed and mail from them is not answered automatically.
-    ``secret`` checks confirmation tokens; ``now`` defaults to the current time.
+    ``secret`` checks confirmation tokens and VERP tokens (``bounce_address`` with its
+    subaddress ``separator``); ``authserv_ids`` are the Authentication-Results issuers
+    we trust, ``inbound_parse`` says the message came through our Inbound Parse
+    webhook; ``now`` defaults to the current time.
     """
     now = time.time() if now is None else now
     contact = contact.strip().lower()
@@ -139,6 +227,8 @@ def classify_message(
         token_email: str | None = None,
         original_message_id: str | None = None,
         token_minted: float | None = None,
+        quoted_ids: tuple[str, ...] = (),
+        verp: tuple[str, str] | None = None,
     ) -> Classification:
         return Classification(
             kind=kind,
@@ -151,52 +241,32 @@ def classify_message(
             excerpt=excerpt,
             original_message_id=original_message_id,
             token_minted=token_minted,
+            quoted_ids=quoted_ids,
+            verp=verp,
+            authenticated=authenticated,
         )
 
-    # 1. Bounces: delivery-status reports, before the generic auto checks.
-    recipients = dsn_recipients(msg)
-    if recipients is not None:
-        original_id = original_message_id(msg)
-        named = _unique(a for r in recipients for a in (r.original, r.final) if a)
-        if max(len(recipients), len(named)) > MAX_BOUNCE_RECIPIENTS:
-            return result(
-                "review",
-                f"delivery report naming {max(len(recipients), len(named))} recipients "
-                f"(more than {MAX_BOUNCE_RECIPIENTS}): a human checks it",
-                original_message_id=original_id,
-            )
-        failed: list[str] = []
-        delayed: list[str] = []
-        codes: list[str] = []
-        for r in recipients:
-            addresses = [a for a in (r.original, r.final) if a]
-            permanent = r.status.startswith("5") or (not r.status and r.action == "failed")
-            if permanent and r.action in ("failed", ""):
-                failed = _unique([*failed, *addresses])
-                codes.append(r.status or "failed")
-            elif r.status.startswith("4") or r.action == "delayed":
-                delayed = _unique([*delayed, *addresses])
-        if failed:
-            return result(
-                "bounce",
-                f"permanent delivery failure ({', '.join(codes)}) for {', '.join(failed)}",
-                failed,
-                original_message_id=original_id,
-            )
-        if delayed:
-            return result(
-                "auto",
-                f"delayed: transient delivery failure for {', '.join(delayed)}, not a bounce",
-                delayed,
-                original_message_id=original_id,
-            )
-        if recipients:
-            actions = sorted({r.action or "unknown" for r in recipients})
-            return result("auto", f"delivery report without a failure ({', '.join(actions)})")
-        return result("review", "delivery report without a failed recipient we can read")
+    authenticated = aligned_pass(
+        msg, sender, authserv_ids=authserv_ids, inbound_parse=inbound_parse
+    )
+
+    # 1. Reports about mail we sent: complaints, bounces and delays, attributed by the
+    # VERP address they came back to or the Message-ID they quote; before the generic
+    # auto checks, and nothing that looks like one is merely recorded.
+    report = _report(msg, sender, subject, secret, bounce_address, separator)
+    if report is not None:
+        kind, reason, found, ids, verp = report
+        return result(
+            kind,
+            reason,
+            found,
+            original_message_id=ids[0] if ids else None,
+            quoted_ids=ids,
+            verp=verp,
+        )
 
     # 2. Automatic mail (RFC 3834 and friends): recognised, never answered.
-    auto = auto_reason(msg, sender, subject, contact)
+    auto = auto_reason(msg, sender, subject, contact) or automatic_text(normalise(new))
     if auto:
         return result("auto", auto)
 
@@ -246,9 +316,16 @@ def classify_message(
             f"sender authentication failed ({failed_auth}): not applied automatically",
         )
     own_subject = "" if REPLY_PREFIX.match(subject) else subject
-    if own_subject.strip().lower() == "unsubscribe":
-        return result("unsubscribe", "subject 'unsubscribe' (List-Unsubscribe mailto)", [sender])
     text = normalise(f"{own_subject}\n{new}")
+    ours = {contact, sender}
+    signature = _signature_names(msg)
+    if own_subject.strip().lower() == "unsubscribe":
+        others = named_addresses(new, exclude=ours, domains=domains, signature=signature)
+        aside = thread_reason(msg, text, ours=ours)
+        if others or aside:
+            why = aside or f"the text names {', '.join(others)}"
+            return result("review", f"subject 'unsubscribe', but {why}: a human decides")
+        return result("unsubscribe", "subject 'unsubscribe' (List-Unsubscribe mailto)", [sender])
     if not text:
         return result("review", "empty message: no subject and no new text")
     intent = read_intent(text)
@@ -264,9 +341,12 @@ def classify_message(
         return result("review", f"needs a human: {why} recognised in the new text")
     if intent.subscribe and not intent.subscribe_strong and QUESTION.search(text):
         return result("review", f"a question about subscribing ('{phrase}'), not a request")
+    aside = thread_reason(msg, text, ours=ours) or pitch_reason(text) or address_change_reason(text)
+    if aside:
+        return result("review", f"'{phrase}' in a message that is {aside}")
 
     verb: Kind = "unsubscribe" if intent.unsubscribe else "subscribe"
-    named = named_addresses(new, exclude={contact}, domains=domains)
+    named = named_addresses(new, exclude={contact}, domains=domains, signature=signature)
     self_named = any(a.lower() == sender.lower() for a in named)
     named = [a for a in named if a.lower() != sender.lower()]
     if len(named) > MAX_NAMED_ADDRESSES:

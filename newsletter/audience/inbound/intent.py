@@ -29,20 +29,29 @@ __all__ = [
     "read_intent",
 ]
 
-MAX_NAMED_ADDRESSES = 10  # more than this in one request is a bulk request: a human checks
+# more others than this in one request is a bulk request: a human checks (and no single
+# message mails ten confirmations to ten colleagues)
+MAX_NAMED_ADDRESSES = 3
+
+
+_CJK = "\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef"
+_CJK_GAP = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
 
 
 def normalise(text: str) -> str:
+    """Casefolded NFKC text on one line; a line break inside Japanese text (a wrapped
+    request) leaves no space behind, as it would not in the sentence."""
     text = unicodedata.normalize("NFKC", text).casefold()
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
-    return " ".join(text.split())
+    return _CJK_GAP.sub("", " ".join(text.split()))
 
 
 _ADDR = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 _OBJ = r"(?:digest|newsletter|news letter|issues?|list|mailings?|updates|e-?mails?)"
 _PEOPLE = (
     r"(?:colleagues?|co-?workers?|friends?|team|staff|boss|assistant|address|e-?mail|partner|"
-    r"wife|husband|manager|director|students?|members?|name|supervisor|deputy)\b"
+    r"wife|husband|manager|director|students?|members?|name|supervisor|deputy|inbox|mailbox|"
+    r"account|alias)\b"
 )
 _NEGATION = re.compile(r"(?:\bnot|n't|\bnever|\bno)\s+(?:\w+\s+){0,2}$")
 
@@ -75,10 +84,13 @@ _SUBSCRIBE_STRONG = [
     for p in (
         rf"\b(?:please\s+)?add\s+(?:me|us|myself|the\s+following|these|him|her|them|{_ADDR})\b",
         r"\b(?:please\s+)?add\s+(?:my|our)\s+(?:[\w-]+\s+){0,3}?" + _PEOPLE,
-        r"\b(?:please\s+)?add\b[^.!?]{0,60}\bto\s+(?:your|the|this)\s+(?:[\w-]+\s+){0,2}"
-        r"(?:list|digest|newsletter|distribution)",
+        r"\b(?:please\s+)?add\b(?:[^.!?]|\.(?=\w)){0,80}\bto\s+(?:your|the|this)\s+"
+        r"(?:[\w-]+\s+){0,2}(?:list|digest|newsletter|distribution)",
+        r"\badd\b(?:[^.!?]|\.(?=\w)){0,40}?\b(?:my|our)\s+(?:[\w-]+\s+){0,2}?" + _PEOPLE,
+        r"\b(?:send|forward|mail)\b(?:[^.!?]|\.(?=\w)){0,40}\bto\s+(?:my|our)\s+"
+        r"(?:[\w-]+\s+){0,2}?" + _PEOPLE,
         r"\bsign\s+(?:me|us|myself|[\w-]+)\s+up\b",
-        r"\bsign(?:\s|-)?up\b",
+        r"\bkeep\s+(?:me|us)\s+(?:posted|informed|updated|in the loop)\b",
         r"\bsubscribe\s+(?:me|us|myself|my\s+[\w-]+|him|her|them|[\w.+-]+@)",
         r"\bplease\s+subscribe\b",
         r"\b(?:like|love|want|wish|keen|interested|happy|request)\b[^.!?]{0,30}?"
@@ -103,7 +115,10 @@ _SUBSCRIBE_STRONG = [
         r"申し?込み?(?:ます|たい|を?お願い|希望)",
     )
 ]
-_SUBSCRIBE_WEAK = [re.compile(p) for p in (r"\bsubscribe\b", r"購読(?!して(?:い|お)|中)")]
+# a bare "sign up" is as often an imperative aimed at us (a vendor's) as a request
+_SUBSCRIBE_WEAK = [
+    re.compile(p) for p in (r"\bsubscribe\b", r"\bsign(?:\s|-)?up\b", r"購読(?!して(?:い|お)|中)")
+]
 SELF = [
     re.compile(p)
     for p in (
@@ -195,11 +210,26 @@ _NAMED_ADDRESS = re.compile(
 )
 
 
-def named_addresses(text: str, *, exclude: set[str], domains: frozenset[str]) -> list[str]:
-    """Addresses written in the request, up to a standalone valediction ("Thanks,")."""
+_SIGNATURE_LINE = re.compile(
+    r"^(?:--|—|_{2,}|sent from my\b|(?:e|e-?mail|mail|alt|tel|phone|mobile|m|t|f|fax|"
+    r"assistant|press|office|web|direct|代表|メール|電話)\s*[:：])",
+    re.IGNORECASE,
+)
+
+
+def named_addresses(
+    text: str, *, exclude: set[str], domains: frozenset[str], signature: tuple[str, ...] = ()
+) -> list[str]:
+    """Addresses written in the request, up to where a signature starts: a standalone
+    valediction ("Thanks,"), a "--" line, a labelled contact line ("Assistant: ..."), or
+    a line that is the sender's name (``signature``: the From's display name and words)."""
+    names = {n.casefold() for n in signature if len(n) > 1}
     region: list[str] = []
     for line in text.split("\n"):
-        if region and _VALEDICTION.match(line.strip()):
+        bare = line.strip()
+        if region and (
+            _VALEDICTION.match(bare) or _SIGNATURE_LINE.match(bare) or bare.casefold() in names
+        ):
             break
         region.append(line)
     found: list[str] = []

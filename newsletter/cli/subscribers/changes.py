@@ -8,15 +8,17 @@ writes nothing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from newsletter.audience.subscribers import AddressError, ImportFile, ImportOutcome, read_import
-from newsletter.audience.subscribers.formats import parse_map
 from newsletter.cli.subscribers.options import FileOption, open_store
 from newsletter.cli.subscribers.output import plural, say, warn
 from newsletter.errors import ExitCode, NewsletterError
+
+if TYPE_CHECKING:
+    from newsletter.audience.subscribers import ImportFile, ImportOutcome
+
 
 SHOWN_PER_KIND = 20
 
@@ -196,6 +198,9 @@ def import_subscribers(
     active without --force.
     Invalid lines are reported with FILE:LINE and not imported (exit 1).
     """
+    from newsletter.audience.subscribers import AddressError, read_import
+    from newsletter.audience.subscribers.formats import parse_map
+
     store = open_store(ctx, file)
     try:
         "".encode(encoding)

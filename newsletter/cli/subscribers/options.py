@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from newsletter.audience.subscribers import STATUSES, AddressError, SubscriberStore
-from newsletter.cli.folding import fold_around
+if TYPE_CHECKING:
+    from newsletter.audience.subscribers import SubscriberStore
+
+#: the statuses for --help, spelled out so registering the commands does not import the
+#: store and its address validator (tests/cli/test_startup.py keeps it equal to STATUSES)
+STATUS_HELP = "pending, active, unsubscribed, bounced, complained"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,28 +46,39 @@ StatusFilter = Annotated[
         "--status",
         "-s",
         metavar="STATUS",
-        help=f"Only rows with this status; repeat for several ({', '.join(STATUSES)}).",
+        help=f"Only rows with this status; repeat for several ({STATUS_HELP}).",
     ),
 ]
 
 
 def open_store(ctx: typer.Context, file: Path | None) -> SubscriberStore:
-    """The store for the command's ``--file``, else the group's, else the settings'."""
+    """The store for the command's ``--file``, else the group's, else the home folder's
+    (as :meth:`SubscriberStore.from_settings` places it, without loading every setting)."""
+    from newsletter.audience.subscribers import SubscriberStore
+
     options = ctx.find_object(GroupOptions) or GroupOptions()
     path = file or options.file
     if path is not None:
         return SubscriberStore(path, lock_timeout=options.lock_timeout)
-    from newsletter.config import load_settings
+    from newsletter.cli.folding import fold_around
+    from newsletter.home import read_home, state_dir, subscribers_file
 
-    settings = load_settings()
-    store = SubscriberStore.from_settings(settings, lock_timeout=options.lock_timeout)
-    # the ledger's changes into the file before the command reads it, and after
+    home = read_home()
+    store = SubscriberStore(
+        subscribers_file(home),
+        lock_timeout=options.lock_timeout,
+        backup_dir=state_dir(home) / "backups",
+        state_dir=state_dir(home),
+    )
+    # the consent ledger's changes into the file before the command reads it, and after
     fold_around(ctx, store)
     return store
 
 
 def parse_statuses(values: Sequence[str] | None) -> set[str] | None:
     """The statuses a ``--status`` filter asks for (None: every one); unknown ones fail."""
+    from newsletter.audience.subscribers import STATUSES, AddressError
+
     if not values:
         return None
     wanted = {v.strip().lower() for v in values}

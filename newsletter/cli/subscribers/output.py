@@ -11,7 +11,6 @@ import csv
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
-from newsletter.audience.subscribers import neutralize_cell
 from newsletter.console import console, err_console
 
 
@@ -42,6 +41,8 @@ def warn_problem_rows(count: int, left_out: str) -> None:
 
 def write_csv(out: TextIO, rows: Iterable[Sequence[str]], newline: str = "\n") -> int:
     """Write rows (the first is the header), neutralised; return how many data rows."""
+    from newsletter.audience.subscribers import neutralize_cell
+
     writer = csv.writer(out, lineterminator=newline)
     written = 0
     for row in rows:

@@ -13,23 +13,17 @@ import sys
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from newsletter.audience.subscribers import (
-    FIELDS,
-    STATUSES,
-    AddressError,
-    Subscriber,
-    SubscriberRow,
-)
-from newsletter.audience.subscribers.exporter import export_rows
 from newsletter.cli.subscribers.options import FileOption, StatusFilter, open_store, parse_statuses
 from newsletter.cli.subscribers.output import plural, say, warn, warn_problem_rows, write_csv
 from newsletter.console import console
 from newsletter.errors import ExitCode, Problem, SubscriberFileError
+
+if TYPE_CHECKING:
+    from newsletter.audience.subscribers import Subscriber, SubscriberRow
 
 
 class Format(StrEnum):
@@ -61,6 +55,10 @@ def list_subscribers(
     Only valid rows are listed; rows with problems are counted at the end (see
     `newsletter subscribers check`). CSV output is guarded against formula injection.
     """
+    from rich.table import Table
+
+    from newsletter.audience.subscribers import FIELDS
+
     store = open_store(ctx, file)
     wanted = parse_statuses(status)
     needle = search.casefold() if search else None
@@ -145,6 +143,8 @@ def export(
     Cells that begin with =, +, -, @, tab or CR get a leading ' so a spreadsheet shows
     them as text instead of running them as formulas.
     """
+    from newsletter.audience.subscribers.exporter import export_rows
+
     store = open_store(ctx, file)
     wanted = parse_statuses(status)
     header = store.header()
@@ -192,6 +192,10 @@ def stats(
     file: FileOption = None,
 ) -> None:
     """Count subscribers by status, and show the most common domains."""
+    from rich.table import Table
+
+    from newsletter.audience.subscribers import STATUSES
+
     store = open_store(ctx, file)
     result = store.stats()
     valid = sum(result.by_status.values())
@@ -259,6 +263,7 @@ def show(
     complaints, unsubscribes, opens and clicks when tracked); reports show only counts.
     --json gives both for a data-access request.
     """
+    from newsletter.audience.subscribers import AddressError
     from newsletter.config import load_settings
     from newsletter.reports.collect import collect
     from newsletter.reports.eventstore import EventStore

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.audience.subscribers import SubscriberStore
-from newsletter.cli.folding import say_fold
 from newsletter.cli.subscribers.options import GroupOptions
 from newsletter.cli.subscribers.output import plural, say
 from newsletter.errors import NewsletterError
@@ -19,6 +17,8 @@ def sync(ctx: typer.Context) -> None:
     reads the list does it first; run it before opening the file in a spreadsheet. An
     unsubscribe, bounce or complaint that a hand edit undid is put back, and said so.
     """
+    from newsletter.audience.subscribers import SubscriberStore
+    from newsletter.cli.folding import say_fold
     from newsletter.config import load_settings
 
     options = ctx.find_object(GroupOptions) or GroupOptions()

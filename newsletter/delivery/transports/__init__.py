@@ -9,19 +9,27 @@ spoken to by :mod:`.smtp_connection`; :mod:`.sendgrid` posts to SendGrid's v3 AP
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from newsletter.delivery.transports.base import (
-    BuilderLike,
     MockTransport,
     Outcome,
-    RecipientLike,
     Status,
     Transport,
 )
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
+    from newsletter.delivery.transports.base import BuilderLike, RecipientLike
+
+
+def __getattr__(name: str) -> Any:
+    # the composer's types, imported when asked for (see transports.base)
+    if name in ("BuilderLike", "RecipientLike"):
+        from newsletter.delivery.transports import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BuilderLike",
@@ -79,6 +87,8 @@ def make_transport(
             api_key=key,
             host=settings.sendgrid_api_host,
             timeout=settings.sendgrid_timeout,
+            concurrency=workers,
+            max_rate_limit_wait=settings.sendgrid_rate_limit_wait,
             tracking=settings.sendgrid_tracking,
         )
     from newsletter.delivery.transports.outbox import OutboxTransport

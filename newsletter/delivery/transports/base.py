@@ -25,14 +25,26 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
-from newsletter.compose.message import MessageBuilder, Recipient
 from newsletter.errors import HeaderError, TransportError
 
-#: the recipient and message builder types every transport works with
-RecipientLike = Recipient
-BuilderLike = MessageBuilder
+if TYPE_CHECKING:
+    from newsletter.compose.message import MessageBuilder, Recipient
+
+    #: the recipient and message builder types every transport works with
+    RecipientLike = Recipient
+    BuilderLike = MessageBuilder
+
+
+def __getattr__(name: str) -> Any:
+    # The aliases import the composer only when asked for: reading the journal
+    # (`newsletter status`) needs the outcomes, not the message builder.
+    if name in ("RecipientLike", "BuilderLike"):
+        from newsletter.compose.message import MessageBuilder, Recipient
+
+        return Recipient if name == "RecipientLike" else MessageBuilder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Status(StrEnum):
@@ -97,6 +109,10 @@ class Transport(ABC):
     name: str = "transport"
     #: how many recipients :meth:`send` takes at once
     batch_size: int = 1
+    #: how many :meth:`send` calls the send loop may run at once, each on its own thread
+    #: (the transport makes them safe to overlap); what is in doubt after a kill -9 is
+    #: at most ``concurrency`` batches
+    concurrency: int = 1
     #: seconds :meth:`pause` waits after a first failed attempt, and at most
     backoff: float = 1.0
     max_backoff: float = 30.0

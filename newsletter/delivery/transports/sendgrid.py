@@ -5,13 +5,21 @@ One request carries up to 1,000 recipients, each a *personalization* with its ow
 (issue, subscriber id) so webhook events tie back to a subscriber. The content, the
 inline images and the category are the same for the whole request.
 
+Up to ``concurrency`` requests are in flight at once (the send loop calls :meth:`send`
+from that many threads), each on its own connection through a client of its own thread.
+The JSON body is written once per request from parts encoded once per send (content,
+images, sender) and a short fragment per recipient, with no helper object per
+recipient; the official client still makes the request.
+
 The client is a thin urllib wrapper with no timeout, no retries and headers that leak
 from one call into the next, so this module sets a timeout on it, never passes per-call
 headers, and decides what every fault means:
 
 * 202: every recipient of the request is sent; ``X-Message-Id`` is recorded
 * 401/403: :class:`~newsletter.errors.TransportAuthError` at once (one request, not 100)
-* 429: wait until ``X-RateLimit-Reset`` (capped), then try again
+* 429: every request waits until ``X-RateLimit-Reset`` (one answer pauses them all),
+  then tries again; a rate limit stops the send only once one request has waited
+  longer than ``max_rate_limit_wait`` (``SENDGRID_RATE_LIMIT_WAIT``) in all
 * 5xx, or a connection that failed before the request left: capped exponential backoff
   with jitter; when the attempts run out the send stops and the rest stays pending
 * a timeout or lost connection *after* the request left: ``uncertain`` (SendGrid may
@@ -22,15 +30,15 @@ headers, and decides what every fault means:
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
+import threading
 import time
 import urllib.error
 from collections.abc import Callable, Mapping, Sequence
+from json.encoder import encode_basestring_ascii as _q
 from typing import Any
 
-from newsletter.compose.message import ascii_address, check_header
 from newsletter.delivery.transports.base import (
     BuilderLike,
     Outcome,
@@ -38,50 +46,18 @@ from newsletter.delivery.transports.base import (
     Sleep,
     Transport,
 )
+from newsletter.delivery.transports.sendgrid_body import (
+    bad_personalizations,
+    common_json_tail,
+    error_text,
+    personalization_json,
+)
 from newsletter.errors import HeaderError, TransportAuthError, TransportError
 
 MAX_PERSONALIZATIONS = 1000
 MAX_BODY_BYTES = 30 * 1024 * 1024
-_NAME_UNSAFE = str.maketrans({";": " ", ",": " ", '"': " ", "\r": " ", "\n": " "})
-
-
-def _error_text(status: int, body: bytes | str | None) -> str:
-    """SendGrid's ``{"errors": [{"message", "field"}]}`` as one line."""
-    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
-    parts: list[str] = []
-    if isinstance(data, dict) and isinstance(data.get("errors"), list):
-        for err in data["errors"]:
-            if isinstance(err, dict):
-                msg = str(err.get("message", "")).strip()
-                field = err.get("field")
-                parts.append(f"{msg} ({field})" if field else msg)
-    text = "; ".join(p for p in parts if p) or " ".join(raw.split())[:300]
-    return f"SendGrid answered {status}: {text}" if text else f"SendGrid answered {status}"
-
-
-def _bad_personalizations(body: bytes | str | None) -> set[int] | None:
-    """Indices N of ``personalizations.N...`` fields a 400 names; None if any error is
-    about the request as a whole (then every batch would fail alike)."""
-    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    errors = data.get("errors") if isinstance(data, dict) else None
-    if not isinstance(errors, list) or not errors:
-        return None
-    found: set[int] = set()
-    for err in errors:
-        field = str(err.get("field") or "") if isinstance(err, dict) else ""
-        parts = field.split(".")
-        if len(parts) < 2 or parts[0] != "personalizations" or not parts[1].isdigit():
-            return None
-        found.add(int(parts[1]))
-    return found
+#: a str body goes out as it is only with a Content-Type other than the bare JSON one
+_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
 class _Retry(Exception):
@@ -103,10 +79,12 @@ class SendGridTransport(Transport):
         host: str = "https://api.sendgrid.com",
         timeout: float = 30.0,
         batch_size: int = MAX_PERSONALIZATIONS,
+        concurrency: int = 1,
         max_attempts: int = 5,
         backoff: float = 1.0,
         max_backoff: float = 60.0,
         max_reset_wait: float = 60.0,
+        max_rate_limit_wait: float = 600.0,
         tracking: bool = False,
         sleep: Sleep | None = None,
         clock: Callable[[], float] = time.time,
@@ -121,93 +99,87 @@ class SendGridTransport(Transport):
         self.host = host.rstrip("/")
         self.timeout = timeout
         self.batch_size = max(1, min(batch_size, MAX_PERSONALIZATIONS))
+        self.concurrency = max(1, concurrency)
         self.max_attempts = max(1, max_attempts)
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_reset_wait = max_reset_wait
+        self.max_rate_limit_wait = max_rate_limit_wait
         self.tracking = tracking
         self._sleep = sleep
         self._clock = clock
         self.requests = 0
-        self._client: Any = None
-        self._common: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self._local = threading.local()  # each thread's own client (its own connection)
+        self._open = False
+        self._tail = ""  # the request body after the personalizations, encoded once
+        self._slug = _q(builder.rendered.slug)
+        self._resume_at = 0.0  # monotonic time before which no request leaves (429)
 
     @property
     def description(self) -> str:
-        return f"sendgrid ({self.host}, up to {self.batch_size} recipients per request)"
+        return (
+            f"sendgrid ({self.host}, up to {self.batch_size} recipients per request, "
+            f"{self.concurrency} at once)"
+        )
 
     def open(self) -> None:
-        from sendgrid import SendGridAPIClient
-
         self.stop_event.clear()
         self.fatal = None
-        self._client = SendGridAPIClient(api_key=self.api_key, host=self.host)
-        # python_http_client has no default timeout; child clients copy this one.
-        self._client.client.timeout = self.timeout
-        self._common = self._common_payload()
+        self._resume_at = 0.0
+        self._tail = common_json_tail(self.builder, tracking=self.tracking)
+        self._local = threading.local()
+        self._open = True
+        self._client()  # the SDK is importable and the key accepted by it: fail early
 
     def close(self) -> None:
-        self._client = None
+        self._open = False
+        self._local = threading.local()
+
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            from sendgrid import SendGridAPIClient
+
+            client = SendGridAPIClient(api_key=self.api_key, host=self.host)
+            # python_http_client has no default timeout; child clients copy this one. The
+            # body is JSON already: this Content-Type makes the client send it as it is.
+            client.client.timeout = self.timeout
+            client.client.request_headers = {
+                **client.client.request_headers,
+                "Content-Type": _CONTENT_TYPE,
+            }
+            self._local.client = client
+        return client
 
     # Payload ------------------------------------------------------------------------
-    def _common_payload(self) -> dict[str, Any]:
-        b = self.builder
-        rendered = b.rendered
-        sender: dict[str, str] = {"email": b.from_address}
-        if b.from_name:
-            sender["name"] = b.from_name
-        payload: dict[str, Any] = {
-            "from": sender,
-            "subject": b.subject,
-            "content": [
-                {"type": "text/plain", "value": rendered.text},
-                {"type": "text/html", "value": rendered.html},
-            ],
-            "categories": [rendered.slug],
-            # explicit either way: the account's default must not decide for the readers
-            "tracking_settings": {
-                "open_tracking": {"enable": self.tracking},
-                "click_tracking": {"enable": self.tracking, "enable_text": False},
-            },
-        }
-        if b.reply_to:
-            payload["reply_to"] = {"email": b.reply_to}
-        if rendered.images:
-            payload["attachments"] = [
-                {
-                    "content": base64.b64encode(img.data).decode("ascii"),
-                    "type": f"{img.maintype}/{img.subtype}",
-                    "filename": img.filename,
-                    "disposition": "inline",
-                    "content_id": img.cid,
-                }
-                for img in rendered.images
-            ]
-        return payload
+    def personalization(self, r: RecipientLike) -> str:
+        """One recipient's personalization as JSON (see :func:`.personalization_json`)."""
+        return personalization_json(self.builder, r, self._slug)
 
-    def personalization(self, r: RecipientLike) -> dict[str, Any]:
-        to: dict[str, str] = {"email": ascii_address(r.email)}
-        name = " ".join(r.name.translate(_NAME_UNSAFE).split())
-        if name:
-            to["name"] = name
-        url = self.builder.unsubscribe_url(r)  # one signed token for headers and body
-        return {
-            "to": [to],
-            "headers": dict(self.builder.list_headers(r, url=url)),
-            "substitutions": dict(self.builder.substitutions(r, url=url)),
-            "custom_args": {"issue": self.builder.rendered.slug, "subscriber_id": r.subscriber_id},
-        }
+
+    def body(self, parts: Sequence[str]) -> str:
+        """The request body: the personalizations, then the parts shared by every request."""
+        tail = self._tail or common_json_tail(self.builder, tracking=self.tracking)
+        return '{"personalizations":[' + ",".join(parts) + "]," + tail
 
     def payload(self, batch: Sequence[RecipientLike]) -> dict[str, Any]:
-        common = self._common if self._common is not None else self._common_payload()
-        return {"personalizations": [self.personalization(r) for r in batch], **common}
+        """The request body for ``batch`` as a dict (for tests and tools)."""
+        parsed: dict[str, Any] = json.loads(self.body([self.personalization(r) for r in batch]))
+        return parsed
 
     def rehearse(self, batch: Sequence[RecipientLike]) -> int:
-        return len(json.dumps(self.payload(batch)).encode())
+        parts: list[str] = []
+        for r in batch:
+            try:
+                parts.append(self.personalization(r))
+            except HeaderError:
+                continue
+        return len(self.body(parts))
 
     # Sending ------------------------------------------------------------------------
     def send(self, batch: Sequence[RecipientLike]) -> list[Outcome]:
-        if self._client is None:
+        if not self._open:
             raise TransportError("the SendGrid transport is not open")
         if not batch:
             return []
@@ -215,10 +187,10 @@ class SendGridTransport(Transport):
             return [Outcome.not_attempted(r.email, "stopped") for r in batch]
         # A recipient whose address or name cannot go into a header fails alone.
         unusable: dict[int, Outcome] = {}
+        parts: list[str] = []
         for i, r in enumerate(batch):
             try:
-                ascii_address(r.email)
-                check_header("To", r.name)
+                parts.append(self.personalization(r))
             except HeaderError as exc:
                 reason = f"cannot build the message: {exc.message}"
                 unusable[i] = Outcome.failed(r.email, reason, permanent=True)
@@ -226,22 +198,38 @@ class SendGridTransport(Transport):
             usable = [r for i, r in enumerate(batch) if i not in unusable]
             sent = iter(self.send(usable))
             return [unusable[i] if i in unusable else next(sent) for i in range(len(batch))]
-        payload = self.payload(batch)
-        size = len(json.dumps(payload).encode())
-        if size >= MAX_BODY_BYTES and len(batch) > 1:
+        body = self.body(parts)
+        if len(body) >= MAX_BODY_BYTES and len(batch) > 1:  # ASCII: characters are bytes
             half = len(batch) // 2
             return self.send(batch[:half]) + self.send(batch[half:])
-        return self._post(batch, payload)
+        return self._post(batch, body)
 
-    def _post(self, batch: Sequence[RecipientLike], payload: dict[str, Any]) -> list[Outcome]:
+    def _post(self, batch: Sequence[RecipientLike], body: str) -> list[Outcome]:
         from python_http_client.exceptions import HTTPError as ApiHTTPError
 
         attempt = 0
+        limited = 0.0  # seconds this request has waited for rate limits
         while True:
-            attempt += 1
+            if self._hold():
+                return [Outcome.not_attempted(r.email, "stopped") for r in batch]
             try:
-                return self._post_once(batch, payload, ApiHTTPError)
+                return self._post_once(batch, body, ApiHTTPError)
+            except _RateLimited as wait:
+                if limited >= self.max_rate_limit_wait:
+                    self.fatal = TransportError(
+                        f"{self.host}: rate limited for {limited:.0f} s: {wait.reason}",
+                        hint="the rest stays pending: re-run the send later to resume, or "
+                        "raise SENDGRID_RATE_LIMIT_WAIT",
+                    )
+                    return [Outcome.retry(r.email, wait.reason) for r in batch]
+                delay = wait.delay
+                if delay is None:
+                    delay = min(self.max_backoff, self.backoff * 2.0)
+                delay = min(delay, self.max_rate_limit_wait - limited)
+                limited += delay
+                self._pause_all(delay)
             except _Retry as retry:
+                attempt += 1
                 if attempt >= self.max_attempts:
                     self.fatal = TransportError(
                         f"{self.host}: gave up after {attempt} attempts: {retry.reason}",
@@ -264,14 +252,32 @@ class SendGridTransport(Transport):
                     for i, r in enumerate(batch)
                 ]
 
+    def _pause_all(self, delay: float) -> None:
+        """A 429 holds back every request of this send until the limit resets."""
+        with self._lock:
+            self._resume_at = max(self._resume_at, time.monotonic() + delay)
+
+    def _hold(self) -> bool:
+        """Wait while a rate limit holds requests back; True when the send is stopping."""
+        with self._lock:
+            resume_at = self._resume_at
+        seen = getattr(self._local, "waited_for", 0.0)
+        if resume_at <= seen:
+            return self.stop_event.is_set()
+        self._local.waited_for = resume_at  # a test's sleep does not pass the time
+        delay = resume_at - time.monotonic()
+        if delay <= 0:
+            return self.stop_event.is_set()
+        return self.pause(1, delay)
+
     def _post_once(
-        self, batch: Sequence[RecipientLike], payload: dict[str, Any], api_error: type[Exception]
+        self, batch: Sequence[RecipientLike], body: str, api_error: type[Exception]
     ) -> list[Outcome]:
-        client = self._client
-        client.reset_request_headers()  # drop anything a previous call left behind
-        self.requests += 1
+        client = self._client()
+        with self._lock:
+            self.requests += 1
         try:
-            response = client.client.mail.send.post(request_body=payload)
+            response = client.client.mail.send.post(request_body=body)
         except urllib.error.URLError as exc:
             # raised while connecting or sending: the request did not get through
             raise _Retry(f"{self.host}: cannot connect: {exc.reason}") from exc
@@ -295,7 +301,7 @@ class SendGridTransport(Transport):
         status = int(getattr(exc, "status_code", 0) or 0)
         body = getattr(exc, "body", b"")
         headers: Mapping[str, str] = getattr(exc, "headers", None) or {}
-        text = _error_text(status, body)
+        text = error_text(status, body)
         if status in (401, 403):
             self.fatal = TransportAuthError(
                 f"{self.host}: the API key was refused: {text}",
@@ -303,13 +309,13 @@ class SendGridTransport(Transport):
             )
             return [Outcome.not_attempted(r.email, text) for r in batch]
         if status == 429:
-            raise _Retry(text, self._reset_delay(headers))
+            raise _RateLimited(text, self._reset_delay(headers))
         if status >= 500:
             raise _Retry(text)
         if status == 413 and len(batch) > 1:
             raise _Split
         if status == 400:
-            bad = _bad_personalizations(body)
+            bad = bad_personalizations(body)
             if bad and all(i < len(batch) for i in bad):
                 raise _Refused(bad, text)
             # the request as a whole is refused: every batch would be, so stop here
@@ -328,6 +334,10 @@ class SendGridTransport(Transport):
         except ValueError:
             return None
         return min(self.max_reset_wait, max(0.0, reset - self._clock()) + 0.05)
+
+
+class _RateLimited(_Retry):
+    """429: wait for the limit to reset (every request waits), then try again."""
 
 
 class _Refused(Exception):

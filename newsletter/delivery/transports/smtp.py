@@ -97,7 +97,9 @@ class SmtpTransport(Transport):
         self.oauth_mechanism = oauth_mechanism
         self.timeout = timeout
         self.concurrency = max(1, concurrency)
-        self.batch_size = self.concurrency * 8
+        # One message per hand-off: the send loop runs ``concurrency`` of them at once and
+        # journals each outcome as it comes, so a kill -9 leaves at most that many in doubt.
+        self.batch_size = 1
         self.ssl_context = ssl_context
         self.envelope_from = envelope_from or builder.from_address
         self._envelope_from = ascii_address(self.envelope_from)
@@ -208,6 +210,8 @@ class SmtpTransport(Transport):
     def send(self, batch: Sequence[RecipientLike]) -> list[Outcome]:
         if self._executor is None:
             raise TransportError("the SMTP transport is not open")
+        if len(batch) == 1:  # the send loop's case: it runs the hand-offs side by side
+            return [self._deliver(batch[0])]
         futures = [self._executor.submit(self._deliver, r) for r in batch]
         return [f.result() for f in futures]
 
@@ -222,6 +226,8 @@ class SmtpTransport(Transport):
         if self.sign is not None:
             built = self.sign(built)
         payload = data_payload(built)
+        verp = self.builder.envelope_sender(r)  # per-recipient Return-Path, when VERP is on
+        mail_from = ascii_address(verp) if verp else self._envelope_from
         last = ""
         attempt = 0
         while True:
@@ -235,7 +241,7 @@ class SmtpTransport(Transport):
                     self.fatal = exc
                 return Outcome.not_attempted(r.email, str(exc))
             try:
-                outcome, reuse = self._transaction(item.smtp, r.email, payload)
+                outcome, reuse = self._transaction(item.smtp, r.email, payload, mail_from)
             except Dropped as exc:
                 close_quietly(item.smtp)
                 self._checkin(None)
@@ -255,7 +261,7 @@ class SmtpTransport(Transport):
                 return Outcome.retry(r.email, outcome)
 
     def _transaction(
-        self, conn: smtplib.SMTP, rcpt: str, payload: bytes
+        self, conn: smtplib.SMTP, rcpt: str, payload: bytes, mail_from: str
     ) -> tuple[Outcome | str, bool]:
         """One MAIL/RCPT/DATA: (outcome, or a 4xx reply to retry on; connection reusable).
 
@@ -265,12 +271,12 @@ class SmtpTransport(Transport):
             envelope_to = ascii_address(rcpt)
         except HeaderError as exc:
             return Outcome.failed(rcpt, str(exc), permanent=True), True
-        replies = send_envelope(conn, self._envelope_from, envelope_to)
+        replies = send_envelope(conn, mail_from, envelope_to)
         (mcode, mresp), (rcode, rresp), (dcode, dresp) = replies
         if mcode != 250:
             if 500 <= mcode < 600:
                 # the sender itself is refused: every message would fail the same way
-                self._stop(f"the server refuses the sender {self._envelope_from}", mcode, mresp)
+                self._stop(f"the server refuses the sender {mail_from}", mcode, mresp)
             return self._refused(conn, rcpt, "MAIL FROM", mcode, mresp, bounce=False)
         if rcode not in (250, 251):
             bounce = _is_address_refusal(rcode, rresp)

@@ -39,8 +39,6 @@ def test_auto_submitted_no_is_a_person() -> None:
 @pytest.mark.parametrize(
     "sender",
     [
-        "MAILER-DAEMON@example.net",
-        "postmaster@example.net",
         "list-request@example.net",
         "noreply@example.net",
         "no-reply@example.net",
@@ -48,6 +46,14 @@ def test_auto_submitted_no_is_a_person() -> None:
 )
 def test_system_senders_are_auto(sender: str) -> None:
     assert classify(_mail("please add me", sender=sender)).kind == "auto"
+
+
+@pytest.mark.parametrize("sender", ["MAILER-DAEMON@example.net", "postmaster@example.net"])
+def test_mail_from_a_mail_system_is_a_report_even_unreadable(sender: str) -> None:
+    """Nothing that looks like a bounce is merely recorded: unreadable, it is reviewed."""
+    got = classify(_mail("please add me", sender=sender))
+    assert got.kind == "bounce" and got.addresses == ()
+    assert "no failed address could be read" in got.reason
 
 
 @pytest.mark.parametrize(

@@ -178,3 +178,52 @@ def test_unreachable_host_is_retried_then_stops(builder: MessageBuilder) -> None
         outcomes = t.send(recipients(1))
     assert outcomes[0].status is Status.RETRY and "cannot connect" in outcomes[0].reason
     assert t.requests == 2 and t.fatal is not None
+
+
+def test_one_rate_limit_answer_pauses_every_request(
+    builder: MessageBuilder, server: SendGridServer
+) -> None:
+    import threading
+
+    server.script = ["429"]
+    server.rate_reset_in = 3
+    with transport(builder, server, concurrency=2, max_reset_wait=10) as t:
+        first = t.send(recipients(2))  # answered 429: waits for the reset, then is sent
+
+        # another worker's request, after the 429: it waits for the same reset first
+        second: list = []
+        worker = threading.Thread(target=lambda: second.extend(t.send(recipients(3)[2:])))
+        worker.start()
+        worker.join()
+    assert {o.status for o in first + second} == {Status.SENT}
+    assert server.requests == 3
+    own, shared = t.delays  # type: ignore[attr-defined]
+    assert 1.0 < own <= 4.1 and 0.5 < shared <= own
+
+
+def test_a_long_rate_limit_waits_instead_of_stopping(
+    builder: MessageBuilder, server: SendGridServer
+) -> None:
+    server.script = ["429"] * 7  # more than max_attempts: a rate limit is no failure
+    server.rate_reset_in = 2
+    with transport(builder, server, max_attempts=3, max_reset_wait=10) as t:
+        outcomes = t.send(recipients(2))
+        assert t.fatal is None
+    assert {o.status for o in outcomes} == {Status.SENT}
+    assert server.requests == 8
+    assert t.delays and all(d <= 2.1 for d in t.delays)  # type: ignore[attr-defined]
+
+
+def test_rate_limit_past_the_cap_stops_with_the_rest_pending(
+    builder: MessageBuilder, server: SendGridServer
+) -> None:
+    server.script = ["429"] * 10
+    # a clock far behind the reset: every 429 asks for the longest wait, 10 s
+    late = {"clock": lambda: 0.0, "max_reset_wait": 10, "max_rate_limit_wait": 5}
+    with transport(builder, server, **late) as t:
+        outcomes = t.send(recipients(2))
+        assert t.fatal is not None
+        assert "rate limited for 5 s" in t.fatal.message
+        assert "SENDGRID_RATE_LIMIT_WAIT" in (t.fatal.hint or "")
+    assert {o.status for o in outcomes} == {Status.RETRY}
+    assert server.requests == 2  # waited 5 s (the cap, not the 10 asked): then stopped

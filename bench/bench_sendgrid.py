@@ -1,0 +1,169 @@
+"""SendGrid-path benchmark: 100,000 recipients against a local v3 API that answers after
+150 ms (an API across the internet). Prints each figure as a ratio from one run:
+
+* ``newsletter send`` as a user runs it (a fresh process: start-up, render, streaming
+  the list into the journal, every request, every journal commit), NEWSLETTER_CONCURRENCY
+  requests in flight;
+* the official SDK's helper classes (``Mail``, ``Personalization``, ``To``, ``Header``,
+  ``Substitution``, ``CustomArg``: one set per recipient) posting the same requests from
+  8 threads, in this process, nothing journaled: what a hand-written sender does;
+* the latency floor: requests x latency / concurrency (no CPU time at all).
+
+Goals (issue 11): the whole process <= 3 s and >= 5 x the SDK-helper loop.
+
+Usage: .venv/bin/python bench/bench_sendgrid.py [--recipients 100000] [--latency 0.15]
+       [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.sendgrid_server import SendGridServer  # noqa: E402
+from tests.support.sendkit import (  # noqa: E402
+    SEND_SETTINGS,
+    address,
+    make_builder,
+    make_settings,
+    write_subscribers,
+)
+
+KEY = "SG.bench"
+ENV_NAMES = {
+    "sender": "NEWSLETTER_FROM",
+    "contact": "NEWSLETTER_CONTACT",
+    "public_url": "NEWSLETTER_PUBLIC_URL",
+    "secret_key": "NEWSLETTER_SECRET_KEY",
+}
+
+
+def make_home(count: int) -> Path:
+    home = Path(tempfile.mkdtemp(prefix="nl-bench-sg-"))
+    for name in ("issues", "templates"):
+        if (ROOT / name).exists():
+            shutil.copytree(ROOT / name, home / name)
+    write_subscribers(home / "subscribers" / "subscribers.csv", count)
+    return home
+
+
+def run_newsletter(home: Path, server: SendGridServer, concurrency: int) -> tuple[float, str]:
+    """Seconds from start to exit, and the CLI's own line on the hand-off."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
+    env.update({ENV_NAMES[k]: str(v) for k, v in SEND_SETTINGS.items()})
+    env.update(
+        PYTHONPATH=str(ROOT),
+        NEWSLETTER_TRANSPORT="sendgrid",
+        SENDGRID_API_KEY=KEY,
+        SENDGRID_API_HOST=server.url,
+        NEWSLETTER_CONCURRENCY=str(concurrency),
+    )
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "newsletter", "send", "vol-2.19", "--yes"],
+                          cwd=home, env=env, capture_output=True, text=True)  # fmt: skip
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"newsletter send failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
+    handoff = next((line for line in proc.stdout.splitlines() if " sent " in line), "")
+    return elapsed, handoff.strip()
+
+
+def run_sdk_helpers(home: Path, server: SendGridServer, count: int, threads: int) -> float:
+    """The SDK's helper objects per recipient, 1,000 per request, ``threads`` at once."""
+    from sendgrid import SendGridAPIClient
+    from sendgrid.helpers.mail import (
+        Category,
+        Content,
+        CustomArg,
+        Header,
+        Mail,
+        Personalization,
+        Substitution,
+        To,
+    )
+
+    from newsletter.compose.message import Recipient
+
+    t0 = time.perf_counter()
+    builder = make_builder(make_settings(home))
+    rendered = builder.rendered
+    recipients = [Recipient(address(i), f"Reader {i}") for i in range(count)]
+
+    def one_request(batch: list[Recipient]) -> int:
+        mail = Mail(from_email=(builder.from_address, builder.from_name),
+                    subject=builder.subject)  # fmt: skip
+        mail.add_content(Content("text/plain", rendered.text))
+        mail.add_content(Content("text/html", rendered.html))
+        mail.add_category(Category(rendered.slug))
+        for r in batch:
+            p = Personalization()
+            p.add_to(To(r.email, r.name))
+            url = builder.unsubscribe_url(r)
+            for name, value in builder.list_headers(r, url=url).items():
+                p.add_header(Header(name, value))
+            for key, value in builder.substitutions(r, url=url).items():
+                p.add_substitution(Substitution(key, value))
+            p.add_custom_arg(CustomArg("issue", rendered.slug))
+            p.add_custom_arg(CustomArg("subscriber_id", r.subscriber_id))
+            mail.add_personalization(p)
+        client = SendGridAPIClient(api_key=KEY, host=server.url)
+        response = client.send(mail)
+        return int(response.status_code)
+
+    batches = [recipients[i : i + 1000] for i in range(0, count, 1000)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        statuses = list(pool.map(one_request, batches))
+    assert set(statuses) == {202}, statuses
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--recipients", type=int, default=100_000)
+    ap.add_argument("--latency", type=float, default=0.15)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--sdk-threads", type=int, default=8)
+    args = ap.parse_args()
+    count = args.recipients
+    requests = -(-count // 1000)
+    floor = requests * args.latency / args.concurrency
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    print(f"SendGrid path, {count:,} recipients = {requests} requests, the local API answers "
+          f"after {args.latency * 1000:.0f} ms")  # fmt: skip
+    home = make_home(count)
+    try:
+        with SendGridServer(KEY, latency=args.latency) as server:
+            server.keep_bodies = False
+            ours, handoff = run_newsletter(home, server, args.concurrency)
+            assert server.recipients_accepted == count, server.recipients_accepted
+            assert set(server.copies().values()) == {1}
+            in_flight = server.max_concurrent
+        with SendGridServer(KEY, latency=args.latency) as server:
+            server.keep_bodies = False
+            sdk = run_sdk_helpers(home, server, count, args.sdk_threads)
+            assert server.recipients_accepted == count
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    goal_time = "met" if ours <= 3.0 else "NOT met"
+    goal_ratio = "met" if sdk / ours >= 5 else "NOT met"
+    print(f"  latency floor (requests x latency / {args.concurrency})     {floor:7.2f} s")
+    print(f"  newsletter send, whole process, concurrency {args.concurrency}"
+          f"  {ours:7.2f} s  = {ours / floor:.2f} x the floor; most in flight at once: "
+          f"{in_flight}; goal <= 3 s: {goal_time}")  # fmt: skip
+    print(f"    of which the hand-off (the CLI's own figure): {handoff}")
+    print(f"  SDK helper objects, {args.sdk_threads} threads, in-process  {sdk:7.2f} s"
+          f"  -> newsletter is {sdk / ours:.1f} x faster; goal >= 5 x: {goal_ratio}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
