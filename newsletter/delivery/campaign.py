@@ -5,12 +5,10 @@ the journal and the subscriber store together::
 
     plan()  recover a dead run's in-flight rows (-> uncertain), requeue retryable
             failures, match the journal to the subscribers active now, count
-    run()   for each batch of pending rows: re-check the subscriber list if the file
-            changed, drop (as skipped) whoever the consent ledger says left the list
-            since, mark the batch in_flight (committed), hand it to the transport,
-            record each outcome (committed), record refused addresses as bounced
+    run()   for each batch: re-check the list if the file changed, skip whoever the
+            consent ledger says left since, mark it in_flight (committed), hand it
+            off, record each outcome (committed), record refused addresses bounced
     rehearse()  the dry run: builds every message, hands off nothing, writes nothing
-
 Stopping (:meth:`Campaign.stop`, from a signal handler) lets the current hand-off finish
 and hands off nothing more; the CLI then says how to resume.
 """
@@ -47,12 +45,8 @@ class SubscriberLike(Protocol):
 
 
 class StoreLike(Protocol):
-    """What the send loop needs of :class:`newsletter.audience.subscribers.SubscriberStore`.
-
-    A store may also offer ``held(keys) -> set[str]`` (the addresses among ``keys`` that
-    left the list: checked before every hand-off) and ``suppress({email: (status,
-    note)}) -> {key: status before}`` (bounces recorded without rewriting the file).
-    """
+    """What the send loop needs of :class:`newsletter.audience.subscribers.SubscriberStore`;
+    ``held(keys)`` (who left the list) and ``suppress(...)`` (bounces) are used if offered."""
 
     def iter_active(self) -> Iterator[SubscriberLike]: ...
     def set_statuses(self, changes: Mapping[str, tuple[str, str | None]]) -> set[str]: ...
@@ -324,19 +318,13 @@ class Campaign:
         return report
 
     def _still_subscribed(self, rows: list[Delivery], report: Report) -> list[Delivery]:
-        """``rows`` less those who left the list since the last look (the ledger's holds).
-
-        Checked right before each hand-off, so an unsubscribe made during the send stops
-        that reader's copy unless it has already been handed off.
-        """
+        """``rows`` less whoever left the list (the ledger's holds), asked right before the
+        hand-off: an unsubscribe made during the send stops a copy that has not left."""
         held_of = getattr(self.store, "held", None)
-        if held_of is None:
-            return rows
-        gone = held_of([row.key for row in rows])
-        if not gone:
-            return rows
-        report.skipped += self.journal.mark_skipped(self.issue, sorted(gone))
-        return [row for row in rows if row.key not in gone]
+        gone = held_of([row.key for row in rows]) if held_of is not None else set()
+        if gone:
+            report.skipped += self.journal.mark_skipped(self.issue, sorted(gone))
+        return [row for row in rows if row.key not in gone] if gone else rows
 
     def _account(self, outcomes: list[Outcome], report: Report, progress: Progress | None) -> None:
         """After an outcome is committed: count it, mark refused addresses bounced."""
@@ -352,20 +340,14 @@ class Campaign:
         }
         if not changes:
             return
-        suppress = getattr(self.store, "suppress", None)
-        if suppress is not None:  # the ledger: one commit, the file untouched
-            try:
-                recorded = suppress({e: (s, n or "") for e, (s, n) in changes.items()})
-                report.bounced += sum(1 for before in recorded.values() if before is not None)
-            except (NewsletterError, OSError) as exc:
-                why = exc.message if isinstance(exc, NewsletterError) else str(exc)
-                report.warnings.append(
-                    f"could not mark {len(changes)} refused address(es) bounced: {why}"
-                )
-            return
+        suppress = getattr(self.store, "suppress", None)  # the ledger: the file untouched
         before = _file_signature(self.store_path)
         try:
-            report.bounced += len(self.store.set_statuses(changes))
+            if suppress is not None:
+                recorded = suppress({e: (s, n or "") for e, (s, n) in changes.items()})
+                report.bounced += sum(1 for status in recorded.values() if status is not None)
+            else:
+                report.bounced += len(self.store.set_statuses(changes))
         except (NewsletterError, OSError) as exc:
             why = exc.message if isinstance(exc, NewsletterError) else str(exc)
             report.warnings.append(
@@ -374,7 +356,7 @@ class Campaign:
         # Our own write changed the file. If nobody else had changed it since the last
         # sync, that alone needs no re-check; otherwise keep the old signature so the
         # next batch re-syncs and sees their edit (an unsubscribe, a new subscriber).
-        if before == self._signature:
+        if suppress is None and before == self._signature:
             self._signature = _file_signature(self.store_path)
 
     def rehearse(self, *, limit: int | None = None, progress: Progress | None = None) -> Report:

@@ -70,8 +70,13 @@ def fire(
     *,
     workers: int = 50,
     stop: threading.Event | None = None,
+    client_ip: dict[str, str] | None = None,
 ) -> Burst:
-    """POST RFC 8058 one-clicks for ``emails`` (repeats allowed) from ``workers`` threads."""
+    """POST RFC 8058 one-clicks for ``emails`` (repeats allowed) from ``workers`` threads.
+
+    ``client_ip`` maps an address to the reader's own IP, sent as ``X-Forwarded-For``
+    (a server that trusts 127.0.0.1 as its proxy counts each reader apart, as behind Caddy).
+    """
     burst = Burst()
     local = threading.local()
     clients: list[httpx.Client] = []
@@ -86,7 +91,12 @@ def fire(
                 clients.append(client)
         started = time.perf_counter()
         try:
-            response = client.post(unsubscribe_url(secret, email), content=ONE_CLICK, headers=FORM)
+            headers = dict(FORM)
+            if client_ip is not None and email in client_ip:
+                headers["x-forwarded-for"] = client_ip[email]
+            response = client.post(
+                unsubscribe_url(secret, email), content=ONE_CLICK, headers=headers
+            )
             code = response.status_code
         except httpx.HTTPError as exc:
             with burst.lock:

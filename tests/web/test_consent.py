@@ -125,7 +125,8 @@ def test_a_spreadsheet_saving_during_unsubscribes_signups_and_an_import_loses_no
     unsubscribes = [address(i) for i in range(0, 2_000, 10)]
     signups = [f"new{i}@example.net" for i in range(30)]
     imported = [f"imported{i}@example.com" for i in range(40)]
-    limits = Limits(per_ip=(1000, 600.0), per_address=(3, 3600.0))
+    # one test client plays thirty readers: its budgets are the readers' together
+    limits = Limits(per_ip=(1000, 600.0), confirmations_per_client=(1000, 3600.0))
     stop = threading.Event()
     saves = 0
 
