@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -179,6 +180,7 @@ def send(
         return
 
     from newsletter.audience.subscribers import SubscriberStore
+    from newsletter.cli.folding import folded
     from newsletter.delivery.campaign import Campaign
     from newsletter.delivery.journal import Journal
 
@@ -186,6 +188,7 @@ def send(
     transport = make_transport(settings, builder)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(settings.state_dir / f"send-{slug}.lock"))
+    stack = ExitStack()
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -194,13 +197,16 @@ def send(
             hint="wait for it to finish; `newsletter status` shows its progress",
         ) from None
     try:
+        # the ledger's changes (web unsubscribes, bounces) into the file first; the send
+        # also checks the ledger before every hand-off
+        store = stack.enter_context(folded(SubscriberStore.from_settings(settings)))
         with Journal(journal_path(settings)) as journal:
             campaign = Campaign(
                 issue=slug,
                 builder=builder,
                 transport=transport,
                 journal=journal,
-                store=SubscriberStore.from_settings(settings),
+                store=store,
                 store_path=settings.subscribers_file,
                 make_recipient=Recipient,
             )
@@ -242,6 +248,7 @@ def send(
             note_send(settings, slug, plan.sent)
             send_run.run(campaign, journal, plan, limit, command, transport.name, settings)
     finally:
+        stack.close()
         lock.release()
 
 
