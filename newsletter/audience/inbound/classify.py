@@ -277,11 +277,13 @@ def classify_message(
     if in_domains(sender, domains):
         return result("review", f"sent from our own domain ({sender}); not answered automatically")
 
-    # 3. Confirmation replies: a valid confirm token naming the sender, anywhere.
+    # 3. Confirmation replies: a valid confirm token naming the sender, anywhere: the
+    # confirmation's Message-ID carries it, so a reply's In-Reply-To/References do too.
+    threads = [header_text(msg, name, limit=4000) for name in ("In-Reply-To", "References")]
     try:
-        texts = [subject, *all_text(msg)]
+        texts = [subject, *threads, *all_text(msg)]
     except PARSE_ERRORS:
-        texts = [subject, full]
+        texts = [subject, *threads, full]
     check = check_tokens(token_candidates(texts), secret=secret, sender=sender, now=now)
     normal_new = normalise(new)
     if check is not None:
