@@ -78,6 +78,7 @@ def read_token(secret: str, token: str, purpose: str, *, now: float | None = Non
 # storing anything, and a forged report (which cannot know a real Message-ID sent to
 # that person) suppresses nobody.
 _MSGID = re.compile(r"^<?([A-Za-z0-9_-]{8,64})\.([A-Za-z0-9_-]{22})@([^<>@\s]+)>?$")
+_CONFIRM_MSGID = re.compile(r"^<?c\.([A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{43})@([^<>@\s]+)>?$")
 
 
 def message_id_tag(secret: str, unique: str, email: str) -> str:
@@ -98,7 +99,15 @@ def verify_message_id(secret: str, message_id: str, email: str) -> bool:
     """True when ``message_id`` is one we minted for ``email`` (any of our domains)."""
     found = _MSGID.match(message_id.strip())
     if not found:
-        return False
+        # a confirmation's Message-ID carries its confirm token (<c.TOKEN@domain>)
+        confirm = _CONFIRM_MSGID.match(message_id.strip())
+        if not confirm:
+            return False
+        try:  # signature only: a bounce may come back after the token expired
+            named = read_token(secret, confirm.group(1), "confirm", now=0.0)
+        except TokenError:
+            return False
+        return named.lower() == email.strip().lower()
     unique, tag, _domain = found.groups()
     return hmac.compare_digest(tag, message_id_tag(secret, unique, email))
 

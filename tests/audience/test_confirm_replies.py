@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.audience.confirm_mail import confirm_message_id
 from newsletter.audience.signups import process_raw_message
 from newsletter.config import Settings
+from newsletter.tokens import CONFIRM_TTL, make_token, verify_message_id
+from tests.support.inboundkit import SECRET
 from tests.support.signupkit import confirmation_for, load, statuses, token_in
 
 SENDER = "pat@example.net"
@@ -177,3 +180,13 @@ def test_someone_elses_reply_carrying_the_headers_confirms_nobody(
     outcome = process_raw_message(reply, settings, source="test")
     assert outcome.action == "review"
     assert statuses(settings)[SENDER] == "pending"
+
+
+def test_the_confirmation_message_id_verifies_only_for_its_reader() -> None:
+    """A bounce quoting the confirmation's Message-ID names its reader (and nobody else)."""
+    token = make_token(SECRET, "confirm", "ann@example.com", ttl=CONFIRM_TTL, now=0)
+    msgid = confirm_message_id(token, "example.org")
+    assert verify_message_id(SECRET, msgid, "Ann@example.com")  # even once expired
+    assert not verify_message_id(SECRET, msgid, "bob@example.com")
+    assert not verify_message_id(SECRET, msgid.replace(token[-4:], "AAAA"), "ann@example.com")
+    assert not verify_message_id("another-secret-" * 3, msgid, "ann@example.com")
