@@ -5,8 +5,9 @@ own for a home made before confirmations) into a
 :class:`~newsletter.compose.render.RenderedIssue` with a short, plain subject (a token
 there looks like phishing). The signed token rides in the confirmation's Message-ID
 (:func:`confirm_message_id`), which every common client's reply carries back in
-In-Reply-To/References, and as a reference line in the body for a reply that keeps only
-the quote; and as a link
+In-Reply-To/References; the body shows a short reference (``NL-...``,
+:func:`newsletter.tokens.confirm_ref`) for a reply that keeps only the quote; and the
+token is in the link
 (``{NEWSLETTER_PUBLIC_URL}/confirm/{token}``) when a public URL is set. The HTML is
 inlined once per series and contact; the address, token and link are filled in per mail.
 :func:`send_confirmation` mails it through the configured transport as a transactional
@@ -40,6 +41,7 @@ from newsletter.config import PACKAGE_TEMPLATES
 from newsletter.delivery.transports import Status, make_transport
 from newsletter.errors import TransportError
 from newsletter.i18n import choose_language, gettext_for
+from newsletter.tokens import confirm_ref
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -143,17 +145,20 @@ def render_confirmation(
         templates = PACKAGE_TEMPLATES
     series = _series(settings)
     url = confirm_url(token, settings)
+    # the body shows a short reference, not the token (see tokens.confirm_ref)
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    reference = (confirm_ref(secret, token) if secret else None) or token
     html = (
         _inlined_html(
             templates.resolve(), series, settings.contact_address, url is not None, language
         )
         .replace(_EMAIL_MARK, escape(email))
-        .replace(_TOKEN_MARK, escape(token))
+        .replace(_TOKEN_MARK, escape(reference))
         .replace(_URL_MARK, escape(url or ""))
     )
     contact = settings.contact_address
     text = load_template(templates, "confirm.txt.j2", language).render(
-        **_context(series, contact, email, token, url, language),
+        **_context(series, contact, email, reference, url, language),
         title=_("Please confirm your subscription"),
         intro=wrap(
             _("Someone, hopefully you, asked to subscribe %(email)s to %(series)s.")

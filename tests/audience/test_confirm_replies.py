@@ -5,6 +5,7 @@ reply that lost those headers confirms by the reference it quotes)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
@@ -190,3 +191,38 @@ def test_the_confirmation_message_id_verifies_only_for_its_reader() -> None:
     assert not verify_message_id(SECRET, msgid, "bob@example.com")
     assert not verify_message_id(SECRET, msgid.replace(token[-4:], "AAAA"), "ann@example.com")
     assert not verify_message_id("another-secret-" * 3, msgid, "ann@example.com")
+
+
+def _only_the_reference(reply: bytes) -> bytes:
+    """``reply`` without thread headers and without the quoted link: what is left to
+    confirm is the short reference the body quotes."""
+    kept = b"".join(
+        line
+        for line in reply.splitlines(keepends=True)
+        if not line.startswith((b"In-Reply-To:", b"References:", b" <c."))
+    )
+    return re.sub(rb"https?://[^\s<>\"]*/confirm/[A-Za-z0-9_.%-]+", b"", kept)
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_the_short_reference_alone_confirms_its_reader(client: str, settings: Settings) -> None:
+    confirmation = pat_asks_to_subscribe(settings)
+    token = token_in(confirmation)
+    text = _text(confirmation)
+    assert token not in text.replace(f"/confirm/{token}", "")  # only in the link
+    assert re.search(r"NL-[0-9A-Z]{5,8}-[A-Z2-7]{12}", text)
+    shape, _prefix = CLIENTS[client]
+    reply = _only_the_reference(shape(confirmation, quote=True, subject="yes"))
+    assert token.encode() not in reply and b"NL-" in reply
+    outcome = process_raw_message(reply, settings, source="test")
+    assert outcome.action == "confirmed", outcome.detail
+
+
+def test_someone_elses_reference_confirms_nobody(settings: Settings) -> None:
+    confirmation = pat_asks_to_subscribe(settings)
+    reply = _only_the_reference(apple(confirmation, quote=True, subject="yes"))
+    reply = reply.replace(b"From: Pat Example <pat@example.net>", b"From: <mallory@example.com>")
+    outcome = process_raw_message(reply, settings, source="test")
+    assert outcome.action == "review"
+    assert "not the sender's" in outcome.detail
+    assert statuses(settings)[SENDER] == "pending"

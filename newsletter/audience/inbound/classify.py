@@ -56,7 +56,12 @@ from newsletter.audience.inbound.intent import (
     normalise,
     read_intent,
 )
-from newsletter.audience.inbound.replies import check_tokens, token_candidates
+from newsletter.audience.inbound.replies import (
+    TokenCheck,
+    check_tokens,
+    expand_refs,
+    token_candidates,
+)
 from newsletter.audience.inbound.safety import clean_text
 from newsletter.audience.inbound.situations import (
     address_change_reason,
@@ -284,7 +289,15 @@ def classify_message(
         texts = [subject, *threads, *all_text(msg)]
     except PARSE_ERRORS:
         texts = [subject, *threads, full]
-    check = check_tokens(token_candidates(texts), secret=secret, sender=sender, now=now)
+    refs, stray = expand_refs(texts, secret=secret, sender=sender)
+    check = check_tokens(token_candidates(texts) + refs, secret=secret, sender=sender, now=now)
+    if check is None and stray:
+        check = TokenCheck(
+            None,
+            "carries a confirmation reference that is not the sender's (someone else's?)"
+            if secret
+            else "carries a confirmation reference but no secret key is set",
+        )
     normal_new = normalise(new)
     if check is not None:
         if check.problem is not None:
