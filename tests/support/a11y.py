@@ -93,3 +93,60 @@ def text_contrast(page: Any) -> list[dict[str, Any]]:
 def low_contrast(page: Any) -> list[dict[str, Any]]:
     """The texts below WCAG 2.2 AA (4.5:1; 3:1 for large text)."""
     return [t for t in text_contrast(page) if t["ratio"] < t["need"]]
+
+
+# The focused element's outline against what surrounds it (WCAG 2.4.7 and 1.4.11: a
+# visible indicator, 3:1 against the adjacent colours).
+_FOCUS = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const parse = (c) => {
+    const m = c.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return [0, 0, 0, 0];
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const lum = (c) => {
+    const [r, g, b] = c.slice(0, 3).map(v => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const dark = matchMedia('(prefers-color-scheme: dark)').matches &&
+    /dark/.test(getComputedStyle(document.documentElement).colorScheme);
+  let bg = dark ? [18, 18, 18, 1] : [255, 255, 255, 1];
+  for (let e = el.parentElement; e; e = e.parentElement) {
+    const c = parse(getComputedStyle(e).backgroundColor);
+    if (c[3] >= 1) { bg = c; break; }
+  }
+  const style = getComputedStyle(el);
+  const ring = parse(style.outlineColor);
+  const [l1, l2] = [lum(ring), lum(bg)].sort((a, b) => b - a);
+  return {
+    tag: el.tagName.toLowerCase() + (el.className ? '.' + String(el.className) : ''),
+    text: (el.textContent || el.value || '').trim().slice(0, 40),
+    style: style.outlineStyle, width: parseFloat(style.outlineWidth),
+    ratio: Math.round(((l1 + 0.05) / (l2 + 0.05)) * 100) / 100,
+  };
+}"""
+
+
+def focus_rings(page: Any, *, tabs: int = 12) -> list[dict[str, Any]]:
+    """What each Tab press focuses, with its outline and the outline's contrast."""
+    rings: list[dict[str, Any]] = []
+    for _ in range(tabs):
+        page.keyboard.press("Tab")
+        ring = page.evaluate(_FOCUS)
+        if ring is not None:
+            rings.append(ring)
+    return rings
+
+
+def weak_focus(page: Any, *, tabs: int = 12) -> list[dict[str, Any]]:
+    """Focus indicators that are missing, thinner than 2px or under 3:1."""
+    return [
+        r
+        for r in focus_rings(page, tabs=tabs)
+        if r["style"] == "none" or r["width"] < 2 or r["ratio"] < 3
+    ]
