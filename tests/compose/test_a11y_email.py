@@ -42,10 +42,22 @@ def test_email_is_accessible(
     page = context.new_page()
     try:
         page.goto(emails[name].as_uri())
+        metas = page.evaluate(
+            "['color-scheme', 'supported-color-schemes'].map("
+            "n => document.querySelector(`meta[name=${n}]`).content)"
+        )
+        assert metas == ["light dark", "light dark"]
         texts = text_contrast(page)
         assert len(texts) > 5  # the check saw the email's text
         assert low_contrast(page) == []
         assert axe_violations(page) == []
+        # dark emulation really gets the dark styles (not the client's own inversion)
+        container = page.locator("table.container").first.evaluate(
+            "t => getComputedStyle(t).backgroundColor"
+        )
+        assert container == {"light": "rgb(255, 255, 255)", "dark": "rgb(22, 32, 44)"}[scheme]
+        brand = page.locator(".masthead").first.evaluate("e => getComputedStyle(e).backgroundColor")
+        assert brand == "rgb(11, 37, 69)"  # the navy masthead in both
         scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
         assert scroll <= inner
     finally:
