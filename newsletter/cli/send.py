@@ -24,10 +24,9 @@ from newsletter.cli.send_report import (
     report_nothing_to_send,
     show_plan,
 )
-from newsletter.console import console, err_console
+from newsletter.console import console
 from newsletter.errors import (
     IssueFileError,
-    NewsletterError,
     PartialSendError,
     SendRefusedError,
     TransportError,
@@ -143,6 +142,14 @@ def send(
         str | None,
         typer.Option("--tz", help="Time zone of --at, e.g. America/New_York (default: local)."),
     ] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox",
+            help="SendGrid only: a full rehearsal of the API path in SendGrid's sandbox "
+            "mode (every request validated, nothing delivered, nothing recorded).",
+        ),
+    ] = False,
     journal_lost: Annotated[
         bool,
         typer.Option(
@@ -164,6 +171,12 @@ def send(
     from newsletter.cli import send_run
     from newsletter.cli.send_evidence import evidence_gate, note_send
     from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
+    from newsletter.cli.send_setup import (
+        campaign_statuses,
+        publish_page,
+        rehearsal_journal,
+        sandboxed,
+    )
     from newsletter.compose.message import MessageBuilder, Recipient
     from newsletter.config import load_settings
     from newsletter.delivery.transports import make_transport
@@ -185,6 +198,7 @@ def send(
     builder = MessageBuilder(rendered, settings)
     transport = make_transport(settings, builder)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    rehearsal: Path | None = None  # a sandbox run's throw-away journal
     lock = FileLock(str(settings.state_dir / f"send-{slug}.lock"))
     try:
         lock.acquire(timeout=0)
@@ -194,7 +208,11 @@ def send(
             hint="wait for it to finish; `newsletter status` shows its progress",
         ) from None
     try:
-        with Journal(journal_path(settings)) as journal:
+        where = journal_path(settings)
+        if sandbox:
+            transport = sandboxed(transport)
+            where = rehearsal = rehearsal_journal(settings)
+        with Journal(where) as journal:
             campaign = Campaign(
                 issue=slug,
                 builder=builder,
@@ -214,7 +232,7 @@ def send(
                 loaded, warnings, sent, strict=strict, force=force, today=dt.date.today()
             )
             who = recipient_gate(journal, slug, sent, campaign_statuses(settings))
-            lost = evidence_gate(
+            lost = None if sandbox else evidence_gate(
                 settings, slug, plan.sent + plan.uncertain, journal_lost=journal_lost
             )
             gates += [g for g in (who, lost) if g is not None]
@@ -228,56 +246,40 @@ def send(
             if dry_run:
                 send_run.dry_run(campaign, plan, limit)
                 return
-            if when is not None:
-                from newsletter.cli.schedule import record_schedule
-
-                _confirm(plan, yes, limit, verb=f"Schedule {slug} for {at!r} to")
-                record_schedule(settings, slug, *when)
-                return
             from newsletter.cli.doctor import preflight_send
 
-            preflight_send(settings, strict=strict)
-            _confirm(plan, yes, limit)
-            publish_page(settings, slug, sent)
-            note_send(settings, slug, plan.sent)
-            send_run.run(campaign, journal, plan, limit, command, transport.name, settings)
+            if not sandbox:
+                preflight_send(settings, strict=strict)
+            on_run = None
+            if when is not None:
+                from newsletter.cli import schedule
+
+                if not schedule.by_sendgrid(transport, when[0]):
+                    _confirm(plan, yes, limit, verb=f"Schedule {slug} for {at!r} to")
+                    schedule.record_schedule(settings, slug, *when)
+                    return
+                _confirm(plan, yes, limit, verb=f"Schedule {slug} with SendGrid for {at!r} to")
+                on_run = schedule.with_sendgrid(settings, slug, transport, *when)
+            else:
+                _confirm(plan, yes, limit)
+            if not sandbox:
+                publish_page(settings, slug, sent)
+                note_send(settings, slug, plan.sent)
+            send_run.run(
+                campaign, journal, plan, limit, command, transport.name, settings, on_run=on_run
+            )
+            if sandbox:
+                console.print(
+                    "sandbox: SendGrid validated every request and delivered nothing; "
+                    "nothing was recorded",
+                    markup=False,
+                )
     finally:
         lock.release()
+        if rehearsal is not None:
+            import shutil
 
-
-def campaign_statuses(settings: Settings) -> Callable[[set[str]], dict[str, str]]:
-    """Statuses of some addresses in the list now, in one streaming pass."""
-
-    def statuses(keys: set[str]) -> dict[str, str]:
-        from newsletter.audience.subscribers import SubscriberStore
-
-        found: dict[str, str] = {}
-        for row in SubscriberStore.from_settings(settings).iter_rows():
-            sub = row.subscriber
-            if sub is not None and sub.key in keys:
-                found.setdefault(sub.key, sub.status)
-        return found
-
-    return statuses
-
-
-def publish_page(settings: Settings, slug: str, sent: set[str]) -> None:
-    """Write or refresh the archive before the first message leaves, so the email's
-    "view in browser" link works from the start. A failure is reported, not fatal: the
-    readers' copies matter more, and `newsletter archive` can be run again."""
-    from newsletter.archive.site import build_archive
-
-    try:
-        result = build_archive(settings, sent=sent | {slug}, skip_invalid=True)
-    except NewsletterError as exc:
-        err_console.print(
-            f"warning: archive not updated: {exc}; run `newsletter archive` after the send",
-            style="yellow",
-            markup=False,
-        )
-        return
-    page = result.out_dir / f"{slug}.html"
-    console.print(f"archive page: {page}", markup=False)
+            shutil.rmtree(rehearsal.parent, ignore_errors=True)
 
 
 def _when(

@@ -349,6 +349,16 @@ class Journal:
         ]
         return RecipientDiff(int(added), removed)
 
+    def unsend_run(self, issue: str, run: int) -> int:
+        """A run whose hand-offs were cancelled before delivery (a SendGrid schedule):
+        its recipients are pending again, so a later send reaches them."""
+        cur = self.db.execute(
+            "UPDATE deliveries SET state = 'pending', provider_id = NULL, reason = NULL, "
+            "updated_at = ? WHERE issue = ? AND run = ? AND state IN ('sent', 'uncertain')",
+            (_now(), issue, run),
+        )
+        return cur.rowcount
+
     def last_run(self, issue: str) -> tuple[str, str, str | None, str | None] | None:
         row = self.db.execute(
             "SELECT transport, started_at, finished_at, result FROM runs WHERE issue = ? "
