@@ -325,7 +325,9 @@ def _send_test(settings: Settings, builder: MessageBuilder, addresses: list[str]
             recipients.append(Recipient(check_address(addr.strip())))
         except ValueError as exc:
             raise SendRefusedError(f"--to {addr}: {exc}") from None
-    transport = make_transport(settings, builder, concurrency=min(len(recipients), 4))
+    transport = make_transport(
+        settings, builder, concurrency=min(len(recipients), 4), test_copies=True
+    )
     console.print(f"test send via {transport.description}", markup=False)
     with transport:
         outcomes = transport.send(recipients)
