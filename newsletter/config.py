@@ -198,6 +198,15 @@ class Settings(BaseSettings):
     inbound_secret: SecretStr | None = _env("NEWSLETTER_INBOUND_SECRET")
     # SendGrid Event Webhook verification key (base64 DER of the ECDSA P-256 public key)
     sendgrid_webhook_public_key: str | None = _env("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    # `serve` folds the consent ledger into the CSV after this many quiet seconds, once
+    # this many changes wait, or at most this many seconds after the first one
+    fold_quiet_seconds: float = Field(
+        1.0, ge=0, validation_alias=AliasChoices("NEWSLETTER_FOLD_QUIET_SECONDS")
+    )
+    fold_batch: int = Field(1000, ge=1, validation_alias=AliasChoices("NEWSLETTER_FOLD_BATCH"))
+    fold_max_delay: float = Field(
+        5.0, ge=0, validation_alias=AliasChoices("NEWSLETTER_FOLD_MAX_DELAY")
+    )
     report_token: SecretStr | None = _env("NEWSLETTER_REPORT_TOKEN")
 
     @field_validator("sender")

@@ -40,3 +40,14 @@ def rollback(db: sqlite3.Connection) -> None:
     if db.in_transaction:
         with contextlib.suppress(sqlite3.Error):  # the error being handled is the one to report
             db.execute("ROLLBACK")
+
+
+def reconnect(path: Path, synchronous: str, *, what: str) -> sqlite3.Connection:
+    """One more connection to a database this process opened with :func:`open_database`
+    (WAL persists in the file): no schema statements, so many threads open at once."""
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        return conn
+    except sqlite3.Error as exc:
+        raise NewsletterError(f"{path}: cannot open {what}: {exc}") from exc

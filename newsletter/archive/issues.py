@@ -136,9 +136,7 @@ def load_archive_issues(
         try:
             item = _load_one(path)
         except IssueFileError as exc:
-            published = not include_drafts and (
-                path.stem in sent or _declares_published(path)
-            )
+            published = not include_drafts and (path.stem in sent or _declares_published(path))
             skipped.append(SkippedIssue(path, tuple(exc.problems), published))
             continue
         reason = None if include_drafts else _state(item.issue, sent, today)

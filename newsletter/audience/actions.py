@@ -9,14 +9,14 @@ the same two changes when a human approves an item.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Literal, get_args
 
 from newsletter.audience.confirm import ConfirmRequest, activate, request_confirmation
 from newsletter.audience.inbound.safety import clean_header_text
-from newsletter.audience.subscribers import Edit, Header, Mutation, SubscriberRow, SubscriberStore
+from newsletter.audience.subscribers import SubscriberStore
 from newsletter.audience.subscribers.addresses import address_key
 from newsletter.errors import TokenError
 from newsletter.i18n import detect_language
@@ -72,54 +72,27 @@ class Act:
 # ------------------------------------------------------------------- list changes
 
 
-class _SuppressMutation(Mutation):
-    """Set a suppression status (unsubscribed, bounced) on listed addresses.
-
-    pending/active rows change; rows already suppressed keep their status (a bounce
-    does not hide an unsubscribe, nor the reverse). ``before`` maps key -> old status.
-    """
-
-    def __init__(self, keys: Iterable[str], status: str, note: str) -> None:
-        self.keys = set(keys)
-        self.status = status
-        self.note = note
-        self.before: dict[str, str] = {}
-
-    def begin(self, header: Header, now: str) -> None:
-        header.ensure("status", "updated_at", "note")
-        self.now = now
-        self.before = {}
-
-    def row(self, row: SubscriberRow, header: Header) -> list[str] | Edit:
-        sub = row.subscriber
-        if sub is None or sub.key not in self.keys or sub.key in self.before:
-            return Edit.KEEP
-        self.before[sub.key] = sub.status
-        if sub.status not in ("pending", "active"):
-            return Edit.KEEP
-        cells = list(row.cells)
-        header.set(cells, "status", self.status)
-        header.set(cells, "updated_at", self.now)
-        header.set(cells, "note", f"{sub.note}; {self.note}" if sub.note else self.note)
-        return cells
-
-
 def suppress(
     store: SubscriberStore, addresses: Sequence[str], status: str, note: str
 ) -> list[tuple[str, str]]:
-    """Set ``status`` on the pending/active ones of ``addresses``; (address, what happened)."""
+    """Set ``status`` on the pending/active ones of ``addresses``; (address, what happened).
+
+    Recorded in the store's ledger (durable at once, in the file at the next fold); rows
+    already suppressed keep their status (a bounce does not hide an unsubscribe).
+    """
     keys = {address_key(a): a for a in addresses}
-    mutation = _SuppressMutation(keys, status, note)
-    store.apply(mutation)
+    before = store.suppress(
+        {address: (status, note) for address in keys.values()}, only_open=True, source="email"
+    )
     results = []
     for key, address in keys.items():
-        before = mutation.before.get(key)
-        if before is None:
+        held = before.get(key)
+        if held is None:
             results.append((address, "not on the list"))
-        elif before in ("pending", "active"):
+        elif held in ("pending", "active"):
             results.append((address, status))
         else:
-            results.append((address, f"already {before}"))
+            results.append((address, f"already {held}"))
     return results
 
 

@@ -18,8 +18,10 @@ Nobody becomes active without a confirmation from that address itself:
   (idempotent). A token minted before the row's last change (``updated_at``) is refused
   (:class:`StaleTokenError`): an old confirmation link cannot undo an unsubscribe.
 
-Every status change is a :class:`~newsletter.audience.subscribers.Mutation` applied under the
-store's lock to a fresh read of the file, so a concurrent admin edit is never lost.
+With the store's ledger (the project's list), a change is decided against the address's
+status now (the CSV's index, plus the ledger) and recorded as one ledger row, durable at
+once and folded into the file later; a bare store applies the same change as a
+:class:`~newsletter.audience.subscribers.Mutation` under the file's lock.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ from newsletter.audience.inbound.replies import confirm_token_minted
 from newsletter.audience.inbound.safety import clean_header_text
 from newsletter.audience.subscribers import Edit, Header, Mutation, SubscriberRow, SubscriberStore
 from newsletter.audience.subscribers.addresses import address_key, normalize_address
+from newsletter.audience.subscribers.csvio import neutralize_cell
+from newsletter.audience.subscribers.ledger import Change, Hold, RowState
 from newsletter.errors import NewsletterError, TokenError
 from newsletter.i18n import normalize_language
 from newsletter.tokens import CONFIRM_TTL, make_token, read_token
 
 if TYPE_CHECKING:
+    from newsletter.audience.subscribers.live import LiveList
     from newsletter.config import Settings
 
 __all__ = [
@@ -138,6 +143,18 @@ def _timestamp(value: str) -> float | None:
     return when.timestamp()
 
 
+def _fresh(minted: float | None, status: str, updated_at: str) -> bool:
+    """Whether a token minted at ``minted`` may confirm a row of ``status`` changed then."""
+    if minted is None:
+        return status == "pending"
+    changed = _timestamp(updated_at) if updated_at else None
+    if status == "pending":
+        return changed is None or minted >= changed - CLOCK_SLACK
+    # unsubscribed: the token must come after the unsubscribe, without slack (the
+    # cell is to the second, so a token from the same second is refused: ask again)
+    return changed is not None and minted > changed
+
+
 class _ActivateMutation(Mutation):
     """pending (or unsubscribed, given a fresh token) -> active; reports what the row held.
 
@@ -153,14 +170,7 @@ class _ActivateMutation(Mutation):
         self.stale = False
 
     def _fresh(self, status: str, updated_at: str) -> bool:
-        if self.minted is None:
-            return status == "pending"
-        changed = _timestamp(updated_at) if updated_at else None
-        if status == "pending":
-            return changed is None or self.minted >= changed - CLOCK_SLACK
-        # unsubscribed: the token must come after the unsubscribe, without slack (the
-        # cell is to the second, so a token from the same second is refused: ask again)
-        return changed is not None and self.minted > changed
+        return _fresh(self.minted, status, updated_at)
 
     def begin(self, header: Header, now: str) -> None:
         header.ensure("status", "updated_at", "confirmed_at", "note")
@@ -190,6 +200,60 @@ class _ActivateMutation(Mutation):
         if self.note:
             header.set(cells, "note", f"{sub.note}; {self.note}" if sub.note else self.note)
         return cells
+
+
+# ------------------------------------------------- the same changes, through the ledger
+
+
+def _record_request(
+    store: SubscriberStore, live: LiveList, mutation: _RequestMutation, *, force: bool
+) -> str | None:
+    """:class:`_RequestMutation` as a ledger change; the status it found (None: new)."""
+    values, key, now = mutation.values, mutation.key, store.clock()
+
+    def decide(state: RowState | None, hold: Hold | None) -> Change | None:
+        if state is None:
+            return Change(
+                key, values["email"], "request", "pending", note=values["note"],
+                name=values["name"], source=values["source"], at=now,
+                language=values.get("language", ""),
+            )  # fmt: skip
+        if force and state.status in ("bounced", "complained"):
+            return Change(
+                key, state.email, "request", "pending", before=state.status,
+                note=f"asked again ({values['source']}) after {state.status}", at=now,
+            )  # fmt: skip
+        return None
+
+    decision = live.decide(key, decide)
+    mutation.line = decision.before.line if decision.before else 0
+    mutation.language = decision.before.language if decision.before else ""
+    return decision.before.status if decision.before else None
+
+
+def _record_activation(store: SubscriberStore, live: LiveList, mutation: _ActivateMutation) -> None:
+    """:class:`_ActivateMutation` as a ledger change; fills in its ``before`` and ``stale``."""
+    now = store.clock()
+
+    def decide(state: RowState | None, hold: Hold | None) -> Change | None:
+        if state is None or state.status not in ("pending", "unsubscribed"):
+            return None
+        if not _fresh(mutation.minted, state.status, state.updated_at):
+            return None
+        return Change(
+            mutation.key, state.email, "activate", "active", before=state.status,
+            note=mutation.note, at=now,
+        )  # fmt: skip
+
+    decision = live.decide(mutation.key, decide)
+    before = decision.before
+    mutation.before = before.status if before else None
+    mutation.stale = (
+        decision.change is None
+        and before is not None
+        and before.status in ("pending", "unsubscribed")
+        and mutation.minted is not None
+    )
 
 
 # ------------------------------------------------------------------ public API
@@ -229,7 +293,8 @@ def request_confirmation(
     own = requested_by is None or address_key(requested_by) == key
     values = {
         "email": address,
-        "name": clean_header_text(name, limit=100),
+        # from the public (a form, a message): never a spreadsheet formula in the CSV
+        "name": neutralize_cell(clean_header_text(name, limit=100)),
         "status": "pending",
         "source": source,
         "confirmed_at": "",
@@ -239,17 +304,21 @@ def request_confirmation(
     if language is not None:
         values["language"] = language
     mutation = _RequestMutation(key, values, force=force)
-    store.apply(mutation)
-    if mutation.before == "problem":
+    if store.live is not None:
+        before = _record_request(store, store.live, mutation, force=force)
+    else:
+        store.apply(mutation)
+        before = mutation.before
+    if before == "problem":
         raise NewsletterError(
             f"{store.display}:{mutation.line}: {address} is in a row with problems; "
             "fix the row, then approve the request again",
         )
-    if mutation.before == "active":
+    if before == "active":
         return ConfirmRequest(address, False, "already active")
-    if mutation.before in ("bounced", "complained") and not force:
+    if before in ("bounced", "complained") and not force:
         return ConfirmRequest(address, False, "suppressed")
-    if mutation.before == "unsubscribed" and not (own or force):
+    if before == "unsubscribed" and not (own or force):
         return ConfirmRequest(address, False, "unsubscribed")
 
     own_records = records is None
@@ -291,7 +360,10 @@ def activate(
     address = normalize_address(email)
     store = store if store is not None else SubscriberStore.from_settings(settings)
     mutation = _ActivateMutation(address.lower(), f"confirmed {how}".strip(), minted)
-    store.apply(mutation)
+    if store.live is not None:
+        _record_activation(store, store.live, mutation)
+    else:
+        store.apply(mutation)
     if mutation.stale:
         raise StaleTokenError(
             "this link is older than your last change; ask for a new one",

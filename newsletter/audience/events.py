@@ -10,7 +10,8 @@ failure), :func:`parse_events` and :func:`map_event` (event -> the subscriber st
 implies, or None), and :func:`read_events`, the three in the order a request needs them.
 The edges: :class:`EventLedger` (SQLite, one row per ``sg_event_id``, so a retried batch
 is applied once), :func:`apply_suppressions` (one locked write to the subscriber CSV
-that never weakens a suppression) and :func:`apply_events`, the two in one step.
+that never weakens a suppression; the store's ledger makes it durable at once) and
+:func:`apply_events`, the two in one step.
 The HTTP endpoint (``POST /webhooks/sendgrid``) is :mod:`newsletter.web.sendgrid`.
 """
 
@@ -34,13 +35,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from newsletter.audience.subscribers.addresses import AddressError, address_key
-from newsletter.audience.subscribers.mutations import Edit, StatusMutation
-from newsletter.audience.subscribers.rows import SubscriberRow
+from newsletter.audience.subscribers.mutations import SUPPRESSION_RANK
 from newsletter.database import open_database
 from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
-    from newsletter.audience.subscribers.csvio import Header
     from newsletter.audience.subscribers.store import SubscriberStore
 
 SIGNATURE_HEADER: Final = "X-Twilio-Email-Event-Webhook-Signature"
@@ -48,10 +47,6 @@ TIMESTAMP_HEADER: Final = "X-Twilio-Email-Event-Webhook-Timestamp"
 #: A signed request older (or newer) than this many seconds is refused as a replay.
 TIMESTAMP_TOLERANCE: Final = 600
 LEDGER_NAME: Final = "webhooks.sqlite3"
-
-#: How strong a status is: an event never replaces a stronger one with a weaker one
-#: (a late "unsubscribe" does not turn "complained" back into "unsubscribed").
-SUPPRESSION_RANK: Final[Mapping[str, int]] = {"unsubscribed": 1, "bounced": 2, "complained": 3}
 
 
 class SignatureError(NewsletterError):
@@ -244,26 +239,16 @@ def suppressions(actions: Sequence[EventAction]) -> dict[str, tuple[str, str]]:
 
 
 # Edges: the subscriber store and the ledger ------------------------------------------
-class SuppressMutation(StatusMutation):
-    """Set suppression statuses, never weakening one the row already has."""
-
-    def row(self, row: SubscriberRow, header: Header) -> list[str] | Edit:
-        sub = row.subscriber
-        if sub is not None and sub.key in self.changes and sub.key not in self.found:
-            wanted = self.changes[sub.key][0]
-            if SUPPRESSION_RANK.get(sub.status, 0) >= SUPPRESSION_RANK.get(wanted, 0):
-                self.found.add(sub.key)
-                return Edit.KEEP
-        return super().row(row, header)
-
-
 def apply_suppressions(store: SubscriberStore, changes: Mapping[str, tuple[str, str]]) -> set[str]:
-    """One locked write: ``{email: (status, note)}``; returns the keys found in the list."""
+    """Record ``{email: (status, note)}`` (never weakening one); the keys found in the list.
+
+    With the store's ledger this is one transaction, durable at its commit and folded
+    into the file later; without one, one locked write of the file.
+    """
     if not changes:
         return set()
-    mutation = SuppressMutation({address_key(e): (s, n) for e, (s, n) in changes.items()})
-    store.apply(mutation)
-    return mutation.found
+    before = store.suppress(changes, source="webhook")
+    return {key for key, status in before.items() if status is not None}
 
 
 def apply_events(

@@ -75,8 +75,10 @@ def archive(
         skip_invalid=skip_invalid,
     )
     for left in result.left_out:
-        why = "draft: not sent, not `published: true`" if left.reason == "draft" else (
-            "dated in the future"
+        why = (
+            "draft: not sent, not `published: true`"
+            if left.reason == "draft"
+            else ("dated in the future")
         )
         err_console.print(f"left out {left.path} ({why})", markup=False)
     for skipped in result.skipped:

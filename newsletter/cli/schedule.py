@@ -41,8 +41,10 @@ def parse_grace(text: str) -> dt.timedelta:
     if match is None:
         raise UsageError(f"--grace {text!r}: write it as 30m, 2h or 1d")
     n, unit = int(match.group(1)), match.group(2)
-    return dt.timedelta(minutes=n) if unit == "m" else (
-        dt.timedelta(hours=n) if unit == "h" else dt.timedelta(days=n)
+    return (
+        dt.timedelta(minutes=n)
+        if unit == "m"
+        else (dt.timedelta(hours=n) if unit == "h" else dt.timedelta(days=n))
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -192,6 +193,7 @@ def send(
         return
 
     from newsletter.audience.subscribers import SubscriberStore
+    from newsletter.cli.folding import folded
     from newsletter.delivery.campaign import Campaign
     from newsletter.delivery.journal import Journal
 
@@ -200,6 +202,7 @@ def send(
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     rehearsal: Path | None = None  # a sandbox run's throw-away journal
     lock = FileLock(str(settings.state_dir / f"send-{slug}.lock"))
+    stack = ExitStack()
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -208,6 +211,9 @@ def send(
             hint="wait for it to finish; `newsletter status` shows its progress",
         ) from None
     try:
+        # the ledger's changes (web unsubscribes, bounces) into the file first; the send
+        # also checks the ledger before every hand-off
+        store = stack.enter_context(folded(SubscriberStore.from_settings(settings)))
         where = journal_path(settings)
         if sandbox:
             transport = sandboxed(transport)
@@ -218,7 +224,7 @@ def send(
                 builder=builder,
                 transport=transport,
                 journal=journal,
-                store=SubscriberStore.from_settings(settings),
+                store=store,
                 store_path=settings.subscribers_file,
                 make_recipient=Recipient,
             )
@@ -275,6 +281,7 @@ def send(
                     markup=False,
                 )
     finally:
+        stack.close()
         lock.release()
         if rehearsal is not None:
             import shutil

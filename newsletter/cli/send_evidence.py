@@ -78,7 +78,8 @@ def evidence_gate(
     if not found:
         return None
     message = (
-        f"the send journal knows of {journal_sent:,} sent, but " + " and ".join(found)
+        f"the send journal knows of {journal_sent:,} sent, but "
+        + " and ".join(found)
         + ": the journal may have been deleted or damaged, and sending now could give "
         "readers a second copy"
     )

@@ -74,10 +74,13 @@ def process_command(
     from newsletter.audience.inbound.mailfiles import open_path_source
     from newsletter.audience.inbound.records import Records
     from newsletter.audience.signups import process_source, summarize
+    from newsletter.audience.subscribers import SubscriberStore
+    from newsletter.cli.folding import folded
 
     settings = _settings()
     settings.require_secret()
-    with Records.from_settings(settings) as records:
+    store = SubscriberStore.from_settings(settings)
+    with folded(store), Records.from_settings(settings) as records:
         inbound: InboundSource = (
             open_path_source(source)
             if source is not None
@@ -89,7 +92,7 @@ def process_command(
                 _print(outcome.line())
 
         outcomes = process_source(
-            inbound, settings, records=records, dry_run=dry_run, on_outcome=show
+            inbound, settings, records=records, dry_run=dry_run, on_outcome=show, store=store
         )
     prefix = "dry run: " if dry_run else ""
     _print(f"{prefix}{inbound.name}: {summarize(outcomes)}")
@@ -242,6 +245,8 @@ def approve_command(
     """Do what an item asks: subscribe -> send the confirmation; unsubscribe -> apply it;
     a bounce or delay -> mark bounced; a complaint -> mark complained."""
     from newsletter.audience.review import approve
+    from newsletter.audience.subscribers import SubscriberStore
+    from newsletter.cli.folding import folded
 
     if as_kind is not None and as_kind not in ("subscribe", "unsubscribe", "bounce", "complaint"):
         raise NewsletterError(
@@ -249,9 +254,9 @@ def approve_command(
         )
     settings = _settings()
     kind: ApproveAs | None = as_kind  # type: ignore[assignment]
-    _decided(
-        f"[{record_id}] " + approve(record_id, settings, as_kind=kind, addresses=address or ())
-    )
+    with folded(SubscriberStore.from_settings(settings)) as store:
+        done = approve(record_id, settings, as_kind=kind, addresses=address or (), store=store)
+    _decided(f"[{record_id}] {done}")
 
 
 @app.command("reject")

@@ -5,11 +5,10 @@ the journal and the subscriber store together::
 
     plan()  recover a dead run's in-flight rows (-> uncertain), requeue retryable
             failures, match the journal to the subscribers active now, count
-    run()   for each batch of pending rows: re-check the subscriber list if the file
-            changed, mark the batch in_flight (committed), hand it to the transport,
-            record each outcome (committed), mark refused addresses bounced
+    run()   for each batch: re-check the list if the file changed, skip whoever the
+            consent ledger says left since, mark it in_flight (committed), hand it
+            off, record each outcome (committed), record refused addresses bounced
     rehearse()  the dry run: builds every message, hands off nothing, writes nothing
-
 Stopping (:meth:`Campaign.stop`, from a signal handler) lets the current hand-off finish
 and hands off nothing more; the CLI then says how to resume.
 """
@@ -46,7 +45,8 @@ class SubscriberLike(Protocol):
 
 
 class StoreLike(Protocol):
-    """What the send loop needs of :class:`newsletter.audience.subscribers.SubscriberStore`."""
+    """What the send loop needs of :class:`newsletter.audience.subscribers.SubscriberStore`;
+    ``held(keys)`` (who left the list) and ``suppress(...)`` (bounces) are used if offered."""
 
     def iter_active(self) -> Iterator[SubscriberLike]: ...
     def set_statuses(self, changes: Mapping[str, tuple[str, str | None]]) -> set[str]: ...
@@ -262,6 +262,9 @@ class Campaign:
                         exhausted = True
                         break
                     rows = [queue.popleft() for _ in range(min(size, len(queue)))]
+                    rows = self._still_subscribed(rows, report)  # the ledger, right now
+                    if not rows:
+                        continue
                     batch = [self.make_recipient(row.email, row.name) for row in rows]
                     starting.append(([row.key for row in rows], batch))
                     if remaining is not None:
@@ -314,6 +317,15 @@ class Campaign:
             report.elapsed = time.perf_counter() - started
         return report
 
+    def _still_subscribed(self, rows: list[Delivery], report: Report) -> list[Delivery]:
+        """``rows`` less whoever left the list (the ledger's holds), asked right before the
+        hand-off: an unsubscribe made during the send stops a copy that has not left."""
+        held_of = getattr(self.store, "held", None)
+        gone = held_of([row.key for row in rows]) if held_of is not None else set()
+        if gone:
+            report.skipped += self.journal.mark_skipped(self.issue, sorted(gone))
+        return [row for row in rows if row.key not in gone] if gone else rows
+
     def _account(self, outcomes: list[Outcome], report: Report, progress: Progress | None) -> None:
         """After an outcome is committed: count it, mark refused addresses bounced."""
         report.attempted += sum(o.status is not Status.NOT_ATTEMPTED for o in outcomes)
@@ -328,9 +340,14 @@ class Campaign:
         }
         if not changes:
             return
+        suppress = getattr(self.store, "suppress", None)  # the ledger: the file untouched
         before = _file_signature(self.store_path)
         try:
-            report.bounced += len(self.store.set_statuses(changes))
+            if suppress is not None:
+                recorded = suppress({e: (s, n or "") for e, (s, n) in changes.items()})
+                report.bounced += sum(1 for status in recorded.values() if status is not None)
+            else:
+                report.bounced += len(self.store.set_statuses(changes))
         except (NewsletterError, OSError) as exc:
             why = exc.message if isinstance(exc, NewsletterError) else str(exc)
             report.warnings.append(
@@ -339,7 +356,7 @@ class Campaign:
         # Our own write changed the file. If nobody else had changed it since the last
         # sync, that alone needs no re-check; otherwise keep the old signature so the
         # next batch re-syncs and sees their edit (an unsubscribe, a new subscriber).
-        if before == self._signature:
+        if suppress is None and before == self._signature:
             self._signature = _file_signature(self.store_path)
 
     def rehearse(self, *, limit: int | None = None, progress: Progress | None = None) -> Report:

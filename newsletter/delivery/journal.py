@@ -270,6 +270,15 @@ class Journal:
             rollback(db)
             raise
 
+    def mark_skipped(self, issue: str, keys: Sequence[str]) -> int:
+        """Pending rows whose address left the list during the send: never handed off."""
+        cursor = self.db.executemany(
+            "UPDATE deliveries SET state = 'skipped', updated_at = ? "
+            "WHERE issue = ? AND key = ? AND state = 'pending'",
+            [(_now(), issue, key) for key in keys],
+        )
+        return cursor.rowcount
+
     def mark_uncertain(self, issue: str, keys: Sequence[str]) -> None:
         self.db.executemany(
             "UPDATE deliveries SET state = 'uncertain', reason = ?, updated_at = ? "

@@ -17,7 +17,8 @@ Routes::
 The handlers live by concern: :mod:`.signup` (the form), :mod:`.links` (unsubscribe
 and confirm), :mod:`.sendgrid` (the provider endpoints); the static files, the error
 pages and the archive mount are here. Every store write runs in a worker thread and
-takes the subscriber file's lock.
+commits one row to the consent ledger; the lifespan runs the one background writer
+that folds the ledger into the CSV (:mod:`newsletter.audience.subscribers.background`).
 
 Around Starlette (outside its error handling, so a 500 page gets them too), outermost
 first: :class:`~.proxy.ClientAddress` (the real client behind a trusted proxy),
@@ -31,12 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -44,6 +47,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsletter.audience.events import SIGNATURE_HEADER, TIMESTAMP_HEADER, TIMESTAMP_TOLERANCE
+from newsletter.audience.subscribers.background import FoldPolicy, FoldWorker
 from newsletter.audience.subscribers.store import SubscriberStore
 from newsletter.i18n import N_
 from newsletter.web.formdata import MAX_FORM_BODY
@@ -238,6 +242,35 @@ def _outer_layers(settings: Settings, limits: Limits) -> Callable[[ASGIApp], ASG
     return wrap
 
 
+def _fold_lifespan(web: WebApp) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """Start-up: the subscriber index is brought up to date before the first request, then
+    one background writer folds the consent ledger into the CSV; shutdown: a last fold."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        live = web.store.live
+        if live is None:  # pragma: no cover - from_settings always has a ledger
+            yield
+            return
+        settings = web.settings
+        worker = FoldWorker(
+            live,
+            FoldPolicy(
+                quiet=settings.fold_quiet_seconds,
+                batch=settings.fold_batch,
+                max_delay=settings.fold_max_delay,
+            ),
+        )
+        await run_in_threadpool(worker.start)
+        app.state.fold_worker = worker
+        try:
+            yield
+        finally:
+            await run_in_threadpool(worker.stop)
+
+    return lifespan
+
+
 def create_app(
     settings: Settings,
     *,
@@ -278,6 +311,7 @@ def create_app(
     ]
     app = WebStarlette(
         routes=routes,
+        lifespan=_fold_lifespan(web),
         exception_handlers={
             404: web.not_found,
             405: web.not_allowed,

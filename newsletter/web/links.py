@@ -39,7 +39,7 @@ from newsletter.web.guards import is_cross_site
 from newsletter.web.proxy import client_key
 
 if TYPE_CHECKING:
-    from newsletter.audience.subscribers.rows import Subscriber
+    from newsletter.audience.subscribers.ledger import RowState
     from newsletter.audience.subscribers.store import SubscriberStore
     from newsletter.config import Settings
     from newsletter.web.guards import SlidingWindow
@@ -93,10 +93,10 @@ class LinkPages:
             status_code=403,
         )
 
-    def _lookup(self, email: str) -> Subscriber | None:
-        if not self.store.path.exists():
-            return None
-        return self.store.get(email)
+    def _lookup(self, email: str) -> RowState | None:
+        """The address's status now: the list's index plus the ledger (no read of the CSV)."""
+        state = self.store.status(email)
+        return None if state is None or state.status == "problem" else state
 
     async def _reader_language(self, email: str) -> str | None:
         """The listed reader's own language (their row's ``language``), if any."""
@@ -107,6 +107,7 @@ class LinkPages:
         return sub.language if sub is not None else None
 
     def _unsubscribe(self, email: str, note: str) -> bool:
+        """Record the unsubscribe in the ledger: durable when this returns (one commit)."""
         return bool(apply_suppressions(self.store, {email: ("unsubscribed", note)}))
 
     async def _unsubscribe_once(self, email: str, note: str) -> bool:

@@ -152,7 +152,9 @@ def test_drafts_and_future_issues_stay_out_of_pages_index_and_feed(three: Path) 
         assert "vol-2.20" in text
         assert "vol-2.21" not in text and "vol-2.22" not in text
     assert sorted(p.name for p in out.glob("vol-*.html")) == [
-        "vol-2.18.html", "vol-2.19.html", "vol-2.20.html"
+        "vol-2.18.html",
+        "vol-2.19.html",
+        "vol-2.20.html",
     ]
 
 

@@ -74,7 +74,7 @@ def test_suppressed_is_not_mailed(settings: Settings, status: str) -> None:
 
 def past_store(settings: Settings, stamp: str = "2024-01-01T00:00:00Z") -> SubscriberStore:
     """The project's list, writing ``updated_at`` as ``stamp`` (a change made back then)."""
-    return SubscriberStore(settings.subscribers_file, clock=lambda: stamp)
+    return SubscriberStore.from_settings(settings, clock=lambda: stamp)
 
 
 def test_unsubscribed_asking_again_stays_unsubscribed_until_confirmed(

@@ -103,7 +103,7 @@ def test_rate_limit_per_address(home: Path) -> None:
 
 def test_unsubscribed_person_asking_again_gets_a_confirmation(settings: Settings) -> None:
     seed(settings, ["alice@example.com"])
-    past = SubscriberStore(settings.subscribers_file, clock=lambda: "2024-01-01T00:00:00Z")
+    past = SubscriberStore.from_settings(settings, clock=lambda: "2024-01-01T00:00:00Z")
     past.set_status("alice@example.com", "unsubscribed")
     outcome = process_raw_message(load("01-plain-please-add-me.eml"), settings, source="test")
     assert outcome.results == (("alice@example.com", "sent"),)
@@ -121,7 +121,7 @@ def test_a_reply_with_a_token_older_than_the_unsubscribe_confirms_nobody(
 ) -> None:
     confirmation = pat_asks_to_subscribe(settings)
     later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
-    SubscriberStore(settings.subscribers_file, clock=lambda: later).set_status(
+    SubscriberStore.from_settings(settings, clock=lambda: later).set_status(
         "pat@example.net", "unsubscribed"
     )
     outcome = answer(confirmation, "pat@example.net", settings)

@@ -40,9 +40,7 @@ def move_due(home: Path, slug: str, ago: dt.timedelta) -> None:
 
 
 def schedule(slug: str = "vol-2.20") -> None:
-    result = runner.invoke(
-        app, ["send", slug, "--at", FAR, "--tz", "America/New_York", "--yes"]
-    )
+    result = runner.invoke(app, ["send", slug, "--at", FAR, "--tz", "America/New_York", "--yes"])
     assert result.exit_code == 0, result.output
 
 

@@ -89,5 +89,12 @@ def test_a_clean_run_is_ok_in_status_and_json(env: dict[str, str]) -> None:
 
 def test_status_json_of_an_unsent_issue(home: Path) -> None:
     data = json.loads(runner.invoke(app, ["status", "vol-2.19", "--json"]).stdout)
-    assert data == {"issue": "vol-2.19", "sent_before": False, "counts": {}, "last_run": None,
-                    "failed": [], "uncertain": [], "schedule": None}
+    assert data == {
+        "issue": "vol-2.19",
+        "sent_before": False,
+        "counts": {},
+        "last_run": None,
+        "failed": [],
+        "uncertain": [],
+        "schedule": None,
+    }

@@ -64,7 +64,10 @@ def seed(settings: Settings, emails: list[str]) -> SubscriberStore:
 
 
 def statuses(settings: Settings) -> dict[str, str]:
-    return {s.key: s.status for s in SubscriberStore.from_settings(settings).iter_valid()}
+    """Every valid row's status, after the consent ledger is folded into the file."""
+    store = SubscriberStore.from_settings(settings)
+    store.fold()
+    return {s.key: s.status for s in store.iter_valid()}
 
 
 def outbox(settings: Settings) -> list[EmailMessage]:

@@ -46,11 +46,14 @@ def running(
     tls: tuple[Path, Path] | None = None,
     limits: ConnectionLimits | None = None,
     trusted_proxies: str = "",
+    lifespan: str = "off",
 ) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields ``http://127.0.0.1:<port>``, or
     ``https://localhost:<port>`` with ``tls`` = (certificate, key) files.
 
     The server is configured as ``newsletter serve`` configures it (web/server.py).
+    ``lifespan="on"`` also runs the app's start-up and shutdown (the background fold
+    of the subscriber ledger); the web tests leave it off unless they test that.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -60,6 +63,7 @@ def running(
         app,
         limits=limits,
         trusted_proxies=trusted_proxies,
+        lifespan=lifespan,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=2,
@@ -178,7 +182,18 @@ def status_of(store: SubscriberStore, email: str) -> str | None:
     return None if sub is None else sub.status
 
 
+def fold_list(home: Path) -> None:
+    """Fold the consent ledger into the CSV now (what ``serve`` does after a quiet moment)."""
+    SubscriberStore(
+        home / "subscribers" / "subscribers.csv",
+        backup_dir=home / ".newsletter" / "backups",
+        state_dir=home / ".newsletter",
+    ).fold()
+
+
 def csv_row(home: Path, email: str) -> str:
+    """The address's line of the CSV, after the ledger is folded into it."""
+    fold_list(home)
     text = (home / "subscribers" / "subscribers.csv").read_text(encoding="utf-8")
     return next(line for line in text.splitlines() if line.lower().startswith(email.lower()))
 

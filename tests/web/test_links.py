@@ -225,7 +225,7 @@ def test_a_stranger_cannot_undo_an_unsubscribe(
     fresh link mailed to the address is the only way back."""
     old = confirm_path(wsettings, "carol@example.com", now=time.time() - 3 * 86400)
     before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
-    SubscriberStore(wsettings.subscribers_file, clock=lambda: before).set_status(
+    SubscriberStore.from_settings(wsettings, clock=lambda: before).set_status(
         "carol@example.com", "unsubscribed"
     )
     client = serve()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from newsletter.audience.events import SIGNATURE_HEADER, TIMESTAMP_HEADER, EventLedger
 from newsletter.audience.subscribers import SubscriberStore
+from newsletter.audience.subscribers.ledger import Ledger
 from newsletter.config import Settings
 from newsletter.errors import LockTimeoutError
 from newsletter.web import Pipeline
@@ -122,11 +124,11 @@ def test_event_webhook_bad_json_and_busy_store(
     )
     assert response.status_code == 400
 
-    def locked(*args: object, **kwargs: object) -> bool:
-        raise LockTimeoutError("subscribers.csv.lock: held")
+    def locked(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
 
-    with monkeypatch.context() as patch:
-        patch.setattr(SubscriberStore, "apply", locked)
+    with monkeypatch.context() as patch:  # the consent ledger cannot commit
+        patch.setattr(Ledger, "insert", locked)
         assert signed_post(client, keys[0], [EVENTS[0]]).status_code == 503
     # nothing was recorded, so SendGrid's retry is applied
     assert signed_post(client, keys[0], [EVENTS[0]]).status_code == 200

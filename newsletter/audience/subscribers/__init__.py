@@ -28,6 +28,21 @@ write and gives it back untouched wherever it can. One module per step:
 * :mod:`.store` -- :class:`SubscriberStore`, a :class:`~.lockedfile.LockedFile`:
   streaming reads, stats, and the changes (add, status, purge, import); rows a
   mutation does not change are written back byte for byte.
+
+Machines never rewrite the file per change. Beside it, under ``state_dir``:
+
+* :mod:`.ledger` -- the consent ledger (``ledger.sqlite3``, WAL, synchronous=FULL):
+  every machine change (web unsubscribe or confirmation, signup request, bounce,
+  complaint, send-time refusal) is one row, durable at its commit; ``holds`` keep each
+  address's suppression until the reader's own confirmation.
+* :mod:`.index` -- the CSV's index (``index.sqlite3``: address -> line, status, change
+  stamp), rebuilt by streaming whenever the file's signature changes.
+* :mod:`.live` -- :class:`~.live.LiveList`: an address's status now (index + ledger),
+  decisions recorded in one transaction, and the fold.
+* :mod:`.fold` -- one atomic rewrite per batch of ledger changes; a hand edit is kept,
+  a suppression or a change a stale spreadsheet save reverted is re-applied, and said.
+* :mod:`.background` -- the one writer behind ``newsletter serve`` that folds after a
+  quiet moment or N changes and keeps the index fresh.
 """
 
 from __future__ import annotations

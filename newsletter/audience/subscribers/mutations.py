@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import IO, Final
 
 from newsletter.audience.subscribers.csvio import (
     Header,
@@ -136,3 +137,88 @@ class PurgeMutation(Mutation):
             self.lines.append(row.line)
             return Edit.DELETE
         return Edit.KEEP
+
+
+#: How strong a suppression is: one never replaces a stronger one.
+SUPPRESSION_RANK: Final[Mapping[str, int]] = {"unsubscribed": 1, "bounced": 2, "complained": 3}
+
+
+class SuppressionMutation(Mutation):
+    """Suppressions ``{key: (status, note)}`` written straight to the file (no ledger).
+
+    Never weakens a status; ``only_open`` changes only pending or active rows.
+    ``before`` maps each key found to the status its row held.
+    """
+
+    def __init__(self, changes: Mapping[str, tuple[str, str]], only_open: bool) -> None:
+        self.changes = changes
+        self.only_open = only_open
+        self.before: dict[str, str] = {}
+
+    def begin(self, header: Header, now: str) -> None:
+        header.ensure("status", "updated_at", "note")
+        self.now = now
+        self.before = {}
+
+    def row(self, row: SubscriberRow, header: Header) -> list[str] | Edit:
+        sub = row.subscriber
+        if sub is None or sub.key not in self.changes or sub.key in self.before:
+            return Edit.KEEP
+        self.before[sub.key] = sub.status
+        status, note = self.changes[sub.key]
+        if self.only_open and sub.status not in ("pending", "active"):
+            return Edit.KEEP
+        if SUPPRESSION_RANK.get(sub.status, 0) >= SUPPRESSION_RANK[status]:
+            return Edit.KEEP
+        cells = list(row.cells)
+        header.set(cells, "status", status)
+        header.set(cells, "updated_at", self.now)
+        if note:
+            header.set(cells, "note", f"{sub.note}; {note}" if sub.note else note)
+        return cells
+
+
+def run_pass(
+    mutation: Mutation,
+    header: Header,
+    rows: Iterable[SubscriberRow],
+    now: str,
+    out: IO[str] | None,
+) -> bool:
+    """Apply ``mutation`` to ``rows`` and write the result to ``out``; True if it changed."""
+    mutation.begin(header, now)
+    sink = _Sink(out, header.newline)
+    sink.write(header.render())
+    changed = False
+    for row in rows:
+        edit = mutation.row(row, header)
+        if edit is Edit.KEEP:
+            sink.write(row.raw)
+        elif edit is Edit.DELETE:
+            changed = True
+        else:
+            sink.write(header.format(edit))
+            changed = True
+    for cells in mutation.end(header):
+        sink.write(header.format(cells))
+        changed = True
+    return changed
+
+
+class _Sink:
+    """Writes chunks, adding a line break where a last line lacked one."""
+
+    __slots__ = ("newline", "open_line", "out")
+
+    def __init__(self, out: IO[str] | None, newline: str) -> None:
+        self.out = out
+        self.newline = newline
+        self.open_line = False
+
+    def write(self, text: str) -> None:
+        if self.out is None or not text:
+            return
+        if self.open_line:
+            self.out.write(self.newline)
+        self.out.write(text)
+        self.open_line = not text.endswith(("\n", "\r"))

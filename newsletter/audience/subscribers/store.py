@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from newsletter.audience.subscribers.addresses import (
+    SUPPRESSED,
     address_key,
     check_status,
     normalize_address,
@@ -26,22 +27,29 @@ from newsletter.audience.subscribers.csvio import (
     file_error,
     read_records,
 )
+from newsletter.audience.subscribers.fold import FoldReport
 from newsletter.audience.subscribers.importer import ImportMutation, ImportReport
 from newsletter.audience.subscribers.importfile import ImportEntry
+from newsletter.audience.subscribers.ledger import RowState
+from newsletter.audience.subscribers.live import LiveList, import_through_ledger
 from newsletter.audience.subscribers.lockedfile import FileSignature, LockedFile
 from newsletter.audience.subscribers.mutations import (
     AddMutation,
     AlreadySubscribedError,
-    Edit,
     Mutation,
     PurgeMutation,
     StatusMutation,
+    SuppressionMutation,
+    run_pass,
 )
 from newsletter.audience.subscribers.rows import RowValidator, Subscriber, SubscriberRow
 from newsletter.errors import Problem, SubscriberFileError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
+
+
+_Opened = tuple[Header | None, Iterator[SubscriberRow], FileSignature | None]
 
 
 @dataclass(slots=True)
@@ -71,18 +79,29 @@ class SubscriberStore(LockedFile):
         backup_dir: Path | None = None,
         encoding: str = "utf-8",
         clock: Callable[[], str] = utc_now,
+        state_dir: Path | None = None,
     ) -> None:
         super().__init__(path, lock_timeout=lock_timeout, backup_dir=backup_dir)
         self.encoding = encoding
         self.clock = clock
+        #: the index and consent ledger beside the file (None: every change is a rewrite)
+        self.live = LiveList(self, state_dir) if state_dir is not None else None
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, lock_timeout: float = 10.0) -> SubscriberStore:
-        """The project's list, with backups under ``settings.state_dir/backups``."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        lock_timeout: float = 10.0,
+        clock: Callable[[], str] = utc_now,
+    ) -> SubscriberStore:
+        """The project's list, with its ledger, index and backups under ``state_dir``."""
         return cls(
             settings.subscribers_file,
             lock_timeout=lock_timeout,
             backup_dir=settings.state_dir / "backups",
+            state_dir=settings.state_dir,
+            clock=clock,
         )
 
     # Reading ----------------------------------------------------------------------------
@@ -115,6 +134,10 @@ class SubscriberStore(LockedFile):
             rows = (validator.row(*record) for record in records)
             yield header, rows, signature
 
+    def open_rows(self) -> AbstractContextManager[_Opened]:
+        """``(header, rows, signature)`` of the file as it is now (empty when missing)."""
+        return self._open(missing_ok=True)
+
     def header(self) -> Header | None:
         """The file's header (None for an empty file)."""
         with self._open() as (header, _rows, _sig):
@@ -128,7 +151,12 @@ class SubscriberStore(LockedFile):
         be read at all (missing, not UTF-8, broken quoting, no email column).
         """
         with self._open() as (_header, rows, _sig):
-            yield from rows
+            if self.live is None:
+                yield from rows
+                return
+            overlay = self.live.overlay()
+            for row in rows:
+                yield overlay.row(row)
 
     def iter_valid(self) -> Iterator[Subscriber]:
         """Every valid, non-duplicate row, whatever its status."""
@@ -162,12 +190,29 @@ class SubscriberStore(LockedFile):
             )
 
     def get(self, email: str) -> Subscriber | None:
-        """The valid row for an address (any status), or None."""
+        """The valid row for an address (any status, the ledger's changes included), or None."""
         key = address_key(email)
-        for row in self.iter_rows():
-            if row.key == key:
-                return row.subscriber
-        return None
+        if self.live is None:
+            for row in self.iter_rows():
+                if row.key == key:
+                    return row.subscriber
+            return None
+        overlay = self.live.overlay()
+        with self.open_rows() as (_header, rows, _sig):
+            for row in rows:
+                if row.key == key:
+                    return overlay.row(row).subscriber
+        return self.live.unfolded_subscriber(key)  # a signup not in the file yet
+
+    def status(self, email: str) -> RowState | None:
+        """An address's row now, from the index and the ledger (no read of the file)."""
+        key = address_key(email)
+        if self.live is not None:
+            return self.live.state(key)
+        sub = self.get(email)
+        return (
+            RowState(sub.email, sub.status, sub.updated_at, sub.line, sub.language) if sub else None
+        )
 
     def stats(self) -> Stats:
         result = Stats()
@@ -245,10 +290,11 @@ class SubscriberStore(LockedFile):
         return bool(self.set_statuses({email: (status, note)}))
 
     def set_statuses(self, changes: Mapping[str, tuple[str, str | None]]) -> set[str]:
-        """Several status changes in one write: ``{email: (status, note)}``.
+        """An admin's status changes in one write: ``{email: (status, note)}``.
 
-        Returns the keys found. The sender uses it to record a batch of bounces
-        without rewriting the file once per address.
+        Returns the keys found. With a ledger, an explicit change is also its record of
+        consent: a suppression becomes a hold (a spreadsheet save cannot undo it), and a
+        weaker status lifts the address's hold (the admin decided, e.g. a fixed mailbox).
         """
         by_key = {
             address_key(email): (check_status(status), note)
@@ -258,6 +304,17 @@ class SubscriberStore(LockedFile):
             return set()
         mutation = StatusMutation(by_key)
         self.apply(mutation)
+        if self.live is not None and mutation.found:
+            held = {
+                k: (s, n or "set by an admin") for k, (s, n) in by_key.items() if s in SUPPRESSED
+            }
+            self.live.suppress(
+                {k: v for k, v in held.items() if k in mutation.found},
+                only_open=False,
+                source="admin",
+                at=self.clock(),
+            )
+            self.live.release([k for k in mutation.found if k not in held], note="set by an admin")
         return mutation.found
 
     def remove(self, email: str, *, purge: bool = False) -> bool:
@@ -272,8 +329,11 @@ class SubscriberStore(LockedFile):
 
     def purge(self, email: str) -> list[int]:
         """Delete every row holding the address (valid or not); the lines it held."""
-        mutation = PurgeMutation(address_key(email))
+        key = address_key(email)
+        mutation = PurgeMutation(key)
         self.apply(mutation)
+        if self.live is not None:
+            self.live.ledger.forget(key)
         return mutation.lines
 
     def apply(self, mutation: Mutation, *, dry_run: bool = False) -> bool:
@@ -283,33 +343,18 @@ class SubscriberStore(LockedFile):
         The file is created (with the standard header) if missing and rows are added.
         """
         if dry_run:
-            changed, _sig = self._apply_once(mutation, None)
+            changed, _sig = self.apply_pass(mutation, None)
             return changed
-        return self.rewrite(lambda out: self._apply_once(mutation, out))
+        if self.live is not None:
+            self.fold()  # the ledger's changes first: an admin's write builds on them
+        return self.rewrite(lambda out: self.apply_pass(mutation, out))
 
-    def _apply_once(
+    def apply_pass(
         self, mutation: Mutation, out: IO[str] | None
     ) -> tuple[bool, FileSignature | None]:
-        """One pass: read, mutate, write to ``out``. Returns (changed, signature read)."""
+        """One pass for :meth:`rewrite`: read, mutate, write to ``out``; (changed, signature)."""
         with self._open(missing_ok=True) as (header, rows, signature):
-            if header is None:
-                header = Header.default()
-            mutation.begin(header, self.clock())
-            sink = _Sink(out, header.newline)
-            sink.write(header.render())
-            changed = False
-            for row in rows:
-                edit = mutation.row(row, header)
-                if edit is Edit.KEEP:
-                    sink.write(row.raw)
-                elif edit is Edit.DELETE:
-                    changed = True
-                else:
-                    sink.write(header.format(edit))
-                    changed = True
-            for cells in mutation.end(header):
-                sink.write(header.format(cells))
-                changed = True
+            changed = run_pass(mutation, header or Header.default(), rows, self.clock(), out)
             return changed, signature
 
     def import_entries(
@@ -321,25 +366,35 @@ class SubscriberStore(LockedFile):
         updated, except that an unsubscribed, bounced or complained row is never made
         pending or active again without ``force``. ``dry_run`` reports without writing.
         """
+        if self.live is not None and not dry_run:
+            return import_through_ledger(self, self.live, list(entries), force=force)
         mutation = ImportMutation({e.key: e for e in entries}, force=force)
         self.apply(mutation, dry_run=dry_run)
         return mutation.report
 
+    # Machine changes: the ledger ----------------------------------------------------------
+    def suppress(
+        self, changes: Mapping[str, tuple[str, str]], *, only_open: bool = False, source: str = ""
+    ) -> dict[str, str | None]:
+        """Record suppressions ``{email: (status, note)}``; each address's status before.
 
-class _Sink:
-    """Writes chunks, adding a line break where a last line lacked one."""
+        With a ledger: one transaction, durable at commit, in the file at the next fold
+        (a replay of one already recorded writes nothing). Never weakens a status;
+        ``only_open`` changes only pending or active rows. Without one: one rewrite.
+        """
+        if self.live is not None:
+            return self.live.suppress(changes, only_open=only_open, source=source, at=self.clock())
+        mutation = SuppressionMutation(
+            {address_key(e): (check_status(s), n) for e, (s, n) in changes.items()}, only_open
+        )
+        if mutation.changes:
+            self.apply(mutation)
+        return {key: mutation.before.get(key) for key in mutation.changes}
 
-    __slots__ = ("newline", "open_line", "out")
+    def held(self, keys: Iterable[str]) -> set[str]:
+        """The addresses among ``keys`` that left the list: asked before each hand-off."""
+        return set() if self.live is None else set(self.live.held(keys))
 
-    def __init__(self, out: IO[str] | None, newline: str) -> None:
-        self.out = out
-        self.newline = newline
-        self.open_line = False
-
-    def write(self, text: str) -> None:
-        if self.out is None or not text:
-            return
-        if self.open_line:
-            self.out.write(self.newline)
-        self.out.write(text)
-        self.open_line = not text.endswith(("\n", "\r"))
+    def fold(self) -> FoldReport | None:
+        """Fold the ledger into the file now (None without a ledger)."""
+        return None if self.live is None else self.live.fold()

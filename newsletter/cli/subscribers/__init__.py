@@ -6,8 +6,10 @@ group, which prints them and exits with the class's code.
 
 This package is the sub-app: the group's options and the commands in the order ``--help``
 lists them. The commands live by what they do to the list: :mod:`.reports`
-(list, export, stats, check: read only) and :mod:`.changes` (add, remove,
-import); what they share is :mod:`.options` and :mod:`.output`.
+(list, export, stats, check: read only), :mod:`.changes` (add, remove,
+import) and :mod:`.sync` (fold the consent ledger in); what they share is
+:mod:`.options` and :mod:`.output`. Every command on the project's list folds the
+ledger into the file before it reads it and again when it ends.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.subscribers import changes, reports
+from newsletter.cli.subscribers import changes, reports, sync
 from newsletter.cli.subscribers.options import FileOption, GroupOptions
 
 app = typer.Typer(
@@ -54,3 +56,4 @@ app.command("import")(changes.import_subscribers)
 app.command()(reports.export)
 app.command()(reports.stats)
 app.command()(reports.check)
+app.command()(sync.sync)

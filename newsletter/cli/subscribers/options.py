@@ -60,14 +60,19 @@ def open_store(ctx: typer.Context, file: Path | None) -> SubscriberStore:
     path = file or options.file
     if path is not None:
         return SubscriberStore(path, lock_timeout=options.lock_timeout)
+    from newsletter.cli.folding import fold_around
     from newsletter.home import read_home, state_dir, subscribers_file
 
     home = read_home()
-    return SubscriberStore(
+    store = SubscriberStore(
         subscribers_file(home),
         lock_timeout=options.lock_timeout,
         backup_dir=state_dir(home) / "backups",
+        state_dir=state_dir(home),
     )
+    # the consent ledger's changes into the file before the command reads it, and after
+    fold_around(ctx, store)
+    return store
 
 
 def parse_statuses(values: Sequence[str] | None) -> set[str] | None:
