@@ -143,6 +143,19 @@ def send(
         str | None,
         typer.Option("--tz", help="Time zone of --at, e.g. America/New_York (default: local)."),
     ] = None,
+    seed: Annotated[
+        bool, typer.Option("--seed", help="Send to the readers tagged 'seed' first.")
+    ] = False,
+    canary: Annotated[
+        int | None,
+        typer.Option(
+            "--canary", min=1, metavar="N", help="Send to N random readers first (the same N "
+            "for this issue every time).",
+        ),
+    ] = None,
+    hold: Annotated[
+        bool, typer.Option("--hold", help="Stop after --seed/--canary; a plain send does the rest.")
+    ] = False,
     sandbox: Annotated[
         bool,
         typer.Option(
@@ -184,6 +197,9 @@ def send(
 
     settings = load_settings(concurrency=concurrency)
     when = _when(at, tz, to=bool(to), dry_run=dry_run, limit=limit)
+    staged = seed or canary is not None
+    if (hold and not staged) or (staged and (when or to or limit)):
+        raise UsageError("--hold needs --seed or --canary; those go without --at, --to, --limit")
     loaded, rendered, warnings = _load(issue, settings)
     slug: str = rendered.slug
     command = f"newsletter send {issue}"
@@ -271,9 +287,22 @@ def send(
             if not sandbox:
                 publish_page(settings, slug, sent)
                 note_send(settings, slug, plan.sent)
-            send_run.run(
-                campaign, journal, plan, limit, command, transport.name, settings, on_run=on_run
-            )
+            def hand_off(cap: int | None) -> None:
+                send_run.run(
+                    campaign, journal, plan, cap, command, transport.name, settings, on_run=on_run
+                )
+
+            if staged:
+                from newsletter.cli import send_stages as st
+
+                stages = [("seed list", st.seed_keys(settings, journal, slug))] if seed else []
+                if canary is not None:
+                    stages.append((f"canary of {canary:,}", st.canary_keys(journal, slug, canary)))
+                if not st.run_stages(stages, journal, hand_off, slug=slug, hold=hold, yes=yes,
+                                     interactive=sys.stdin.isatty()):  # fmt: skip
+                    return
+                plan = campaign.plan()
+            hand_off(limit)
             if sandbox:
                 console.print(
                     "sandbox: SendGrid validated every request and delivered nothing; "
