@@ -54,6 +54,7 @@ Action = Literal[
     "error",
     "duplicate",
     "dry run",
+    "retry",  # busy (the list, a database): left at the source for the next run
 ]
 #: order of the summary line
 ACTIONS: tuple[Action, ...] = get_args(Action)

@@ -12,8 +12,18 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["BounceScore"]
+from newsletter.audience.subscribers.addresses import address_key
+from newsletter.database import open_database
+
+if TYPE_CHECKING:
+    from newsletter.audience.events import EventAction
+
+__all__ = ["BounceScore", "SoftBounces", "score_deliveries"]
 
 DAY = 24 * 3600
 
@@ -69,3 +79,41 @@ class BounceScore:
             "ON CONFLICT(email) DO UPDATE SET at = max(at, excluded.at)",
             (email.strip().lower(), when),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SoftBounces:
+    """Where the soft-bounce score lives and when it makes a reader bounced."""
+
+    database: Path  # the inbound records' database, which holds the score
+    limit: int
+    days: int
+
+
+def score_deliveries(
+    soft: SoftBounces, actions: Sequence[EventAction]
+) -> dict[str, tuple[str, str]]:
+    """SendGrid's ``delivered`` resets a reader's soft-bounce count; ``deferred`` adds
+    the issue to it (a delay counts once per issue). Readers at the limit come back as
+    suppressions, as a mailbox delay report would make them."""
+    signals = [a for a in actions if a.event in ("delivered", "deferred") and a.email]
+    if not signals:
+        return {}
+    db = open_database(soft.database, "", what="the soft-bounce score")
+    try:
+        score = BounceScore(db)
+        over: dict[str, tuple[str, str]] = {}
+        for a in signals:
+            if a.event == "delivered":
+                score.note_delivered(a.email, now=a.occurred_at)
+            elif score.note_soft_bounce(
+                a.email, a.issue or "?", days=soft.days, now=a.occurred_at
+            ) >= soft.limit:
+                note = (
+                    f"bounced: deferred by the receiver on {soft.limit} issues "
+                    f"within {soft.days} days"
+                )
+                over[address_key(a.email)] = ("bounced", note)
+        return over
+    finally:
+        db.close()

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from newsletter.audience.bounce_score import SoftBounces, score_deliveries
 from newsletter.audience.subscribers.addresses import AddressError, address_key
 from newsletter.audience.subscribers.mutations import SUPPRESSION_RANK
 from newsletter.database import open_database
@@ -252,15 +253,24 @@ def apply_suppressions(store: SubscriberStore, changes: Mapping[str, tuple[str, 
 
 
 def apply_events(
-    store: SubscriberStore, ledger: EventLedger, actions: Sequence[EventAction]
+    store: SubscriberStore,
+    ledger: EventLedger,
+    actions: Sequence[EventAction],
+    *,
+    soft: SoftBounces | None = None,
 ) -> int:
     """Apply the actions ``ledger`` has not seen to ``store``; the number of new ones.
 
     Applying and recording are one step: if the write to the list fails, nothing is
-    recorded, so SendGrid's retry of the batch applies it again.
+    recorded, so SendGrid's retry of the batch applies it again. With ``soft``, the new
+    delivered and deferred events also move readers' soft-bounce scores.
     """
     with ledger.record(actions) as fresh:
-        apply_suppressions(store, suppressions(fresh))
+        changes = suppressions(fresh)
+        if soft is not None:
+            for key, change in score_deliveries(soft, fresh).items():
+                changes.setdefault(key, change)
+        apply_suppressions(store, changes)
         return len(fresh)
 
 

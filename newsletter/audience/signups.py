@@ -38,6 +38,7 @@ headers only through ``clean_header_text``/``clean_address`` (CVE-2024-6923).
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -62,7 +63,7 @@ from newsletter.audience.inbound.safety import clean_header_text
 from newsletter.audience.inbound.sources import InboundSource
 from newsletter.audience.report_actions import act_on_report
 from newsletter.audience.subscribers import SubscriberStore
-from newsletter.errors import ConfigError, NewsletterError
+from newsletter.errors import ConfigError, LockTimeoutError, NewsletterError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -78,6 +79,10 @@ __all__ = [
     "process_source",
     "summarize",
 ]
+
+
+#: a message left for the next run (the list or a database was busy): not recorded
+RETRY: Action = "retry"
 
 
 @dataclass(frozen=True)
@@ -247,6 +252,15 @@ def _process(
             act = act_on(c, msg, settings, store=store, records=records, now=now)
     except ConfigError:
         raise  # stops the run; the row stays "received" and is handled next time
+    except (LockTimeoutError, sqlite3.OperationalError) as exc:
+        # busy, not broken: the row stays "received", the source keeps the message, and
+        # the next run handles it (recording it now would make it a "duplicate" then)
+        what = exc.message if isinstance(exc, NewsletterError) else f"database: {exc}"
+        return ProcessOutcome(
+            source, source_id, record_id, c.kind if c else "", RETRY,
+            c.sender if c else None, c.addresses if c else (),
+            f"busy, left for the next run: {clean_header_text(what, limit=200)}",
+        )  # fmt: skip
     except Exception as exc:  # one bad message must not stop the others
         what = exc.message if isinstance(exc, NewsletterError) else f"{type(exc).__name__}: {exc}"
         act = Act("error", f"failed while handling it: {clean_header_text(what, limit=300)}", True)
@@ -311,7 +325,7 @@ def process_source(
                     dry_run=dry_run,
                     now=now,
                 )
-                if not dry_run:
+                if not dry_run and outcome.action != RETRY:
                     source.mark_done(item, outcome.action)
                 outcomes.append(outcome)
                 if on_outcome is not None:

@@ -53,9 +53,11 @@ def cancel(
 ) -> None:
     """Cancel a scheduled send of ISSUE that has not started."""
     from newsletter.config import load_settings
+    from newsletter.delivery.schedule import utc_now
 
+    settings = load_settings()
     slug = _slug(issue)
-    with schedules(load_settings()) as book:
+    with schedules(settings) as book:
         current = book.get(slug)
         if current is None or current.state != "scheduled":
             state = "not scheduled" if current is None else current.state
@@ -63,7 +65,16 @@ def cancel(
                 f"{slug}: nothing to cancel ({state})",
                 hint=f"`newsletter status {slug}` shows what was sent",
             )
-        book.finish(slug, "cancelled", "cancelled by `newsletter cancel`")
+        if current.via == "sendgrid":
+            if current.send_at <= utc_now():
+                raise SendRefusedError(
+                    f"{slug}: SendGrid delivered it at {current.shown}: too late to cancel"
+                )
+            assert current.batch_id is not None
+            back = _cancel_with_sendgrid(settings, slug, current.batch_id, current.run)
+            book.finish(slug, "cancelled", f"batch cancelled at SendGrid; {back:,} back to pending")
+        else:
+            book.finish(slug, "cancelled", "cancelled by `newsletter cancel`")
     console.print(f"cancelled: {slug} was scheduled for {current.shown}", markup=False)
 
 
@@ -133,8 +144,62 @@ def run_due(
         raise typer.Exit(worst)
 
 
+def by_sendgrid(transport: Any, when: dt.datetime) -> bool:
+    """Whether SendGrid itself can hold this send: its transport, at most 72 h ahead."""
+    from newsletter.delivery.schedule import SENDGRID_HORIZON, utc_now
+
+    return bool(transport.name == "sendgrid" and when - utc_now() <= SENDGRID_HORIZON)
+
+
+def with_sendgrid(
+    settings: Settings, slug: str, transport: Any, when: dt.datetime, zone: str
+) -> Callable[[int], None]:
+    """Make the send a SendGrid schedule: a batch id, and ``send_at`` on every request.
+    Returns what records the schedule once the journal's run has begun (before the
+    first request), so `cancel` can always find the batch and the run."""
+    batch_id = transport.create_batch()
+    transport.schedule(int(when.timestamp()), batch_id)
+
+    def record(run: int) -> None:
+        with schedules(settings) as book:
+            book.add(slug, when, zone, via="sendgrid", batch_id=batch_id, run=run)
+            item = book.get(slug)
+        assert item is not None
+        console.print(
+            f"scheduled with SendGrid: {slug} for {item.shown} (batch {batch_id}); SendGrid "
+            f"holds the messages until then; `newsletter cancel {slug}` cancels them",
+            markup=False,
+            soft_wrap=True,
+        )
+
+    return record
+
+
+def _cancel_with_sendgrid(settings: Settings, slug: str, batch_id: str, run: int | None) -> int:
+    """Cancel the batch at SendGrid, then put its recipients back to pending."""
+    from newsletter.cli.send import journal_path
+    from newsletter.cli.send_evidence import forget_send
+    from newsletter.delivery.journal import Journal
+    from newsletter.delivery.transports.sendgrid_schedule import api_client, cancel_batch
+
+    key = settings.sendgrid_api_key.get_secret_value() if settings.sendgrid_api_key else ""
+    if not key:
+        raise SendRefusedError(
+            "SENDGRID_API_KEY is not set: cannot cancel the batch at SendGrid",
+            hint="set it in .env (a key with Mail Send access)",
+        )
+    host = settings.sendgrid_api_host
+    cancel_batch(api_client(key, host, settings.sendgrid_timeout), host, batch_id)
+    if run is None:
+        return 0
+    with Journal(journal_path(settings)) as journal:
+        back = journal.unsend_run(slug, run)
+    forget_send(settings, slug)
+    return back
+
+
 def record_schedule(settings: Settings, slug: str, when: dt.datetime, zone: str) -> None:
-    """Record a confirmed schedule and say how it will go out."""
+    """Record a confirmed local schedule and say how it will go out."""
     with schedules(settings) as book:
         book.add(slug, when, zone, via="local")
         shown = book.get(slug)

@@ -25,10 +25,9 @@ from newsletter.cli.send_report import (
     report_nothing_to_send,
     show_plan,
 )
-from newsletter.console import console, err_console
+from newsletter.console import console
 from newsletter.errors import (
     IssueFileError,
-    NewsletterError,
     PartialSendError,
     SendRefusedError,
     TransportError,
@@ -144,6 +143,27 @@ def send(
         str | None,
         typer.Option("--tz", help="Time zone of --at, e.g. America/New_York (default: local)."),
     ] = None,
+    seed: Annotated[
+        bool, typer.Option("--seed", help="Send to the readers tagged 'seed' first.")
+    ] = False,
+    canary: Annotated[
+        int | None,
+        typer.Option(
+            "--canary", min=1, metavar="N", help="Send to N random readers first (the same N "
+            "for this issue every time).",
+        ),
+    ] = None,
+    hold: Annotated[
+        bool, typer.Option("--hold", help="Stop after --seed/--canary; a plain send does the rest.")
+    ] = False,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox",
+            help="SendGrid only: a full rehearsal of the API path in SendGrid's sandbox "
+            "mode (every request validated, nothing delivered, nothing recorded).",
+        ),
+    ] = False,
     journal_lost: Annotated[
         bool,
         typer.Option(
@@ -165,12 +185,21 @@ def send(
     from newsletter.cli import send_run
     from newsletter.cli.send_evidence import evidence_gate, note_send
     from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
+    from newsletter.cli.send_setup import (
+        campaign_statuses,
+        publish_page,
+        rehearsal_journal,
+        sandboxed,
+    )
     from newsletter.compose.message import MessageBuilder, Recipient
     from newsletter.config import load_settings
     from newsletter.delivery.transports import make_transport
 
     settings = load_settings(concurrency=concurrency)
     when = _when(at, tz, to=bool(to), dry_run=dry_run, limit=limit)
+    staged = seed or canary is not None
+    if (hold and not staged) or (staged and (when or to or limit)):
+        raise UsageError("--hold needs --seed or --canary; those go without --at, --to, --limit")
     loaded, rendered, warnings = _load(issue, settings)
     slug: str = rendered.slug
     command = f"newsletter send {issue}"
@@ -187,6 +216,7 @@ def send(
     builder = MessageBuilder(rendered, settings)
     transport = make_transport(settings, builder)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    rehearsal: Path | None = None  # a sandbox run's throw-away journal
     lock = FileLock(str(settings.state_dir / f"send-{slug}.lock"))
     stack = ExitStack()
     try:
@@ -200,7 +230,11 @@ def send(
         # the ledger's changes (web unsubscribes, bounces) into the file first; the send
         # also checks the ledger before every hand-off
         store = stack.enter_context(folded(SubscriberStore.from_settings(settings)))
-        with Journal(journal_path(settings)) as journal:
+        where = journal_path(settings)
+        if sandbox:
+            transport = sandboxed(transport)
+            where = rehearsal = rehearsal_journal(settings)
+        with Journal(where) as journal:
             campaign = Campaign(
                 issue=slug,
                 builder=builder,
@@ -220,7 +254,7 @@ def send(
                 loaded, warnings, sent, strict=strict, force=force, today=dt.date.today()
             )
             who = recipient_gate(journal, slug, sent, campaign_statuses(settings))
-            lost = evidence_gate(
+            lost = None if sandbox else evidence_gate(
                 settings, slug, plan.sent + plan.uncertain, journal_lost=journal_lost
             )
             gates += [g for g in (who, lost) if g is not None]
@@ -234,57 +268,54 @@ def send(
             if dry_run:
                 send_run.dry_run(campaign, plan, limit)
                 return
-            if when is not None:
-                from newsletter.cli.schedule import record_schedule
-
-                _confirm(plan, yes, limit, verb=f"Schedule {slug} for {at!r} to")
-                record_schedule(settings, slug, *when)
-                return
             from newsletter.cli.doctor import preflight_send
 
-            preflight_send(settings, strict=strict)
-            _confirm(plan, yes, limit)
-            publish_page(settings, slug, sent)
-            note_send(settings, slug, plan.sent)
-            send_run.run(campaign, journal, plan, limit, command, transport.name, settings)
+            if not sandbox:
+                preflight_send(settings, strict=strict)
+            on_run = None
+            if when is not None:
+                from newsletter.cli import schedule
+
+                if not schedule.by_sendgrid(transport, when[0]):
+                    _confirm(plan, yes, limit, verb=f"Schedule {slug} for {at!r} to")
+                    schedule.record_schedule(settings, slug, *when)
+                    return
+                _confirm(plan, yes, limit, verb=f"Schedule {slug} with SendGrid for {at!r} to")
+                on_run = schedule.with_sendgrid(settings, slug, transport, *when)
+            else:
+                _confirm(plan, yes, limit)
+            if not sandbox:
+                publish_page(settings, slug, sent)
+                note_send(settings, slug, plan.sent)
+            def hand_off(cap: int | None) -> None:
+                send_run.run(
+                    campaign, journal, plan, cap, command, transport.name, settings, on_run=on_run
+                )
+
+            if staged:
+                from newsletter.cli import send_stages as st
+
+                stages = [("seed list", st.seed_keys(settings, journal, slug))] if seed else []
+                if canary is not None:
+                    stages.append((f"canary of {canary:,}", st.canary_keys(journal, slug, canary)))
+                if not st.run_stages(stages, journal, hand_off, slug=slug, hold=hold, yes=yes,
+                                     interactive=sys.stdin.isatty()):  # fmt: skip
+                    return
+                plan = campaign.plan()
+            hand_off(limit)
+            if sandbox:
+                console.print(
+                    "sandbox: SendGrid validated every request and delivered nothing; "
+                    "nothing was recorded",
+                    markup=False,
+                )
     finally:
         stack.close()
         lock.release()
+        if rehearsal is not None:
+            import shutil
 
-
-def campaign_statuses(settings: Settings) -> Callable[[set[str]], dict[str, str]]:
-    """Statuses of some addresses in the list now, in one streaming pass."""
-
-    def statuses(keys: set[str]) -> dict[str, str]:
-        from newsletter.audience.subscribers import SubscriberStore
-
-        found: dict[str, str] = {}
-        for row in SubscriberStore.from_settings(settings).iter_rows():
-            sub = row.subscriber
-            if sub is not None and sub.key in keys:
-                found.setdefault(sub.key, sub.status)
-        return found
-
-    return statuses
-
-
-def publish_page(settings: Settings, slug: str, sent: set[str]) -> None:
-    """Write or refresh the archive before the first message leaves, so the email's
-    "view in browser" link works from the start. A failure is reported, not fatal: the
-    readers' copies matter more, and `newsletter archive` can be run again."""
-    from newsletter.archive.site import build_archive
-
-    try:
-        result = build_archive(settings, sent=sent | {slug}, skip_invalid=True)
-    except NewsletterError as exc:
-        err_console.print(
-            f"warning: archive not updated: {exc}; run `newsletter archive` after the send",
-            style="yellow",
-            markup=False,
-        )
-        return
-    page = result.out_dir / f"{slug}.html"
-    console.print(f"archive page: {page}", markup=False)
+            shutil.rmtree(rehearsal.parent, ignore_errors=True)
 
 
 def _when(
@@ -330,7 +361,9 @@ def _send_test(settings: Settings, builder: MessageBuilder, addresses: list[str]
             recipients.append(Recipient(check_address(addr.strip())))
         except ValueError as exc:
             raise SendRefusedError(f"--to {addr}: {exc}") from None
-    transport = make_transport(settings, builder, concurrency=min(len(recipients), 4))
+    transport = make_transport(
+        settings, builder, concurrency=min(len(recipients), 4), test_copies=True
+    )
     console.print(f"test send via {transport.description}", markup=False)
     with transport:
         outcomes = transport.send(recipients)

@@ -49,6 +49,14 @@ def note_send(settings: Settings, slug: str, sent: int) -> None:
     write_atomic(_path(settings), text.encode("utf-8"))
 
 
+def forget_send(settings: Settings, slug: str) -> None:
+    """A send that was cancelled before delivery (a SendGrid schedule) is no evidence."""
+    data = _read(settings)
+    if data.pop(slug, None) is not None:
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        write_atomic(_path(settings), text.encode("utf-8"))
+
+
 def evidence_gate(
     settings: Settings, slug: str, journal_sent: int, *, journal_lost: bool
 ) -> Gate | None:

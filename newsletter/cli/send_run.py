@@ -106,9 +106,13 @@ def run(
     command: str,
     name: str,
     settings: Settings,
+    *,
+    on_run: Callable[[int], None] | None = None,
 ) -> None:
     total = plan.new if limit is None else min(limit, plan.new)
     run_id = journal.begin_run(plan.issue, name)
+    if on_run is not None:
+        on_run(run_id)  # e.g. record a SendGrid schedule before its first request
     result = "interrupted"  # what a second Ctrl-C leaves; kill -9 leaves it unfinished
     try:
         with campaign.transport, _graceful_stop(campaign.stop, command), _progress() as bar:

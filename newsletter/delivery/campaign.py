@@ -18,13 +18,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from newsletter.delivery.journal import Delivery, Journal
+from newsletter.delivery.plan import Plan as Plan
+from newsletter.delivery.plan import Report as Report
+from newsletter.delivery.plan import StoreLike as StoreLike
 from newsletter.delivery.transports.base import (
     BuilderLike,
     Outcome,
@@ -32,25 +34,7 @@ from newsletter.delivery.transports.base import (
     Status,
     Transport,
 )
-from newsletter.errors import NewsletterError, Problem, TransportError
-
-
-class SubscriberLike(Protocol):
-    @property
-    def email(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def key(self) -> str: ...
-
-
-class StoreLike(Protocol):
-    """What the send loop needs of :class:`newsletter.audience.subscribers.SubscriberStore`;
-    ``held(keys)`` (who left the list) and ``suppress(...)`` (bounces) are used if offered."""
-
-    def iter_active(self) -> Iterator[SubscriberLike]: ...
-    def set_statuses(self, changes: Mapping[str, tuple[str, str | None]]) -> set[str]: ...
-
+from newsletter.errors import NewsletterError, Problem, SendRefusedError, TransportError
 
 RecipientFactory = Callable[[str, str], RecipientLike]
 #: statuses a row with problems may carry and still not be a would-be recipient
@@ -60,63 +44,9 @@ Progress = Callable[[list[Outcome]], None]
 READ_AHEAD = 256
 #: single-message hand-offs between two looks at the subscriber file for changes
 RECHECK_EVERY = 32
-
-
-@dataclass(slots=True)
-class Plan:
-    """What a send would do, for the confirmation prompt."""
-
-    issue: str
-    new: int  # pending now: will be handed off
-    sent: int  # already sent by an earlier run
-    uncertain: int  # uncertain, not resent unless asked
-    failed: int  # failed permanently, never retried
-    skipped: int  # no longer active
-    recovered: int  # left in flight by a dead run, now uncertain
-    requeued: int  # temporary failures of an earlier run, pending again
-    #: rows of the subscriber file that would be recipients but cannot be (bad address,
-    #: unknown status, bad date): never sent to, so never skipped silently either
-    invalid: list[Problem] = field(default_factory=list)
-    #: duplicate rows of an address that is sent to once (informational)
-    duplicates: list[Problem] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return self.new + self.sent + self.uncertain + self.failed
-
-
-@dataclass(slots=True)
-class Report:
-    """What a run did."""
-
-    issue: str
-    dry_run: bool = False
-    attempted: int = 0
-    sent: int = 0
-    failed: int = 0
-    retry: int = 0
-    uncertain: int = 0
-    not_attempted: int = 0
-    bounced: int = 0
-    skipped: int = 0  # became inactive during the run
-    bytes: int = 0
-    elapsed: float = 0.0
-    stopped: bool = False
-    fatal: TransportError | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def add(self, outcomes: list[Outcome]) -> None:
-        for o in outcomes:
-            if o.status is Status.SENT:
-                self.sent += 1
-            elif o.status is Status.FAILED:
-                self.failed += 1
-            elif o.status is Status.RETRY:
-                self.retry += 1
-            elif o.status is Status.UNCERTAIN:
-                self.uncertain += 1
-            else:
-                self.not_attempted += 1
+#: a list that loses more than this share of its readers (and SHRINK_MIN) mid-send stops it
+SHRINK_SHARE = 0.10
+SHRINK_MIN = 20
 
 
 def _file_signature(path: Path) -> tuple[int, int] | None:
@@ -142,6 +72,11 @@ class Campaign:
     duplicates: list[Problem] = field(default_factory=list, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _signature: tuple[int, int] | None = field(default=None, init=False, repr=False)
+    #: active readers when the send was planned, and as last counted
+    _planned: int = field(default=0, init=False, repr=False)
+    _counted: int = field(default=0, init=False, repr=False)
+    #: why the loop itself stopped the send (the list shrank under it)
+    fatal: NewsletterError | None = field(default=None, init=False, repr=False)
 
     def stop(self) -> None:
         """Hand off nothing more; the hand-off under way finishes and is recorded."""
@@ -155,6 +90,12 @@ class Campaign:
     def _active(self) -> Iterator[tuple[str, str, str]]:
         """Active subscribers as journal rows; rows with problems are collected, not lost."""
         self.invalid, self.duplicates = [], []
+        self._counted = 0
+        for row in self._active_rows():
+            self._counted += 1
+            yield row
+
+    def _active_rows(self) -> Iterator[tuple[str, str, str]]:
         iter_rows = getattr(self.store, "iter_rows", None)
         if iter_rows is None:  # a minimal store (tests): valid active rows only
             for sub in self.store.iter_active():
@@ -190,6 +131,7 @@ class Campaign:
         if resend_uncertain:
             requeued += self.journal.requeue_uncertain(self.issue)
         self._sync()
+        self._planned = self._counted
         counts = self.journal.counts(self.issue)
         return Plan(
             issue=self.issue,
@@ -235,6 +177,7 @@ class Campaign:
                     and not exhausted
                     and not self.stopping
                     and transport.fatal is None
+                    and self.fatal is None
                     and (remaining is None or remaining > 0)
                 ):
                     # A change to the list (an unsubscribe) is looked for before each
@@ -244,6 +187,8 @@ class Campaign:
                     if since_check >= RECHECK_EVERY:
                         since_check = 0
                         if _file_signature(self.store_path) != self._signature:
+                            if self._shrank():
+                                break
                             report.skipped += self._sync()
                             queue.clear()  # read ahead before the change: read again
                             cursor = 0
@@ -300,8 +245,8 @@ class Campaign:
                         finished.append((keys, future.result()))
                 if failure is not None:
                     raise failure
-            if transport.fatal is not None:
-                report.fatal = transport.fatal
+            if transport.fatal is not None or self.fatal is not None:
+                report.fatal = transport.fatal or self.fatal
         except BaseException:
             # Killed mid hand-off (second Ctrl-C, a bug): what is in flight is uncertain,
             # what finished is recorded.
@@ -316,6 +261,21 @@ class Campaign:
             report.stopped = self.stopping
             report.elapsed = time.perf_counter() - started
         return report
+
+    def _shrank(self) -> bool:
+        """Whether the file lost more readers than a send should shrug off (a truncated
+        or header-only copy saved over it); if so the send stops before skipping them."""
+        now = sum(1 for _ in self._active())
+        lost = self._planned - now
+        if lost <= max(SHRINK_MIN, self._planned * SHRINK_SHARE):
+            return False
+        self.fatal = SendRefusedError(
+            f"{self.issue}: {self.store_path} went from {self._planned:,} to {now:,} active "
+            "readers during the send; stopped before skipping anyone",
+            hint="if a truncated or header-only copy was saved over it, restore it "
+            "(.newsletter/backups/); if those readers really left, re-run the send",
+        )
+        return True
 
     def _still_subscribed(self, rows: list[Delivery], report: Report) -> list[Delivery]:
         """``rows`` less whoever left the list (the ledger's holds), asked right before the

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter.database import open_database, rollback
+from newsletter.delivery.journal_reads import _COLUMNS, JournalReads
+from newsletter.delivery.journal_reads import Delivery as Delivery  # the send loop's rows
 from newsletter.delivery.transports.base import Outcome, Status
 
-STATES = ("pending", "in_flight", "sent", "failed", "uncertain", "skipped")
 INTERRUPTED = "the send stopped while this message was being handed off; it may have been delivered"
 
 _SCHEMA = """
@@ -64,42 +65,19 @@ def _now() -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
-    """One journal row."""
-
-    id: int
-    key: str
-    email: str
-    name: str
-    state: str
-    provider_id: str
-    reason: str
-    permanent: bool
-    attempts: int
-    updated_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class RecipientDiff:
-    """This issue's recipients against an earlier issue's (keys are lower-cased addresses)."""
-
-    added: int
-    removed: list[str]
-
-
-@dataclass(frozen=True, slots=True)
 class SyncResult:
     added: int
     skipped: int
     restored: int
 
 
-class Journal:
+class Journal(JournalReads):
     """The journal database at ``path`` (usually ``.newsletter/journal.sqlite3``)."""
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
         self.db = open_database(path, _SCHEMA, what="the send journal", read_only=not create)
+        self._focused = False
 
     @classmethod
     def exists(cls, path: Path) -> bool:
@@ -202,12 +180,22 @@ class Journal:
             raise
         return SyncResult(added, skipped, restored)
 
+    def focus(self, keys: Iterable[str] | None) -> None:
+        """Hand out only these recipients as pending (a canary or the seed list goes
+        first); None hands out everyone again. The others stay pending, untouched."""
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS focus (key TEXT PRIMARY KEY)")
+        self.db.execute("DELETE FROM focus")
+        self._focused = keys is not None
+        if keys is not None:
+            self.db.executemany("INSERT OR IGNORE INTO focus VALUES (?)", ((k,) for k in keys))
+
     def next_pending(self, issue: str, limit: int, after: int = 0) -> list[Delivery]:
         # One row holding them all (a JSON array): fetching row by row would wait for the
         # GIL once per row while the send loop's workers run.
+        only = " AND key IN (SELECT key FROM focus)" if self._focused else ""
         (found,) = self.db.execute(
             f"SELECT json_group_array(json_array({_COLUMNS})) FROM (SELECT * FROM deliveries "
-            "WHERE issue = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?)",
+            f"WHERE issue = ? AND state = 'pending' AND id > ?{only} ORDER BY id LIMIT ?)",
             (issue, after, limit),
         ).fetchone()
         return [Delivery(*row) for row in json.loads(found)]
@@ -294,80 +282,12 @@ class Journal:
         return cur.rowcount
 
     # Reading ------------------------------------------------------------------------
-    def counts(self, issue: str) -> dict[str, int]:
-        counts = dict.fromkeys(STATES, 0)
-        for state, n in self.db.execute(
-            "SELECT state, count(*) FROM deliveries WHERE issue = ? GROUP BY state", (issue,)
-        ):
-            counts[state] = n
-        counts["failed_permanent"] = self.db.execute(
-            "SELECT count(*) FROM deliveries WHERE issue = ? AND state = 'failed' AND permanent",
-            (issue,),
-        ).fetchone()[0]
-        return counts
-
-    def rows(self, issue: str, states: Sequence[str]) -> Iterator[Delivery]:
-        marks = ",".join("?" * len(states))
+    def unsend_run(self, issue: str, run: int) -> int:
+        """A run whose hand-offs were cancelled before delivery (a SendGrid schedule):
+        its recipients are pending again, so a later send reaches them."""
         cur = self.db.execute(
-            f"SELECT {_COLUMNS} FROM deliveries WHERE issue = ? AND state IN ({marks}) ORDER BY id",
-            (issue, *states),
+            "UPDATE deliveries SET state = 'pending', provider_id = NULL, reason = NULL, "
+            "updated_at = ? WHERE issue = ? AND run = ? AND state IN ('sent', 'uncertain')",
+            (_now(), issue, run),
         )
-        for row in cur:
-            yield Delivery(*row)
-
-    def states_of(self, issue: str, keys: Sequence[str]) -> dict[str, tuple[str, bool]]:
-        """``key -> (state, permanent)`` for those of ``keys`` the journal knows."""
-        if not keys:
-            return {}
-        marks = ",".join("?" * len(keys))
-        return {
-            key: (state, bool(permanent))
-            for key, state, permanent in self.db.execute(
-                f"SELECT key, state, permanent FROM deliveries WHERE issue = ? "
-                f"AND key IN ({marks})",
-                (issue, *keys),
-            )
-        }
-
-    def issues(self) -> list[str]:
-        return [row[0] for row in self.db.execute("SELECT DISTINCT issue FROM deliveries")]
-
-    def sent_issues(self) -> set[str]:
-        """Issues that reached (or may have reached) a reader: public, for the archive."""
-        return {
-            row[0]
-            for row in self.db.execute(
-                "SELECT DISTINCT issue FROM deliveries WHERE state IN ('sent', 'uncertain')"
-            )
-        }
-
-    def recipient_diff(self, issue: str, earlier: str) -> RecipientDiff:
-        """Who this issue goes to that ``earlier`` did not reach, and who it reached that
-        this one no longer goes to (skipped rows are not recipients)."""
-        now = "SELECT key FROM deliveries WHERE issue = ? AND state != 'skipped'"
-        then = "SELECT key FROM deliveries WHERE issue = ? AND state IN ('sent', 'uncertain')"
-        (added,) = self.db.execute(
-            f"SELECT count(*) FROM ({now}) WHERE key NOT IN ({then})", (issue, earlier)
-        ).fetchone()
-        removed = [
-            row[0]
-            for row in self.db.execute(
-                f"SELECT key FROM ({then}) WHERE key NOT IN ({now}) ORDER BY key",
-                (earlier, issue),
-            )
-        ]
-        return RecipientDiff(int(added), removed)
-
-    def last_run(self, issue: str) -> tuple[str, str, str | None, str | None] | None:
-        row = self.db.execute(
-            "SELECT transport, started_at, finished_at, result FROM runs WHERE issue = ? "
-            "ORDER BY id DESC LIMIT 1",
-            (issue,),
-        ).fetchone()
-        return None if row is None else (row[0], row[1], row[2], row[3])
-
-
-_COLUMNS = (
-    "id, key, email, name, state, coalesce(provider_id, ''), coalesce(reason, ''), "
-    "permanent, attempts, updated_at"
-)
+        return cur.rowcount

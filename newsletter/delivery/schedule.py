@@ -1,6 +1,9 @@
 """Scheduled sends: when an issue should go out, and who has claimed it.
 
-One SQLite row per issue (``.newsletter/schedule.sqlite3``)::
+A local schedule is sent by ``newsletter run-due``; a SendGrid one is handed off at once
+with ``send_at`` and a ``batch_id`` (SendGrid holds it, at most 72 h) and only its
+cancellation passes through here. One SQLite row per issue
+(``.newsletter/schedule.sqlite3``)::
 
     scheduled ──> running ──> done | failed      (``newsletter run-due`` claims it)
         │    └──> missed     (due long ago: sending hours late is refused, asked again)
@@ -36,6 +39,7 @@ CREATE TABLE IF NOT EXISTS schedules (
     zone        TEXT NOT NULL,
     via         TEXT NOT NULL CHECK (via IN ('local', 'sendgrid')),
     batch_id    TEXT,
+    run         INTEGER,
     state       TEXT NOT NULL CHECK (state IN
                 ('scheduled', 'running', 'done', 'failed', 'missed', 'cancelled')),
     note        TEXT,
@@ -93,6 +97,7 @@ class Schedule:
     batch_id: str | None
     state: str
     note: str | None
+    run: int | None = None  # the journal's run that handed a SendGrid schedule off
 
     @property
     def shown(self) -> str:
@@ -115,13 +120,16 @@ class Schedules:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _row(self, row: tuple[str, str, str, str, str | None, str, str | None]) -> Schedule:
-        issue, send_at, zone, via, batch_id, state, note = row
-        return Schedule(issue, dt.datetime.fromisoformat(send_at), zone, via, batch_id, state, note)
+    def _row(
+        self, row: tuple[str, str, str, str, str | None, str, str | None, int | None]
+    ) -> Schedule:
+        issue, send_at, zone, via, batch_id, state, note, run = row
+        when = dt.datetime.fromisoformat(send_at)
+        return Schedule(issue, when, zone, via, batch_id, state, note, run)
 
     def get(self, issue: str) -> Schedule | None:
         row = self.db.execute(
-            "SELECT issue, send_at, zone, via, batch_id, state, note FROM schedules "
+            "SELECT issue, send_at, zone, via, batch_id, state, note, run FROM schedules "
             "WHERE issue = ?",
             (issue,),
         ).fetchone()
@@ -129,13 +137,20 @@ class Schedules:
 
     def all(self) -> Iterator[Schedule]:
         for row in self.db.execute(
-            "SELECT issue, send_at, zone, via, batch_id, state, note FROM schedules "
+            "SELECT issue, send_at, zone, via, batch_id, state, note, run FROM schedules "
             "ORDER BY send_at"
         ):
             yield self._row(row)
 
     def add(
-        self, issue: str, when: dt.datetime, zone: str, *, via: str, batch_id: str | None = None
+        self,
+        issue: str,
+        when: dt.datetime,
+        zone: str,
+        *,
+        via: str,
+        batch_id: str | None = None,
+        run: int | None = None,
     ) -> None:
         """Schedule ``issue`` (replacing a schedule that is not pending or running)."""
         now = utc_now().isoformat(timespec="seconds")
@@ -148,9 +163,10 @@ class Schedules:
                     hint=f"`newsletter cancel {issue}` first to change the time",
                 )
             self.db.execute(
-                "INSERT OR REPLACE INTO schedules (issue, send_at, zone, via, batch_id, state, "
-                "note, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'scheduled', NULL, ?, ?)",
-                (issue, when.isoformat(timespec="seconds"), zone, via, batch_id, now, now),
+                "INSERT OR REPLACE INTO schedules (issue, send_at, zone, via, batch_id, run, "
+                "state, note, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'scheduled', NULL, ?, ?)",
+                (issue, when.isoformat(timespec="seconds"), zone, via, batch_id, run, now, now),
             )
             self.db.execute("COMMIT")
         except BaseException:
@@ -158,7 +174,9 @@ class Schedules:
             raise
 
     def due(self, now: dt.datetime) -> list[Schedule]:
-        return [s for s in self.all() if s.state == "scheduled" and s.send_at <= now]
+        """Local schedules whose time has come (SendGrid sends its own)."""
+        ready = (s for s in self.all() if s.state == "scheduled" and s.via == "local")
+        return [s for s in ready if s.send_at <= now]
 
     def claim(self, issue: str) -> bool:
         """Take a due schedule for this process; False when another run took it first."""

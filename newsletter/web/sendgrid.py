@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from newsletter.audience.bounce_score import SoftBounces
 from newsletter.audience.events import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -73,11 +74,18 @@ class SendGridEndpoints:
     pipeline: Pipeline = field(default_factory=Pipeline)
     webhook_key: ec.EllipticCurvePublicKey | None = field(init=False)
     ledger: EventLedger = field(init=False)
+    soft_bounces: SoftBounces = field(init=False)
 
     def __post_init__(self) -> None:
         key = self.settings.sendgrid_webhook_public_key
         self.webhook_key = load_public_key(key) if key and key.strip() else None
         self.ledger = EventLedger.in_state_dir(self.settings.state_dir)
+        # delivered events reset a reader's soft-bounce count, deferred ones add to it
+        self.soft_bounces = SoftBounces(
+            self.settings.state_dir / "inbound.sqlite3",
+            self.settings.soft_bounce_limit,
+            self.settings.soft_bounce_days,
+        )
 
     # SendGrid Inbound Parse ----------------------------------------------------------
     def _inbound_enabled(self, given: str) -> bool:
@@ -152,7 +160,9 @@ class SendGridEndpoints:
         except BatchError as exc:
             return PlainTextResponse(f"{exc}\n", status_code=400)
         try:
-            applied = await run_in_threadpool(apply_events, self.store, self.ledger, actions)
+            applied = await run_in_threadpool(
+                apply_events, self.store, self.ledger, actions, soft=self.soft_bounces
+            )
         except NewsletterError:
             log.exception("event webhook: applying events failed; SendGrid will retry")
             return PlainTextResponse("temporarily unable to apply events\n", status_code=503)

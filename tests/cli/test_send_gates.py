@@ -120,3 +120,14 @@ def test_the_send_record_outlives_a_journal_without_its_outbox(outbox: Path) -> 
     assert refused.exit_code == 4, refused.output
     assert "reached 4 readers (build/.sends.json)" in refused.stderr
     assert delivered(outbox, "vol-2.19") == 0
+
+
+def test_a_test_copy_is_no_evidence_of_a_send(outbox: Path) -> None:
+    """The README's order: a test copy to yourself, then the real send."""
+    test = runner.invoke(app, ["send", "vol-2.19", "--to", "me@example.org"])
+    assert test.exit_code == 0, test.output
+    assert len(list((outbox / "outbox" / "vol-2.19" / "test").glob("*.eml"))) == 1
+    assert delivered(outbox, "vol-2.19") == 0
+    real = runner.invoke(app, ["send", "vol-2.19", "--yes"])
+    assert real.exit_code == 0, real.output
+    assert delivered(outbox, "vol-2.19") == 4

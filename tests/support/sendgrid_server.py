@@ -64,6 +64,8 @@ class SendGridServer:
         self.lock = threading.Lock()
         self.keep_bodies = True
         self.recipients_accepted = 0
+        self.batches: dict[str, str] = {}  # batch_id -> "" (open) or its scheduled status
+        self.sandboxed = 0  # requests validated in sandbox mode (nothing delivered)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -126,6 +128,9 @@ class SendGridServer:
             self.requests += 1
             self.request_headers.append(dict(h.headers.items()))
             action = self.script.pop(0) if self.script else ""
+        if h.path.rstrip("/") in ("/v3/mail/batch", "/v3/user/scheduled_sends"):
+            self._schedule_api(h, h.path.rstrip("/"))
+            return
         if h.path.rstrip("/") != "/v3/mail/send":
             self._reply(h, 404, _errors(("not found", None)))
             return
@@ -172,6 +177,11 @@ class SendGridServer:
             self._reply(h, 400, _errors(*problems))
             return
         body = json.loads(raw)
+        if ((body.get("mail_settings") or {}).get("sandbox_mode") or {}).get("enable"):
+            with self.lock:
+                self.sandboxed += 1
+            self._reply(h, 200)  # validated, not delivered
+            return
         message_id = secrets.token_urlsafe(16)
         with self.lock:
             for p in body["personalizations"]:
@@ -181,6 +191,35 @@ class SendGridServer:
             time.sleep(self.hang_seconds)  # accepted, but the client gave up waiting
         with contextlib.suppress(OSError):
             self._reply(h, 202, b"", {"X-Message-Id": message_id})
+
+    def _schedule_api(self, h: BaseHTTPRequestHandler, path: str) -> None:
+        """``POST /v3/mail/batch`` (a new batch id) and ``POST /v3/user/scheduled_sends``
+        (cancel or pause a batch), as SendGrid's Cancel Scheduled Sends API has them."""
+        raw = h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        if h.headers.get("Authorization", "") != f"Bearer {self.api_key}":
+            self._reply(h, 401, _errors(("authorization required", None)))
+            return
+        if path == "/v3/mail/batch":
+            batch_id = secrets.token_urlsafe(24)
+            with self.lock:
+                self.batches[batch_id] = ""
+            self._reply(h, 201, json.dumps({"batch_id": batch_id}).encode())
+            return
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            self._reply(h, 400, _errors(("Bad Request", None)))
+            return
+        batch_id, status = body.get("batch_id"), body.get("status")
+        if batch_id not in self.batches:
+            self._reply(h, 400, _errors(("batch id is not valid", "batch_id")))
+            return
+        if status not in ("cancel", "pause"):
+            self._reply(h, 400, _errors(("status must be cancel or pause", "status")))
+            return
+        with self.lock:
+            self.batches[batch_id] = status
+        self._reply(h, 201, json.dumps({"batch_id": batch_id, "status": status}).encode())
 
     def _validate(self, h: BaseHTTPRequestHandler, raw: bytes) -> list[tuple[str, str | None]]:
         if "application/json" not in (h.headers.get("Content-Type") or ""):
@@ -271,6 +310,15 @@ class SendGridServer:
                             "content.0.value",
                         )
                     )
+        if "send_at" in body:
+            send_at = body["send_at"]
+            now = time.time()
+            if not isinstance(send_at, int) or isinstance(send_at, bool):
+                problems.append(("send_at must be a Unix timestamp (integer)", "send_at"))
+            elif not now - 60 <= send_at <= now + 72 * 3600:
+                problems.append(("send_at may be at most 72 hours in the future", "send_at"))
+        if "batch_id" in body and body["batch_id"] not in self.batches:
+            problems.append(("The batch id is not valid.", "batch_id"))
         for j, att in enumerate(body.get("attachments") or []):
             if att.get("disposition") == "inline" and not att.get("content_id"):
                 problems.append(

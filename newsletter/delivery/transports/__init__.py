@@ -43,9 +43,15 @@ __all__ = [
 
 
 def make_transport(
-    settings: Settings, builder: BuilderLike, *, concurrency: int | None = None
+    settings: Settings,
+    builder: BuilderLike,
+    *,
+    concurrency: int | None = None,
+    test_copies: bool = False,
 ) -> Transport:
-    """The transport ``settings.transport`` names, configured from settings."""
+    """The transport ``settings.transport`` names, configured from settings.
+    ``test_copies``: the outbox writes into ``outbox/<issue>/test/``, apart from the
+    readers' copies, so a test send is never taken for (or counted as) the real one."""
     workers = concurrency or settings.concurrency
     if settings.transport == "smtp":
         from newsletter.delivery.dkim import signer_from_settings
@@ -93,7 +99,8 @@ def make_transport(
         )
     from newsletter.delivery.transports.outbox import OutboxTransport
 
-    return OutboxTransport(builder, settings.outbox_dir / builder.rendered.slug)
+    folder = settings.outbox_dir / builder.rendered.slug
+    return OutboxTransport(builder, folder / "test" if test_copies else folder)
 
 
 def _require_oauth_settings(settings: Settings) -> None:

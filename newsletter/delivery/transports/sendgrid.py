@@ -115,19 +115,22 @@ class SendGridTransport(Transport):
         self._tail = ""  # the request body after the personalizations, encoded once
         self._slug = _q(builder.rendered.slug)
         self._resume_at = 0.0  # monotonic time before which no request leaves (429)
+        #: top-level fields for every request of this send: send_at + batch_id, sandbox
+        self.extra: dict[str, Any] = {}
 
     @property
     def description(self) -> str:
+        mode = ", SANDBOX: nothing is delivered" if "mail_settings" in self.extra else ""
         return (
             f"sendgrid ({self.host}, up to {self.batch_size} recipients per request, "
-            f"{self.concurrency} at once)"
+            f"{self.concurrency} at once{mode})"
         )
 
     def open(self) -> None:
         self.stop_event.clear()
         self.fatal = None
         self._resume_at = 0.0
-        self._tail = common_json_tail(self.builder, tracking=self.tracking)
+        self._tail = common_json_tail(self.builder, tracking=self.tracking, extra=self.extra)
         self._local = threading.local()
         self._open = True
         self._client()  # the SDK is importable and the key accepted by it: fail early
@@ -152,6 +155,23 @@ class SendGridTransport(Transport):
             self._local.client = client
         return client
 
+    # Scheduling and sandbox -----------------------------------------------------------
+    def schedule(self, send_at: int, batch_id: str) -> None:
+        """Every request of this send is delivered by SendGrid at ``send_at`` (Unix
+        time, at most 72 h ahead) under ``batch_id``, which
+        :func:`.sendgrid_schedule.cancel_batch` cancels."""
+        self.extra.update(send_at=int(send_at), batch_id=batch_id)
+
+    def sandbox(self) -> None:
+        """SendGrid validates every request and delivers nothing (its sandbox mode)."""
+        self.extra["mail_settings"] = {"sandbox_mode": {"enable": True}}
+
+    def create_batch(self) -> str:
+        """A new batch id for this send (:func:`.sendgrid_schedule.create_batch`)."""
+        from newsletter.delivery.transports.sendgrid_schedule import create_batch
+
+        return create_batch(self._client(), self.host)
+
     # Payload ------------------------------------------------------------------------
     def personalization(self, r: RecipientLike) -> str:
         """One recipient's personalization as JSON (see :func:`.personalization_json`)."""
@@ -160,7 +180,9 @@ class SendGridTransport(Transport):
 
     def body(self, parts: Sequence[str]) -> str:
         """The request body: the personalizations, then the parts shared by every request."""
-        tail = self._tail or common_json_tail(self.builder, tracking=self.tracking)
+        tail = self._tail or common_json_tail(
+            self.builder, tracking=self.tracking, extra=self.extra
+        )
         return '{"personalizations":[' + ",".join(parts) + "]," + tail
 
     def payload(self, batch: Sequence[RecipientLike]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as _q
 from typing import Any
 
@@ -21,8 +22,12 @@ from newsletter.delivery.transports.base import BuilderLike, RecipientLike
 _NAME_UNSAFE = str.maketrans({";": " ", ",": " ", '"': " ", "\r": " ", "\n": " "})
 
 
-def common_payload(b: BuilderLike, *, tracking: bool = False) -> dict[str, Any]:
-    """What every request of the send carries, as a dict."""
+def common_payload(
+    b: BuilderLike, *, tracking: bool = False, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """What every request of the send carries, as a dict. ``extra`` adds top-level
+    fields for the whole send: ``send_at`` and ``batch_id`` (scheduled), ``mail_settings``
+    (sandbox)."""
     rendered = b.rendered
     sender: dict[str, str] = {"email": b.from_address}
     if b.from_name:
@@ -54,12 +59,15 @@ def common_payload(b: BuilderLike, *, tracking: bool = False) -> dict[str, Any]:
             }
             for img in rendered.images
         ]
+    payload.update(extra or {})
     return payload
 
 
-def common_json_tail(b: BuilderLike, *, tracking: bool = False) -> str:
+def common_json_tail(
+    b: BuilderLike, *, tracking: bool = False, extra: Mapping[str, Any] | None = None
+) -> str:
     """:func:`common_payload` as the end of a JSON object: ``"from": ..., ... }``."""
-    return json.dumps(common_payload(b, tracking=tracking))[1:]
+    return json.dumps(common_payload(b, tracking=tracking, extra=extra))[1:]
 
 
 def personalization_json(b: BuilderLike, r: RecipientLike, slug_json: str) -> str:
