@@ -112,13 +112,12 @@ class LinkPages:
 
     async def _unsubscribe_once(self, email: str, note: str) -> bool:
         key = address_key(email)
-        if self.unsubscribes.remembers(key):
-            # A remembered "done" stands only while the list still says so: a reader who
-            # confirmed again since (by a reply the mailbox job read, in another process)
-            # and clicks the old link again must really be unsubscribed again.
-            state = await run_in_threadpool(self._lookup, email)
-            if state is None or state.status not in SUPPRESSED:
-                self.unsubscribes.forget(key)
+        if self.unsubscribes.remembers(key) and key not in self.store.held([key]):
+            # A remembered "done" stands only while the ledger still holds the address
+            # (one indexed read): a reader who confirmed again since (by a reply the
+            # mailbox job read, in another process) and clicks the old link again must
+            # really be unsubscribed again.
+            self.unsubscribes.forget(key)
         return await self.unsubscribes.run(
             key, lambda: run_in_threadpool(self._unsubscribe, email, note)
         )
