@@ -139,6 +139,14 @@ def send(
             help='Schedule the send instead: "YYYY-MM-DD HH:MM" (sent by `newsletter run-due`).',
         ),
     ] = None,
+    local_schedule: Annotated[
+        bool,
+        typer.Option(
+            "--local-schedule",
+            help="With SendGrid: keep the schedule here for `run-due`, which checks "
+            "unsubscribes at send time, instead of handing off now with send_at.",
+        ),
+    ] = False,
     tz: Annotated[
         str | None,
         typer.Option("--tz", help="Time zone of --at, e.g. America/New_York (default: local)."),
@@ -276,7 +284,7 @@ def send(
             if when is not None:
                 from newsletter.cli import schedule
 
-                if not schedule.by_sendgrid(transport, when[0]):
+                if local_schedule or not schedule.by_sendgrid(transport, when[0]):
                     _confirm(plan, yes, limit, verb=f"Schedule {slug} for {at!r} to")
                     schedule.record_schedule(settings, slug, *when)
                     return

@@ -94,14 +94,17 @@ def run_checks(settings: Settings, dns: DnsClient, *, cheap: bool = False) -> Re
         spf_domain: str | None = domain if dkim_domain else "sendgrid.net"
     else:
         addresses = _relay_addresses(dns, settings.smtp_host)
-        checks.append(check_spf(dns, domain, relay=relay, relay_addresses=addresses))
+        # SPF is checked where the mail says it comes from: the envelope sender, which
+        # is the VERP bounce address's domain when NEWSLETTER_BOUNCE_ADDRESS is set
+        envelope = (settings.bounce_address or "").rpartition("@")[2].lower() or domain
+        checks.append(check_spf(dns, envelope, relay=relay, relay_addresses=addresses))
         setup = _dkim_setup(settings)
         checks.append(check_dkim_smtp(dns, setup))
         signs = checks[-1].status != "fail"
         dkim_domain = setup.domain if signs and setup.key is not None else None
         if signs and setup.key is None:
             dkim_domain = domain  # the relay signs; doctor takes its word for the domain
-        spf_domain = domain if checks[0].status != "fail" else None
+        spf_domain = envelope if checks[0].status != "fail" else None
     checks += check_dmarc(dns, domain, spf_domain=spf_domain, dkim_domain=dkim_domain)
     checks += [check_unsubscribe(settings), check_secret(settings)]
     if settings.transport == "smtp":

@@ -80,6 +80,11 @@ class OncePerKey(Generic[T]):
         finally:
             del self._running[key]
 
+    def remembers(self, key: str) -> bool:
+        """Whether a call for ``key`` now would be answered from memory."""
+        done = self._done.get(key)
+        return done is not None and self.clock() - done[0] < self.ttl
+
     def forget(self, key: str) -> None:
         """The next call for ``key`` runs again (its state changed another way)."""
         self._done.pop(key, None)

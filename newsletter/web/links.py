@@ -114,8 +114,15 @@ class LinkPages:
         return bool(apply_suppressions(self.store, {email: ("unsubscribed", note)}))
 
     async def _unsubscribe_once(self, email: str, note: str) -> bool:
+        key = address_key(email)
+        if self.unsubscribes.remembers(key) and key not in self.store.held([key]):
+            # A remembered "done" stands only while the ledger still holds the address
+            # (one indexed read): a reader who confirmed again since (by a reply the
+            # mailbox job read, in another process) and clicks the old link again must
+            # really be unsubscribed again.
+            self.unsubscribes.forget(key)
         return await self.unsubscribes.run(
-            address_key(email), lambda: run_in_threadpool(self._unsubscribe, email, note)
+            key, lambda: run_in_threadpool(self._unsubscribe, email, note)
         )
 
     # Unsubscribe ---------------------------------------------------------------------

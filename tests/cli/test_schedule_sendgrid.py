@@ -118,3 +118,14 @@ def test_sandbox_needs_sendgrid(home5: Path, monkeypatch: pytest.MonkeyPatch) ->
     result = runner.invoke(app, ["send", "vol-2.20", "--sandbox", "--yes"])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: --sandbox is SendGrid's sandbox mode")
+
+
+def test_local_schedule_keeps_a_sendgrid_send_for_run_due(
+    home5: Path, server: SendGridServer
+) -> None:
+    """Copies SendGrid holds have left; a local schedule checks unsubscribes at send time."""
+    result = runner.invoke(app, ["send", "vol-2.20", "--at", in_hours(5), "--tz", "UTC",
+                                 "--local-schedule", "--yes"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "it goes out when `newsletter run-due` runs" in result.stdout
+    assert server.accepted == [] and server.batches == {}

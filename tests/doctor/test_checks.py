@@ -249,3 +249,20 @@ def test_an_ed25519_key_is_a_warning_with_the_way_to_rsa(home: Path, dns: DnsSer
     dkim = only(findings(home, dns, key), "dkim")
     assert dkim.status == "warn"
     assert dkim.fix is not None and "newsletter dkim keygen --algorithm rsa" in dkim.fix
+
+
+def test_with_verp_spf_is_checked_on_the_bounce_domain(
+    home: Path, dns: DnsServer, rsa_key: DkimKey
+) -> None:
+    """MAIL FROM is bounce+...@bounces.example.org: receivers check SPF there, not on From."""
+    dns.zone = good_zone(rsa_key)
+    found = findings(home, dns, rsa_key, bounce_address="bounce@bounces.example.org")
+    spf = only(found, "spf")
+    assert spf.status == "fail"
+    assert spf.message.startswith("bounces.example.org has no SPF record")
+    assert spf.fix == 'bounces.example.org. TXT "v=spf1 ip4:192.0.2.10 ~all"'
+    dns.zone = good_zone(rsa_key) + 'bounces.example.org. 60 TXT "v=spf1 ip4:192.0.2.10 -all"\n'
+    found = findings(home, dns, rsa_key, bounce_address="bounce@bounces.example.org")
+    assert only(found, "spf").status == "ok"
+    # relaxed alignment: bounces.example.org and example.org share the organizational domain
+    assert only(found, "alignment").status == "ok"

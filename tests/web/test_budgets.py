@@ -190,6 +190,28 @@ def test_a_replay_after_a_confirmed_resubscribe_unsubscribes_again(
     assert ",unsubscribed," in csv_row(home, "alice@example.org")
 
 
+def test_a_replay_after_a_confirm_in_another_process_unsubscribes_again(
+    serve: Serve, wsettings: Settings, store: SubscriberStore, home: Path
+) -> None:
+    """The mailbox job (`signups process`) confirms a reply outside `serve`: the remembered
+    "done" of the first unsubscribe must not answer the reader's next click."""
+    from urllib.parse import unquote
+
+    from newsletter.audience.confirm import confirm_token
+    from newsletter.audience.subscribers import SubscriberStore as Store
+
+    client = serve()
+    path = unsubscribe_path(wsettings, "alice@example.org")
+    assert client.post(path, content=ONE_CLICK, headers=FORM).status_code == 200
+    time.sleep(1.1)  # a confirm link minted in the unsubscribe's own second counts as older
+    assert client.post(path, data={"action": "resubscribe"}).status_code == 200
+    token = unquote(wait_for_confirmation(home, "alice@example.org").rsplit("/", 1)[1])
+    confirm_token(token, wsettings, store=Store.from_settings(wsettings))  # another process
+    assert status_of(store, "alice@example.org") == "active"
+    assert client.post(path, content=ONE_CLICK, headers=FORM).status_code == 200
+    assert status_of(store, "alice@example.org") == "unsubscribed"
+
+
 # Confirmation mails per requester ----------------------------------------------------------
 def test_one_requester_cannot_mail_a_crowd(serve: Serve, home: Path) -> None:
     """Before: ten colleagues named from one connection got ten confirmations."""

@@ -72,7 +72,8 @@ def test_a_thousand_idle_connections_do_not_starve_everyone(wsettings: Settings)
     with server(wsettings, conn=conn) as (_, port), ExitStack() as stack:
         idle = [stack.enter_context(connect(port, "127.0.0.2")) for _ in range(1100)]
         # all but the first 50 are closed at once; the first 50 when the head is late
-        dropped = sum(closed_by_server(s, 0.2) for s in idle[50:])
+        # (1 s each: a loaded CI box may take more than 0.2 s to get to one of them)
+        dropped = sum(closed_by_server(s, 1.0) for s in idle[50:])
         assert dropped == 1050
         started = time.monotonic()
         other = httpx.HTTPTransport(local_address="127.0.0.3")
