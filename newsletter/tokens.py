@@ -78,6 +78,7 @@ def read_token(secret: str, token: str, purpose: str, *, now: float | None = Non
 # storing anything, and a forged report (which cannot know a real Message-ID sent to
 # that person) suppresses nobody.
 _MSGID = re.compile(r"^<?([A-Za-z0-9_-]{8,64})\.([A-Za-z0-9_-]{22})@([^<>@\s]+)>?$")
+_CONFIRM_MSGID = re.compile(r"^<?c\.([A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{43})@([^<>@\s]+)>?$")
 
 
 def message_id_tag(secret: str, unique: str, email: str) -> str:
@@ -98,7 +99,15 @@ def verify_message_id(secret: str, message_id: str, email: str) -> bool:
     """True when ``message_id`` is one we minted for ``email`` (any of our domains)."""
     found = _MSGID.match(message_id.strip())
     if not found:
-        return False
+        # a confirmation's Message-ID carries its confirm token (<c.TOKEN@domain>)
+        confirm = _CONFIRM_MSGID.match(message_id.strip())
+        if not confirm:
+            return False
+        try:  # signature only: a bounce may come back after the token expired
+            named = read_token(secret, confirm.group(1), "confirm", now=0.0)
+        except TokenError:
+            return False
+        return named.lower() == email.strip().lower()
     unique, tag, _domain = found.groups()
     return hmac.compare_digest(tag, message_id_tag(secret, unique, email))
 
@@ -185,3 +194,48 @@ def secret_key_problem(value: str) -> str | None:
     if steps > len(value) // 2:
         return "has too little entropy (mostly a run like 'abcd' or '1234')"
     return None
+
+
+# Short confirmation references --------------------------------------------------------
+# The confirmation mail's body shows ``NL-<expiry base36>-<12 base32 of a MAC>`` instead
+# of the ~100-character token (which spelled the address in base64 and looked like
+# phishing). A reply quoting it is checked against its sender: the sender's address and
+# the expiry rebuild the full confirm token, so expiry and the rest are checked as before.
+CONFIRM_REF = re.compile(r"(?<![A-Za-z0-9])NL-([0-9A-Za-z]{5,8})-([A-Za-z2-7]{12})(?![A-Za-z0-9])")
+
+
+def _ref_mac(secret: str, payload: bytes) -> str:
+    mac = hmac.new(secret.encode(), b"confirm-ref|" + payload, hashlib.sha256).digest()
+    return base64.b32encode(mac).decode("ascii")[:12]
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out or "0"
+
+
+def confirm_ref(secret: str, token: str) -> str | None:
+    """The short reference of a confirm token (None if the token is malformed)."""
+    try:
+        payload = _unb64(token.strip().split(".", 1)[0])
+        expiry = int(payload.decode().split(":", 1)[0])
+    except (ValueError, UnicodeError):
+        return None
+    return f"NL-{_base36(expiry)}-{_ref_mac(secret, payload)}"
+
+
+def expand_confirm_ref(secret: str, ref: str, sender: str) -> str | None:
+    """The full confirm token a reference stands for when ``sender`` is whom it was
+    minted for; None when it names someone else (or was altered)."""
+    found = CONFIRM_REF.fullmatch(ref.strip())
+    if not found:
+        return None
+    expiry = int(found.group(1), 36)
+    payload = f"{expiry}:{sender.strip().lower()}".encode()
+    if not hmac.compare_digest(found.group(2).upper(), _ref_mac(secret, payload)):
+        return None
+    return f"{_b64(payload)}.{_b64(_mac(secret, 'confirm', payload))}"

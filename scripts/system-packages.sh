@@ -5,7 +5,8 @@
 # bounces mail for the VERP test: tests/support/postfix.py), fonts-noto-cjk (Japanese
 # glyphs for the browser tests of the Japanese pages), libmail-dkim-perl (SpamAssassin's
 # DKIM plugin, for the DKIM signing test), caddy (the reverse proxy of deploy/, tested in
-# front of `newsletter serve`). Does nothing when all are
+# front of `newsletter serve`), w3m (the text-browser rendering of the email: the preheader
+# must not show as junk). Does nothing when all are
 # present; needs root (or sudo) otherwise.
 set -euo pipefail
 need=()
@@ -17,6 +18,7 @@ perl -MMail::DKIM -e1 >/dev/null 2>&1 || need+=(libmail-dkim-perl)
 [ -d /usr/share/fonts/opentype/noto ] && ls /usr/share/fonts/opentype/noto/NotoSansCJK-* >/dev/null 2>&1 \
   || need+=(fonts-noto-cjk)
 command -v caddy >/dev/null 2>&1 || need+=(caddy)
+command -v w3m >/dev/null 2>&1 || need+=(w3m)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 SUDO=""

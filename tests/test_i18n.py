@@ -3,6 +3,7 @@ Japanese request through `signups process` is answered in Japanese and recorded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from newsletter.i18n import (
     negotiate_language,
     translations,
 )
+from newsletter.tokens import CONFIRM_TTL, make_token
 from tests.support.signupkit import SECRET, load, outbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,8 +109,11 @@ def test_language_choice_and_detection() -> None:
 
 
 def test_confirmation_in_japanese(settings: Settings) -> None:
-    rendered = render_confirmation("taro@example.jp", "tok.en", settings, "ja")
-    assert "購読登録の確認" in rendered.subject and "tok.en" in rendered.subject
+    token = make_token(SECRET, "confirm", "taro@example.jp", ttl=CONFIRM_TTL)
+    rendered = render_confirmation("taro@example.jp", token, settings, "ja")
+    # a plain subject, no token; the body's reference is the short one
+    assert rendered.subject == "US-Japan Alliance Digestの購読登録の確認"
+    assert re.search(r"参照番号：\s*NL-[0-9A-Z]{5,8}-[A-Z2-7]{12}", rendered.text)
     assert '<html lang="ja"' in rendered.html and "登録を確定する" in rendered.html
     assert "参照番号：" in rendered.text and "Reference" not in rendered.text
 

@@ -54,6 +54,14 @@ def _footer_markdown(text: str, issue: Issue, settings: Settings) -> str:
     )
 
 
+def signup_href(settings: Settings) -> str:
+    """Where an archive page's "Subscribe" goes: the signup form when the site is
+    served, else a mail to the contact address (static pages cannot carry CSRF)."""
+    if settings.public_url:
+        return f"{settings.public_url}/subscribe"
+    return f"mailto:{settings.contact_address}?subject=subscribe"
+
+
 def _label(item: ArchivedIssue, language: str) -> str:
     _ = gettext_for(language)
     return _("Vol %(volume)s") % {"volume": item.issue.volume}
@@ -128,6 +136,7 @@ def render_pages(
             **head,
             **issue_context(item, settings),
             title=item.issue.subject_in(language),
+            signup_href=signup_href(settings),
             description=item.issue.effective_preheader,
             canonical=view_url_for(item.slug, settings),
             prev={"href": f"{prev.slug}.html", "label": _label(prev, language)} if prev else None,
@@ -142,6 +151,7 @@ def render_pages(
         **head,
         title=_("%(series)s: archive") % {"series": newest.series},
         series=newest.series,
+        signup_href=signup_href(settings),
         canonical=f"{settings.public_url}/archive/" if settings.public_url else None,
         latest={"href": f"{issues[-1].slug}.html", "label": _label(issues[-1], site_language)},
         entries=[

@@ -2,8 +2,12 @@
 
 :func:`render_confirmation` renders ``templates/confirm.{html,txt}.j2`` (the package's
 own for a home made before confirmations) into a
-:class:`~newsletter.compose.render.RenderedIssue`: the signed token both in the subject
-and the body, so that simply replying confirms, and as a link
+:class:`~newsletter.compose.render.RenderedIssue` with a short, plain subject (a token
+there looks like phishing). The signed token rides in the confirmation's Message-ID
+(:func:`confirm_message_id`), which every common client's reply carries back in
+In-Reply-To/References; the body shows a short reference (``NL-...``,
+:func:`newsletter.tokens.confirm_ref`) for a reply that keeps only the quote; and the
+token is in the link
 (``{NEWSLETTER_PUBLIC_URL}/confirm/{token}``) when a public URL is set. The HTML is
 inlined once per series and contact; the address, token and link are filled in per mail.
 :func:`send_confirmation` mails it through the configured transport as a transactional
@@ -19,7 +23,7 @@ import functools
 import re
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from markupsafe import Markup
@@ -37,12 +41,14 @@ from newsletter.config import PACKAGE_TEMPLATES
 from newsletter.delivery.transports import Status, make_transport
 from newsletter.errors import TransportError
 from newsletter.i18n import choose_language, gettext_for
+from newsletter.tokens import confirm_ref
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
 __all__ = [
     "CONFIRM_SLUG",
+    "confirm_message_id",
     "confirm_url",
     "render_confirmation",
     "send_confirmation",
@@ -68,12 +74,27 @@ def confirm_url(token: str, settings: Settings) -> str | None:
     return f"{settings.public_url}/confirm/{quote(token)}"
 
 
-def _subject(series: str, token: str, language: str) -> str:
+def _subject(series: str, language: str) -> str:
     _ = gettext_for(language)
-    return _("Reply to confirm your subscription to %(series)s (ref %(token)s)") % {
-        "series": series,
-        "token": token,
-    }
+    return _("Confirm your subscription to %(series)s") % {"series": series}
+
+
+def confirm_message_id(token: str, domain: str) -> str:
+    """The confirmation's Message-ID, ``<c.{token}@{domain}>``: a reply quotes it in
+    In-Reply-To/References, where the classifier finds the token (token characters are
+    all valid in a Message-ID)."""
+    return f"<c.{token}@{domain}>"
+
+
+class _ConfirmBuilder(MessageBuilder):
+    """A builder whose Message-ID carries the confirm token (one recipient)."""
+
+    def __init__(self, *args: Any, token: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._confirm_id = confirm_message_id(token, self.domain)
+
+    def message_id(self, r: Recipient) -> str:
+        return self._confirm_id
 
 
 def _preheader(series: str, language: str) -> str:
@@ -88,7 +109,7 @@ def _context(
 ) -> dict[str, str | None]:
     """What both templates are given, so the HTML and the text say the same."""
     return {
-        "subject": _subject(series, token, language),
+        "subject": _subject(series, language),
         "preheader": _preheader(series, language),
         "series": series,
         "email": email,
@@ -124,17 +145,20 @@ def render_confirmation(
         templates = PACKAGE_TEMPLATES
     series = _series(settings)
     url = confirm_url(token, settings)
+    # the body shows a short reference, not the token (see tokens.confirm_ref)
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    reference = (confirm_ref(secret, token) if secret else None) or token
     html = (
         _inlined_html(
             templates.resolve(), series, settings.contact_address, url is not None, language
         )
         .replace(_EMAIL_MARK, escape(email))
-        .replace(_TOKEN_MARK, escape(token))
+        .replace(_TOKEN_MARK, escape(reference))
         .replace(_URL_MARK, escape(url or ""))
     )
     contact = settings.contact_address
     text = load_template(templates, "confirm.txt.j2", language).render(
-        **_context(series, contact, email, token, url, language),
+        **_context(series, contact, email, reference, url, language),
         title=_("Please confirm your subscription"),
         intro=wrap(
             _("Someone, hopefully you, asked to subscribe %(email)s to %(series)s.")
@@ -157,7 +181,7 @@ def render_confirmation(
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     return RenderedIssue(
         slug=CONFIRM_SLUG,
-        subject=_subject(series, token, language),
+        subject=_subject(series, language),
         preheader=_preheader(series, language),
         series=series,
         html=html,
@@ -189,8 +213,8 @@ def send_confirmation(
     (a Message-ID, cleaned here) threads it under the request. Raises TransportError if
     not sent."""
     rendered = render_confirmation(email, token, settings, language)
-    builder = MessageBuilder(
-        rendered, settings, bulk=False, extra_headers=_reply_headers(in_reply_to)
+    builder = _ConfirmBuilder(
+        rendered, settings, bulk=False, extra_headers=_reply_headers(in_reply_to), token=token
     )
     transport = make_transport(settings, builder, concurrency=1)
     transport.open()

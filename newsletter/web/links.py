@@ -10,7 +10,9 @@ if a browser says it came from another site.
   ``List-Unsubscribe=One-Click`` is RFC 8058 one-click: mail providers send it from
   their own servers, so it skips the cross-site check and answers in plain text.
 * ``/confirm/{token}`` -- "Confirm subscription"; the button confirms (pending ->
-  active); a link minted before a later change of the row is spent (409).
+  active); a link minted before a later change of the row is spent (409). A link used
+  already says "you are subscribed" (with a way to leave); an expired one offers a
+  button that mails a fresh link (``action=resend``, rate-limited like resubscribing).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,7 +36,7 @@ from newsletter.errors import (
     TokenError,
 )
 from newsletter.i18n import N_
-from newsletter.tokens import read_token
+from newsletter.tokens import UNSUBSCRIBE_TTL, make_token, read_token
 from newsletter.web.formdata import read_form
 from newsletter.web.guards import is_cross_site
 from newsletter.web.proxy import client_key
@@ -219,24 +222,76 @@ class LinkPages:
         return self.pages.page(request, "resubscribe.html.j2", reason=reason, email=email)
 
     # Confirm -------------------------------------------------------------------------
-    async def confirm_page(self, request: Request) -> Response:
-        email = self._read(request.path_params["token"], "confirm")
+    def _read_expired(self, token: str) -> str | None:
+        """The address of a correctly signed confirm token that has expired (else None)."""
+        try:
+            return read_token(self.secret, token, "confirm", now=0.0)
+        except TokenError:
+            return None
+
+    def _subscribed(self, request: Request, sub: RowState) -> Response:
+        """An already-used link: say so, and offer the way out (a fresh unsubscribe link)."""
+        leave = make_token(self.secret, "unsubscribe", sub.email, ttl=UNSUBSCRIBE_TTL)
+        return self.pages.page(
+            request,
+            "confirm.html.j2",
+            state="subscribed",
+            email=sub.email,
+            unsubscribe_path=f"/u/{quote(leave)}",
+            reader_language=sub.language,
+        )
+
+    async def _row(self, email: str) -> RowState | None:
+        try:
+            return await run_in_threadpool(self._lookup, email)
+        except NewsletterError:
+            return None  # the page still works without knowing the row
+
+    async def _expired(self, request: Request, token: str) -> Response:
+        """An expired link: already subscribed, or an offer to mail a fresh one."""
+        email = self._read_expired(token)
         if email is None:
             return self._bad_link(request, "confirm")
+        sub = await self._row(email)
+        if sub is not None and sub.status == "active":
+            return self._subscribed(request, sub)
+        return self.pages.page(
+            request,
+            "confirm.html.j2",
+            state="expired",
+            email=email,
+            status_code=400,
+            reader_language=sub.language if sub is not None else None,
+        )
+
+    async def confirm_page(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        email = self._read(token, "confirm")
+        if email is None:
+            return await self._expired(request, token)
+        sub = await self._row(email)
+        if sub is not None and sub.status == "active":  # the link was used already
+            return self._subscribed(request, sub)
         return self.pages.page(
             request,
             "confirm.html.j2",
             state="ask",
             email=email,
-            reader_language=await self._reader_language(email),
+            reader_language=sub.language if sub is not None else None,
         )
 
     async def confirm(self, request: Request) -> Response:
         token = request.path_params["token"]
         if is_cross_site(request.headers, self._own_origins(request)):
             return self._cross_site(request)
+        form = await read_form(request)
+        if form.get("action", "") == "resend":  # the expired page's button
+            email = self._read_expired(token)
+            if email is None:
+                return self._bad_link(request, "confirm")
+            return await self._resubscribe(request, email)
         if self._read(token, "confirm") is None:
-            return self._bad_link(request, "confirm")
+            return await self._expired(request, token)
         try:
             email = await run_in_threadpool(
                 self.pipeline.confirm_token, token, self.settings, store=self.store

@@ -103,7 +103,32 @@ def test_headings_and_landmarks_in_order(three: Path, settings: Settings) -> Non
         assert re.search(r'<a class="skip-link" href="#main">', html)
         assert 'id="main"' in html
     page = (out / "vol-2.19.html").read_text()
-    assert re.findall(r"<h2[^>]*>([^<]+)</h2>", page) == ["Headlines", "Details"]
+    assert re.findall(r"<h2[^>]*>([^<]+)</h2>", page) == [
+        "Headlines",
+        "Details",
+        "Get the next issue by email",
+    ]
+
+
+def test_every_archive_page_offers_to_subscribe(three: Path, settings: Settings) -> None:
+    out = build_archive(settings).out_dir
+    assert settings.public_url
+    for page in sorted(out.glob("*.html")):
+        html = page.read_text()
+        link = re.search(r'<a class="signup-button" href="([^"]+)">([^<]+)</a>', html)
+        assert link, page.name
+        assert link.group(1) == f"{settings.public_url}/subscribe"
+        assert link.group(2) == "Subscribe to US-Japan Alliance Digest"
+        # between the content and the footer, as its own landmark
+        assert html.index("</main>") < html.index('<aside class="signup"') < html.index("<footer")
+    assert len(list(out.glob("*.html"))) == 4
+
+
+def test_without_a_public_url_subscribe_is_a_mail(three: Path) -> None:
+    settings = load_settings(None, **{**GOLDEN_SETTINGS, "public_url": None})
+    html = (build_archive(settings).out_dir / "index.html").read_text()
+    contact = settings.contact_address
+    assert f'class="signup-button" href="mailto:{contact}?subject=subscribe"' in html
 
 
 # Links ------------------------------------------------------------------------------

@@ -211,7 +211,8 @@ def test_corpus_through_each_source(kind: str, settings: Settings, tmp_path: Pat
         assert msg["Bcc"] is None and msg["Cc"] is None  # 33's injected header stays out
         email = msg["To"].addresses[0].addr_spec.lower()
         assert read_token(SECRET, token_in(msg), "confirm") == email
-        assert token_in(msg) in str(msg["Subject"])
+        assert token_in(msg) not in str(msg["Subject"])
+        assert token_in(msg) in str(msg["Message-ID"])
     leave = sorted(p.stem for p in (settings.outbox_dir / "leave").glob("*.eml"))
     assert leave == sorted(subscriber_id(a) for a in LEAVE_LINKS)
     # replying threads under the request

@@ -64,7 +64,7 @@ def test_reply_to_the_confirmation_confirms(settings: Settings) -> None:
     assert row is not None and row.confirmed_at
 
 
-def test_reply_without_the_quote_confirms_by_the_subject(settings: Settings) -> None:
+def test_reply_without_the_quote_confirms_by_its_thread_headers(settings: Settings) -> None:
     confirmation = pat_asks_to_subscribe(settings)
     reply = reply_to(confirmation, "pat@example.net", quote=False)
     assert token_in(confirmation).encode() not in reply.split(b"\r\n\r\n", 1)[1]

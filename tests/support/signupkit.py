@@ -88,7 +88,7 @@ def confirmation_for(settings: Settings, email: str) -> EmailMessage:
 
 
 def token_in(msg: EmailMessage) -> str:
-    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    match = re.search(r"(?:Reference:|参照番号：)\s*(\S+)", text)  # en or ja confirmation
+    """The confirm token of a confirmation: its Message-ID carries it (<c.TOKEN@domain>)."""
+    match = re.fullmatch(r"<c\.(\S+)@[^@\s]+>", str(msg["Message-ID"]).strip())
     assert match
     return match.group(1)

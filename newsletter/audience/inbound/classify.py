@@ -56,7 +56,12 @@ from newsletter.audience.inbound.intent import (
     normalise,
     read_intent,
 )
-from newsletter.audience.inbound.replies import check_tokens, token_candidates
+from newsletter.audience.inbound.replies import (
+    TokenCheck,
+    check_tokens,
+    expand_refs,
+    token_candidates,
+)
 from newsletter.audience.inbound.safety import clean_text
 from newsletter.audience.inbound.situations import (
     address_change_reason,
@@ -277,12 +282,22 @@ def classify_message(
     if in_domains(sender, domains):
         return result("review", f"sent from our own domain ({sender}); not answered automatically")
 
-    # 3. Confirmation replies: a valid confirm token naming the sender, anywhere.
+    # 3. Confirmation replies: a valid confirm token naming the sender, anywhere: the
+    # confirmation's Message-ID carries it, so a reply's In-Reply-To/References do too.
+    threads = [header_text(msg, name, limit=4000) for name in ("In-Reply-To", "References")]
     try:
-        texts = [subject, *all_text(msg)]
+        texts = [subject, *threads, *all_text(msg)]
     except PARSE_ERRORS:
-        texts = [subject, full]
-    check = check_tokens(token_candidates(texts), secret=secret, sender=sender, now=now)
+        texts = [subject, *threads, full]
+    refs, stray = expand_refs(texts, secret=secret, sender=sender)
+    check = check_tokens(token_candidates(texts) + refs, secret=secret, sender=sender, now=now)
+    if check is None and stray:
+        check = TokenCheck(
+            None,
+            "carries a confirmation reference that is not the sender's (someone else's?)"
+            if secret
+            else "carries a confirmation reference but no secret key is set",
+        )
     normal_new = normalise(new)
     if check is not None:
         if check.problem is not None:

@@ -15,9 +15,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from newsletter.errors import TokenError
-from newsletter.tokens import CONFIRM_TTL, read_token
+from newsletter.tokens import CONFIRM_REF, CONFIRM_TTL, expand_confirm_ref, read_token
 
-__all__ = ["TokenCheck", "check_tokens", "confirm_token_minted", "token_candidates"]
+__all__ = [
+    "TokenCheck",
+    "check_tokens",
+    "confirm_token_minted",
+    "expand_refs",
+    "token_candidates",
+]
 
 _TOKEN = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z0-9_-]{8,})\.([A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])")
 
@@ -39,6 +45,22 @@ def token_candidates(texts: Iterable[str]) -> list[str]:
             if token not in seen:
                 seen.append(token)
     return seen
+
+
+def expand_refs(texts: Iterable[str], *, secret: str | None, sender: str) -> tuple[list[str], bool]:
+    """The confirm tokens the short references (``NL-...``) in ``texts`` stand for when
+    they were minted for ``sender``, and whether any reference was not (someone else's,
+    or altered)."""
+    tokens: list[str] = []
+    stray = False
+    for text in texts:
+        for match in CONFIRM_REF.finditer(text):
+            token = expand_confirm_ref(secret, match.group(0), sender) if secret else None
+            if token is None:
+                stray = True
+            elif token not in tokens:
+                tokens.append(token)
+    return tokens, stray
 
 
 def confirm_token_minted(token: str, ttl: int = CONFIRM_TTL) -> float | None:
