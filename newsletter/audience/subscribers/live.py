@@ -33,7 +33,6 @@ from newsletter.audience.subscribers.importfile import ImportEntry
 from newsletter.audience.subscribers.index import (
     INDEX_NAME,
     RowIndex,
-    index_entry,
     signature_text,
 )
 from newsletter.audience.subscribers.ledger import (
@@ -47,6 +46,7 @@ from newsletter.audience.subscribers.ledger import (
 )
 from newsletter.audience.subscribers.lockedfile import FileSignature, file_signature
 from newsletter.audience.subscribers.rows import Subscriber
+from newsletter.audience.subscribers.scan import UnindexedRows, rebuild_index
 
 if TYPE_CHECKING:
     from newsletter.audience.subscribers.rows import SubscriberRow
@@ -91,6 +91,8 @@ class LiveList:
         #: rebuild a stale index inside a look-up (a CLI); ``serve`` turns it off and
         #: rebuilds in the background, so a request never waits for a rebuild
         self.inline_rebuild = True
+        #: look-ups of addresses a stale index does not know (``serve``, during a rebuild)
+        self.unindexed = UnindexedRows(store)
 
     # The index ------------------------------------------------------------------------
     def index_is_current(self) -> bool:
@@ -101,25 +103,11 @@ class LiveList:
 
     def refresh_index(self, *, force: bool = False) -> bool:
         """Rebuild the index if the file changed since it was built; True if rebuilt."""
-        with self.index.rebuild_lock:
+        with self.index.rebuild_lock, self.index.locked():
             if not force and self.index_is_current():
-                return False
+                return False  # (another process rebuilt it while this one waited)
             seq = self.ledger.folded_seq()  # before the read: later folds are re-overlaid
-            builder = self.index.begin_rebuild()
-            try:
-                with self.store.open_rows() as (_header, rows, signature):
-                    for row in rows:
-                        entry = index_entry(row)
-                        if entry is not None:
-                            builder.add(entry)
-                builder.finish(
-                    signature=signature_text(signature),
-                    seq=seq,
-                    path=str(self.store.path.resolve()),
-                )
-            except BaseException:
-                builder.abandon()
-                raise
+            rebuild_index(self.index, self.store, seq)
             return True
 
     def _ensure_index(self) -> int:
@@ -138,6 +126,8 @@ class LiveList:
         """The address's row now: the index, its unfolded changes, its hold."""
         seq = self._ensure_index()
         state = self.index.lookup(key)
+        if state is None and not self.inline_rebuild:
+            state = self.unindexed.lookup(key, self.index.meta()[0])  # a row added by hand?
         for change in self.ledger.changes_after(seq, key):
             state = apply_change(change, state)
         return enforce_hold(self.ledger.hold(key), state)
@@ -274,7 +264,7 @@ class LiveList:
                 window=RECHECK_SECONDS,
             )
             updated = self.index.update(
-                {k: (s, post) for k, (s, _pre, post) in mutation.touched.items()},
+                {k: s for k, (s, _pre, _post) in mutation.touched.items()},
                 signature=now_sig,
                 seq=upto,
                 expected=signature_text(read[-1]) if read else "",
