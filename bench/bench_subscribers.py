@@ -4,7 +4,9 @@
 
 Generates the file in a temporary folder, then runs each phase in its own process (so
 each peak RSS is that phase's own) and prints rows/s and peak RSS for: ``check`` (every
-problem), streaming ``iter_active``, and one ``add`` (a full locked, atomic rewrite).
+problem), streaming ``iter_active``, one ``add`` (a full locked, atomic rewrite), and
+``index``: a rebuild of the index and the search a stale index makes for an address it
+does not know, each as a ratio to plain ``csv.reader`` streaming the same file.
 The duplicate check keeps a compact index of every address key (the one structure that
 grows with the file); ``keys`` reports what it costs next to a plain dict of strings.
 """
@@ -12,6 +14,7 @@ grows with the file); ``keys`` reports what it costs next to a plain dict of str
 from __future__ import annotations
 
 import argparse
+import csv
 import random
 import resource
 import subprocess
@@ -55,6 +58,9 @@ def phase(name: str, path: Path, rows: int) -> None:
     elif name == "add":
         store.add("new.person@example.org", name="New")
         detail = "1 row appended"
+    elif name == "index":
+        index_phase(path, rows)
+        return
     elif name == "keys":
         # the duplicate check's index {key: first line}, the one structure that grows
         # with the file: the compact table the store uses vs a plain dict of strings
@@ -78,6 +84,37 @@ def phase(name: str, path: Path, rows: int) -> None:
     )
 
 
+def index_phase(path: Path, rows: int) -> None:
+    """The index rebuild and an unindexed look-up, against csv.reader reading the file."""
+    start = time.perf_counter()
+    with path.open(encoding="utf-8", newline="") as fh:
+        read = sum(1 for _ in csv.reader(fh))
+    plain = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as state:
+        store = SubscriberStore(path, lock_timeout=60, state_dir=Path(state))
+        live = store.live
+        assert live is not None
+        start = time.perf_counter()
+        live.refresh_index(force=True)
+        rebuild = time.perf_counter() - start
+        indexed = live.index.count()
+        with path.open("a", encoding="utf-8") as fh:  # a row added by hand...
+            fh.write("added.by.hand@example.org,Hand,active,admin,,,,,H\n")
+        live.inline_rebuild = False  # ...looked up before the rebuild (as under serve)
+        start = time.perf_counter()
+        state_now = store.status("added.by.hand@example.org")
+        search = time.perf_counter() - start
+    found = state_now.status if state_now else "not on the list"
+    print(
+        f"{'csv':<8} {plain:6.2f} s  {read:>10,} records through csv.reader (the baseline)\n"
+        f"{'index':<8} {rebuild:6.2f} s  {rows / rebuild:>10,.0f} rows/s  "
+        f"{rebuild / plain:5.2f}x csv.reader  peak RSS {peak_rss_mb():6.0f} MiB  "
+        f"{indexed:,} addresses\n"
+        f"{'unindexd':<8} {search:6.2f} s  {search / plain:5.2f}x csv.reader: a row added "
+        f"by hand, before the rebuild: {found}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -95,7 +132,7 @@ def main() -> None:
         print(
             f"generated {args.rows:,} rows, {size:.0f} MiB in {time.perf_counter() - start:.1f} s"
         )
-        for name in ("check", "stream", "add", "keys"):
+        for name in ("check", "stream", "index", "add", "keys"):
             subprocess.run(
                 [
                     sys.executable,

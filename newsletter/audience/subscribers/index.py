@@ -174,14 +174,20 @@ class RowIndex:
         conn.execute("COMMIT")
         return True
 
-    def rebuild(self, entries: Iterable[Entry], *, signature: str, seq: int, path: str) -> None:
+    def rebuild(
+        self, entries: Iterable[Entry], *, signature: str, seq: int, path: str
+    ) -> list[tuple[str, str, str]]:
         """A new generation holding ``entries``, then the pointer moved to it (the caller
-        holds :meth:`locked`)."""
+        holds :meth:`locked`). Returns the suppressed rows of the previous generation (of
+        the same file) that the new one lacks: ``(key, email, status)``, rows deleted by
+        hand whose suppression must outlive them."""
         name = f"{_PREFIX}{time.time_ns():x}-{os.getpid()}-{secrets.token_hex(3)}.sqlite3"
         target = self.folder / name
         self.folder.mkdir(parents=True, exist_ok=True)
+        _, current = self._pointer()
         try:
             _build(target, entries, signature=signature, seq=seq, path=path)
+            vanished = _vanished(target, self.folder / current, path) if current else []
             tmp = self.folder / f".{INDEX_NAME}.{secrets.token_hex(4)}"
             with tmp.open("w", encoding="utf-8") as out:
                 out.write(name + "\n")
@@ -194,6 +200,7 @@ class RowIndex:
             _remove(target)
             raise
         self._sweep(keep={name, previous})
+        return vanished
 
     def _sweep(self, keep: set[str]) -> None:
         """Delete generations older than the last two (a reader may still be opening the
@@ -253,6 +260,29 @@ def _build(target: Path, entries: Iterable[Entry], *, signature: str, seq: int, 
         os.fsync(fd)  # durable before the pointer names it
     finally:
         os.close(fd)
+
+
+def _vanished(target: Path, previous: Path, path: str) -> list[tuple[str, str, str]]:
+    """Suppressed rows of ``previous`` (an index of ``path`` too) that ``target`` lacks."""
+    try:
+        conn = sqlite3.connect(str(target), isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _error(target, exc) from exc
+    try:
+        conn.execute("ATTACH DATABASE ? AS old", (previous.as_uri() + "?mode=ro",))
+        held = conn.execute("SELECT value FROM old.meta WHERE name = 'path'").fetchone()
+        if held is None or held[0] != path:
+            return []
+        found = conn.execute(
+            "SELECT o.key, coalesce(o.email, o.key), o.status FROM old.rows AS o "
+            "WHERE o.status IN ('unsubscribed', 'bounced', 'complained') "
+            "AND NOT EXISTS (SELECT 1 FROM main.rows AS m WHERE m.key = o.key)"
+        ).fetchall()
+        return [(str(k), str(e), str(s)) for k, e, s in found]
+    except sqlite3.Error:
+        return []  # no previous generation to compare with (deleted, or unreadable)
+    finally:
+        conn.close()
 
 
 def _remove(target: Path) -> None:

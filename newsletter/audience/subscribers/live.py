@@ -20,16 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, cast
 
+from newsletter.audience.subscribers import importledger
 from newsletter.audience.subscribers.addresses import (
-    SUPPRESSED,
     address_key,
     check_status,
     normalize_address,
 )
 from newsletter.audience.subscribers.fastpass import run_fast_pass
 from newsletter.audience.subscribers.fold import RECHECK_SECONDS, FoldMutation, FoldReport
-from newsletter.audience.subscribers.importer import ImportMutation, ImportReport
-from newsletter.audience.subscribers.importfile import ImportEntry
 from newsletter.audience.subscribers.index import (
     INDEX_NAME,
     RowIndex,
@@ -243,7 +241,11 @@ class LiveList:
         since = datetime.fromtimestamp(time.time() - RECHECK_SECONDS, UTC)
         changes = ledger.changes_for_fold(upto, since.strftime("%Y-%m-%dT%H:%M:%SZ"))
         history = ledger.history(changes)
-        mutation = FoldMutation(self.store.display, changes, ledger.holds(), history, after)
+        adds = [c.seq for cs in changes.values() for c in cs if c.op == "add"]
+        mutation = FoldMutation(
+            self.store.display, changes, ledger.holds(), history, after,
+            importledger.load(ledger, adds), importledger.fold_times(ledger, history),
+        )  # fmt: skip
         read: list[FileSignature | None] = []
 
         keys = frozenset(changes) | frozenset(mutation.holds)
@@ -333,43 +335,5 @@ def wanted_suppression(
         if hold is not None and RANK[hold.status] >= RANK[status]:
             return None
         return change  # not listed now: kept as a hold, in case the row comes back
-
-    return decide
-
-
-def import_through_ledger(
-    store: SubscriberStore, live: LiveList, entries: list[ImportEntry], *, force: bool
-) -> ImportReport:
-    """An import written to the file (after a fold), whose new rows are also recorded as
-    ledger changes: a stale spreadsheet save that drops them has them put back (address,
-    name, status, source, note) at the next fold, and the fold says so."""
-    mutation = ImportMutation({e.key: e for e in entries}, force=force)
-    store.apply(mutation)  # folds first
-    report = mutation.report
-    if force:
-        lifted = [o.email for o in report.updated if any(s in o.detail for s in _UNSUPPRESSED)]
-        live.release(lifted, note="import --force")
-    by_key = {e.key: e for e in entries}
-    now = store.clock()
-    decisions: dict[str, Decide] = {}
-    for outcome in report.added:
-        entry = by_key[outcome.email.lower()]
-        add = Change(
-            entry.key, entry.email, "add", outcome.detail or entry.status or "active",
-            note=entry.note, name=entry.name, source=entry.source, at=now,
-        )  # fmt: skip
-        decisions[entry.key] = _record(add)
-    if decisions:
-        live.decide_many(decisions)
-        store.fold()  # notes the rows' text, to know a save that drops them
-    return report
-
-
-_UNSUPPRESSED: Final = tuple(f"status {s} -> " for s in SUPPRESSED)
-
-
-def _record(change: Change) -> Decide:
-    def decide(state: RowState | None, hold: Hold | None) -> Change | None:
-        return change
 
     return decide

@@ -30,7 +30,7 @@ from newsletter.audience.subscribers.addresses import (
 )
 from newsletter.audience.subscribers.csvio import Header, read_records
 from newsletter.audience.subscribers.index import signature_text
-from newsletter.audience.subscribers.ledger import RowState
+from newsletter.audience.subscribers.ledger import Change, RowState
 from newsletter.audience.subscribers.lockedfile import FileSignature, file_signature
 from newsletter.audience.subscribers.rows import DATE_FIELDS, RowValidator, SubscriberRow
 from newsletter.errors import SubscriberFileError
@@ -216,11 +216,16 @@ def find_rows(fh: IO[bytes], display: str, keys: Collection[str]) -> dict[str, S
         return {}
     reader = _Reader(header, display)
     needles = {_needle(k) for k in keys}
+    ascii_only = all(n.isascii() for n in needles)
+    ascii_needles = [n.encode("ascii") for n in needles] if ascii_only else []
     wanted = set(keys)
     found: dict[str, SubscriberRow] = {}
     for start, block in blocks(fh):
-        low = block.decode("utf-8", errors="replace").lower()
-        if not any(n in low for n in needles):
+        if ascii_only:  # bytes.lower() changes ASCII letters only, as the needles are
+            low_bytes = block.lower()
+            if not any(n in low_bytes for n in ascii_needles):
+                continue
+        elif not any(n in block.decode("utf-8", errors="replace").lower() for n in needles):
             continue
         text = block.decode("utf-8", errors="replace").replace("\r\n", "\n")
         if text.endswith("\n"):
@@ -241,7 +246,25 @@ def find_rows(fh: IO[bytes], display: str, keys: Collection[str]) -> dict[str, S
 
 
 def rebuild_index(index: RowIndex, store: SubscriberStore, seq: int) -> None:
-    """Rebuild ``index`` from the store's file (fast; the full reader for what it must name)."""
+    """Rebuild ``index`` from the store's file (fast; the full reader for what it must
+    name); a suppressed row deleted by hand since the last rebuild leaves a hold."""
+    vanished = _rebuild(index, store, seq)
+    live = store.live
+    if not vanished or live is None:
+        return
+    ledger = live.ledger
+    now = store.clock()
+    with ledger.transaction() as conn:
+        for key, email, status in vanished:
+            if ledger.hold(key) is None:
+                note = f"{status}, then deleted by hand: kept as a suppression"
+                change = Change(
+                    key, email, "suppress", status, status, note, source="admin", at=now
+                )
+                ledger.insert(conn, change)
+
+
+def _rebuild(index: RowIndex, store: SubscriberStore, seq: int) -> list[tuple[str, str, str]]:
     path = str(store.path.resolve())
     if store.encoding == "utf-8":
         try:
@@ -253,13 +276,12 @@ def rebuild_index(index: RowIndex, store: SubscriberStore, seq: int) -> None:
                 signature = signature_text(FileSignature.of(os.fstat(fh.fileno())))
                 try:
                     entries = scan_entries(fh, store.display)
-                    index.rebuild(entries, signature=signature, seq=seq, path=path)
-                    return
+                    return index.rebuild(entries, signature=signature, seq=seq, path=path)
                 except NotPlain:
                     pass  # read again below: the full reader names the line and the problem
     with store.open_rows() as (_header, rows, read):
         entries = (e for row in rows if (e := entry_of(row)) is not None)
-        index.rebuild(entries, signature=signature_text(read), seq=seq, path=path)
+        return index.rebuild(entries, signature=signature_text(read), seq=seq, path=path)
 
 
 def state_of(row: SubscriberRow | None) -> RowState | None:

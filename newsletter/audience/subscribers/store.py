@@ -22,16 +22,13 @@ from newsletter.audience.subscribers.addresses import (
     normalize_address,
     utc_now,
 )
-from newsletter.audience.subscribers.csvio import (
-    Header,
-    file_error,
-    read_records,
-)
+from newsletter.audience.subscribers.csvio import Header, file_error, read_records
 from newsletter.audience.subscribers.fold import FoldReport
 from newsletter.audience.subscribers.importer import ImportMutation, ImportReport
 from newsletter.audience.subscribers.importfile import ImportEntry
+from newsletter.audience.subscribers.importledger import import_through_ledger
 from newsletter.audience.subscribers.ledger import RowState
-from newsletter.audience.subscribers.live import LiveList, import_through_ledger
+from newsletter.audience.subscribers.live import LiveList
 from newsletter.audience.subscribers.lockedfile import FileSignature, LockedFile
 from newsletter.audience.subscribers.mutations import (
     AddMutation,
