@@ -27,7 +27,7 @@ once and folded into the file later; a bare store applies the same change as a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,7 @@ from newsletter.audience.inbound.safety import clean_header_text
 from newsletter.audience.subscribers import Edit, Header, Mutation, SubscriberRow, SubscriberStore
 from newsletter.audience.subscribers.addresses import address_key, normalize_address
 from newsletter.audience.subscribers.csvio import neutralize_cell
+from newsletter.audience.subscribers.fold import restore_signup
 from newsletter.audience.subscribers.ledger import Change, Hold, RowState
 from newsletter.errors import NewsletterError, TokenError
 from newsletter.i18n import normalize_language
@@ -236,9 +237,7 @@ def _record_activation(store: SubscriberStore, live: LiveList, mutation: _Activa
     now = store.clock()
 
     def decide(state: RowState | None, hold: Hold | None) -> Change | None:
-        if state is None:
-            return None
-        if state.status not in ("pending", "unsubscribed"):
+        if state is None or state.status not in ("pending", "unsubscribed"):
             return None
         if not _fresh(mutation.minted, state.status, state.updated_at):
             return None
@@ -250,38 +249,14 @@ def _record_activation(store: SubscriberStore, live: LiveList, mutation: _Activa
     decision = live.decide(mutation.key, decide)
     before = decision.before
     mutation.before = before.status if before else None
-    if before is None and _restore_deleted(live, mutation, now):
-        mutation.before = "pending"  # a pending signup deleted by hand, added back
+    if before is None and restore_signup(live, mutation.key, mutation.minted, mutation.note, now):
+        mutation.before = "pending"  # a pending signup deleted by hand: the reader confirmed
     mutation.stale = (
         decision.change is None
         and before is not None
         and before.status in ("pending", "unsubscribed")
         and mutation.minted is not None
     )
-
-
-def _restore_deleted(live: LiveList, mutation: _ActivateMutation, now: str) -> bool:
-    """A pending signup whose row was deleted by hand (the fold leaves it out): the
-    reader's own confirmation, by a token minted for that request, adds it back active
-    (the request again and its confirmation, in one transaction). An address whose
-    suppression the ledger holds is not added back this way."""
-    key = mutation.key
-    if mutation.minted is None or live.ledger.hold(key) is not None:
-        return False
-    asked = [c for c in live.ledger.changes_after(0, key) if c.op == "request" and not c.before]
-    if not asked or not _fresh(mutation.minted, "pending", asked[-1].at):
-        return False
-    request = asked[-1]
-    with live.ledger.transaction() as conn:
-        if live.state(key) is not None or live.ledger.hold(key) is not None:
-            return False  # changed meanwhile: the caller's answer stands
-        again = replace(request, note="its row had been deleted; the reader confirmed", at=now)
-        live.ledger.insert(conn, again)
-        confirmed = Change(
-            key, request.email, "activate", "active", before="pending", note=mutation.note, at=now
-        )
-        live.ledger.insert(conn, confirmed)
-    return True
 
 
 # ------------------------------------------------------------------ public API
@@ -380,11 +355,9 @@ def activate(
     """-> active for an address whose confirmation has been verified.
 
     ``minted`` (Unix time the confirm token was made) lets a token made after the row's
-    last change confirm a ``pending`` or ``unsubscribed`` row; an older one raises
-    :class:`StaleTokenError`. Without ``minted`` only ``pending`` rows are confirmed.
-    Idempotent for an already active address. Raises NewsletterError when the address
-    is not listed (removed since) or was unsubscribed, bounced or complained since.
-    """
+    last change confirm a ``pending`` or ``unsubscribed`` row (or a pending signup's row
+    deleted by hand: back); an older one raises :class:`StaleTokenError`. Idempotent.
+    Raises NewsletterError when the address is not listed or was suppressed since."""
     address = normalize_address(email)
     store = store if store is not None else SubscriberStore.from_settings(settings)
     mutation = _ActivateMutation(address.lower(), f"confirmed {how}".strip(), minted)

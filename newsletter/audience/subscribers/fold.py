@@ -32,7 +32,8 @@ so"); a row left out is listed in :attr:`FoldReport.conflicts`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Final
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
 
 from newsletter.audience.subscribers.csvio import Header, neutralize_cell
 from newsletter.audience.subscribers.importer import declare_column
@@ -47,9 +48,14 @@ from newsletter.audience.subscribers.ledger import (
 from newsletter.audience.subscribers.mutations import Edit, Mutation, next_line
 from newsletter.audience.subscribers.rows import SubscriberRow
 
+if TYPE_CHECKING:
+    from newsletter.audience.subscribers.live import LiveList
+
 #: How long after it was folded a change is checked again (a spreadsheet kept open
 #: that long and then saved would have reverted it).
 RECHECK_SECONDS: Final = 24 * 3600
+#: How much earlier than a request a confirmation token may say it was made (clocks).
+CLOCK_SLACK: Final = 2
 
 
 @dataclass(slots=True)
@@ -333,3 +339,31 @@ class FoldMutation(Mutation):
             )
             self.line += 1
         return rows
+
+
+def restore_signup(live: LiveList, key: str, minted: float | None, note: str, at: str) -> bool:
+    """A pending signup whose row was deleted by hand (a fold leaves it out): the reader's
+    own confirmation, by a token minted (Unix time) for the request, adds it back active:
+    the request again and its confirmation, in one transaction. True if recorded. An
+    address whose suppression the ledger holds is not added back this way."""
+    ledger = live.ledger
+    if minted is None or ledger.hold(key) is not None:
+        return False
+    asked = [c for c in ledger.changes_after(0, key) if c.op == "request" and not c.before]
+    if not asked:
+        return False
+    request = asked[-1]
+    try:
+        made = datetime.fromisoformat(request.at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return False
+    if minted < made - CLOCK_SLACK:
+        return False  # a token from before this request
+    with ledger.transaction() as conn:
+        if live.state(key) is not None or ledger.hold(key) is not None:
+            return False  # changed meanwhile: the caller's answer stands
+        again = replace(request, note="its row had been deleted; the reader confirmed", at=at)
+        ledger.insert(conn, again)
+        confirmed = Change(key, request.email, "activate", "active", "pending", note, at=at)
+        ledger.insert(conn, confirmed)
+    return True
