@@ -37,3 +37,14 @@ class _LazyConsole:
 
 console = cast("Console", _LazyConsole(highlight=False, soft_wrap=True))
 err_console = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    """Print words as they are (no markup, emoji or wrapping) without importing rich.
+
+    For commands whose output is only lines of text (``status``): rich costs a command
+    about 20 ms of start-up, a third of what such a command takes.
+    """
+    import typer
+
+    typer.echo(text, err=err)
