@@ -5,7 +5,6 @@ propagate; :class:`NewsletterGroup` is the one place that turns it into a messag
 stderr and the class's exit code, so no command prints a traceback.
 """
 
-from __future__ import annotations
 
 import sys
 from typing import Any

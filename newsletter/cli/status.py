@@ -5,7 +5,6 @@ It reads only the journal (:func:`~newsletter.cli.send.journal_path`), never the
 subscriber file or the transport.
 """
 
-from __future__ import annotations
 
 import json
 from collections.abc import Callable
@@ -14,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from newsletter.cli.send import JOURNAL_NAME
 from newsletter.console import echo
+from newsletter.home import JOURNAL_NAME
 
 
 def _schedule_line(state: Path, slug: str) -> tuple[str, dict[str, Any]] | None:
