@@ -85,6 +85,26 @@ def test_subscribers_stats_loads_the_store_only(home: Path) -> None:
     assert not {m for m in mods if m.startswith(("newsletter.compose", "newsletter.delivery"))}
 
 
+def test_check_renders_with_premailer_but_without_requests(home: Path) -> None:
+    mods = loaded(home, "check", "vol-2.19")
+    assert "premailer" in mods  # it did inline the CSS
+    assert not mods & {"requests", "urllib3", "charset_normalizer", "chardet"}
+
+
+def test_premailer_still_reaches_the_real_requests_when_it_asks() -> None:
+    probe = (
+        "import sys; from newsletter.compose.render import _premailer\n"
+        "stand_in = _premailer().premailer.requests\n"
+        "assert 'requests' not in sys.modules\n"
+        "import requests\n"
+        "assert stand_in.get is requests.get and stand_in.Session is requests.Session\n"
+        "print('ok')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert proc.stdout == "ok\n", proc.stderr
+
+
 @pytest.mark.parametrize(
     "command",
     ["send", "check", "serve", "archive", "signups", "cancel", "run-due", "report", "doctor"],
