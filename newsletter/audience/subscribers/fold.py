@@ -36,7 +36,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from newsletter.audience.subscribers.csvio import Header, neutralize_cell
-from newsletter.audience.subscribers.importer import declare_column
 from newsletter.audience.subscribers.importledger import Imported, row_stamp
 from newsletter.audience.subscribers.ledger import (
     Change,
@@ -143,9 +142,12 @@ class FoldMutation(Mutation):
             header.ensure("name", "source", "subscribed_at", "confirmed_at")
         if any(c.language for cs in self.changes.values() for c in cs):
             header.ensure("language")
-        for record in self.imported.values():  # a save from before the import lacks them
-            for name in record.values:
-                declare_column(header, name)
+        if self.imported:  # a save from before the import lacks its columns
+            from newsletter.audience.subscribers.importer import declare_column  # (start-up)
+
+            for record in self.imported.values():
+                for name in record.values:
+                    declare_column(header, name)
         self.report = FoldReport()
         self.touched = {}
         self.seen = set()

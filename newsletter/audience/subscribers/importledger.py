@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from newsletter.audience.subscribers.addresses import SUPPRESSED
-from newsletter.audience.subscribers.importer import ImportMutation, ImportReport
-from newsletter.audience.subscribers.importfile import ImportEntry
 from newsletter.audience.subscribers.ledger import Change
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the import code loads only for an import (start-up time)
+    from newsletter.audience.subscribers.importer import ImportReport
+    from newsletter.audience.subscribers.importfile import ImportEntry
     from newsletter.audience.subscribers.ledger import Ledger
     from newsletter.audience.subscribers.live import LiveList
     from newsletter.audience.subscribers.store import SubscriberStore
@@ -109,6 +109,8 @@ def import_through_ledger(
     wrote a hold. A stale spreadsheet save that drops or turns back those rows has them put
     back whole at the next fold, and the fold says so. An address whose suppression the
     ledger holds and whose row is gone (deleted by hand) is not added back."""
+    from newsletter.audience.subscribers.importer import ImportMutation
+
     keys = [e.key for e in entries]
     held = {key: hold.status for key, hold in live.ledger.holds(keys).items()}
     mutation = ImportMutation({e.key: e for e in entries}, force=force, held=held)

@@ -25,13 +25,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-import filelock
-
 from newsletter.audience.subscribers.ledger import RowState
 from newsletter.errors import NewsletterError
 from newsletter.files import fsync_dir
 
 if TYPE_CHECKING:
+    import filelock
+
     from newsletter.audience.subscribers.lockedfile import FileSignature
     from newsletter.audience.subscribers.scan import Entry
 
@@ -214,6 +214,8 @@ class RowIndex:
 
     def locked(self, timeout: float = 300.0) -> filelock.BaseFileLock:
         """The lock one rebuild holds (across processes)."""
+        import filelock  # (start-up: a command that only reads never rebuilds)
+
         self.folder.mkdir(parents=True, exist_ok=True)
         return filelock.FileLock(str(self.lock_path), timeout=timeout)
 

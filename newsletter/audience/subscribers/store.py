@@ -24,9 +24,6 @@ from newsletter.audience.subscribers.addresses import (
 )
 from newsletter.audience.subscribers.csvio import Header, file_error, read_records
 from newsletter.audience.subscribers.fold import FoldReport
-from newsletter.audience.subscribers.importer import ImportMutation, ImportReport
-from newsletter.audience.subscribers.importfile import ImportEntry
-from newsletter.audience.subscribers.importledger import import_through_ledger
 from newsletter.audience.subscribers.ledger import RowState
 from newsletter.audience.subscribers.live import LiveList
 from newsletter.audience.subscribers.lockedfile import FileSignature, LockedFile
@@ -43,6 +40,7 @@ from newsletter.audience.subscribers.rows import RowValidator, Subscriber, Subsc
 from newsletter.errors import Problem, SubscriberFileError
 
 if TYPE_CHECKING:
+    from newsletter.audience.subscribers.importer import ImportEntry, ImportReport
     from newsletter.config import Settings
 
 
@@ -101,7 +99,6 @@ class SubscriberStore(LockedFile):
             clock=clock,
         )
 
-    # Reading ----------------------------------------------------------------------------
 
     @contextmanager
     def _open(
@@ -364,7 +361,11 @@ class SubscriberStore(LockedFile):
         pending or active again without ``force``. ``dry_run`` reports without writing.
         """
         if self.live is not None and not dry_run:
+            from newsletter.audience.subscribers.importledger import import_through_ledger
+
             return import_through_ledger(self, self.live, list(entries), force=force)
+        from newsletter.audience.subscribers.importer import ImportMutation  # start-up
+
         mutation = ImportMutation({e.key: e for e in entries}, force=force)
         self.apply(mutation, dry_run=dry_run)
         return mutation.report
