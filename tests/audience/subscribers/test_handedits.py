@@ -157,3 +157,21 @@ def test_a_suppressed_row_deleted_by_hand_keeps_its_suppression(tmp_path: Path) 
     ]
     assert [o.email for o in report.added] == ["frank@example.org"]
     assert "carol@example.org" not in text(store)
+
+
+def test_the_last_row_a_machine_wrote_deleted_by_hand_comes_back_and_the_fold_says_so(
+    tmp_path: Path,
+) -> None:
+    store = make(tmp_path)
+    store.import_entries([entry(1, "dave@example.org", tags="x")])
+    # nothing a fold wrote with it or since is left to tell a deletion from a stale save
+    save(store, "".join(x for x in text(store).splitlines(True) if not x.startswith("dave@")))
+    fold = store.fold()
+    assert fold is not None and fold.conflicts == []
+    assert fold.reapplied == [
+        f"{store.display}: dave@example.org: active row added again "
+        "(a save without it had dropped it)"
+    ]
+    assert row(store, "dave@example.org")["tags"] == "x"
+    assert store.purge("dave@example.org") == [5]  # the way to delete it for good
+    assert store.fold() is not None and "dave@example.org" not in text(store)
