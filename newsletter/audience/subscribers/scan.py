@@ -29,7 +29,7 @@ from newsletter.audience.subscribers.addresses import (
     normalize_address,
 )
 from newsletter.audience.subscribers.csvio import Header, read_records
-from newsletter.audience.subscribers.index import signature_text
+from newsletter.audience.subscribers.index import pack, signature_text
 from newsletter.audience.subscribers.ledger import Change, RowState
 from newsletter.audience.subscribers.lockedfile import FileSignature, file_signature
 from newsletter.audience.subscribers.rows import DATE_FIELDS, RowValidator, SubscriberRow
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from newsletter.audience.subscribers.store import SubscriberStore
 
 BLOCK: Final = 1 << 20
-#: An index entry: key, email (None when it is the key), line, status, updated_at, language.
-Entry = tuple[str, str | None, int, str, str, str]
+#: An index entry: key, line, and the row's state packed in one text (see :func:`pack`).
+Entry = tuple[str, int, str]
 _STATUSES: Final = frozenset(STATUSES)
 
 
@@ -134,7 +134,7 @@ class _Reader:
         key = email.lower()
         language = cells[self.language].strip().lower() if self.language >= 0 else ""
         updated = cells[self.updated].strip() if self.updated >= 0 else ""
-        return (key, None if key == email else email, line, status, updated, language)
+        return (key, line, f"{status}\t{updated}\t{'' if key == email else email}\t{language}")
 
     def entry(self, line: int, raw: str, cells: list[str]) -> Entry | None:
         found = self.plain(cells, line)
@@ -150,9 +150,12 @@ def entry_of(row: SubscriberRow) -> Entry | None:
         return None
     sub = row.subscriber
     if sub is None:  # a row with problems: listed, never sent to
-        return (row.key, None, row.line, "problem", "", "")
-    email = None if sub.email == sub.key else sub.email
-    return (sub.key, email, row.line, sub.status, sub.updated_at, sub.language)
+        return (row.key, row.line, pack(RowState(row.key, "problem")))
+    return (
+        sub.key,
+        row.line,
+        pack(RowState(sub.email, sub.status, sub.updated_at, row.line, sub.language)),
+    )
 
 
 def header_of(fh: IO[bytes], display: str) -> Header | None:
