@@ -177,6 +177,13 @@ class RowIndex:
         conn.execute("COMMIT")
         return True
 
+    def forget(self, key: str) -> None:
+        """Drop an address purged from the file, so the next rebuild does not take its row
+        for one deleted by hand (and keep a suppression for it)."""
+        conn = self.connection()
+        if conn is not None:
+            conn.execute("DELETE FROM rows WHERE key = ?", (key,))
+
     def rebuild(
         self, entries: Iterable[Entry], *, signature: str, seq: int, path: str
     ) -> list[tuple[str, str, str]]:

@@ -327,6 +327,7 @@ class SubscriberStore(LockedFile):
         mutation = PurgeMutation(key)
         self.apply(mutation)
         if self.live is not None:
+            self.live.index.forget(key)
             self.live.ledger.forget(key)
         return mutation.lines
 

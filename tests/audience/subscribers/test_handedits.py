@@ -175,3 +175,13 @@ def test_the_last_row_a_machine_wrote_deleted_by_hand_comes_back_and_the_fold_sa
     assert row(store, "dave@example.org")["tags"] == "x"
     assert store.purge("dave@example.org") == [5]  # the way to delete it for good
     assert store.fold() is not None and "dave@example.org" not in text(store)
+
+
+def test_a_purge_leaves_no_suppression_behind(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    assert store.live is not None
+    store.live.refresh_index()  # carol is unsubscribed in the file and in the index
+    assert store.purge("carol@example.org") == [4]  # a data-protection request
+    store.live.refresh_index(force=True)  # the rebuild sees her row gone: not a deletion
+    assert store.held(["carol@example.org"]) == set()
+    assert store.live.ledger.changes_after(0, "carol@example.org") == []
