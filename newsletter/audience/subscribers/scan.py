@@ -347,6 +347,8 @@ class UnindexedRows:
                     return signature, find_rows(fh, store.display, keys)
             except FileNotFoundError:
                 return "missing", {}
+            except NotPlain:
+                pass  # an unreadable header: the full reader below says what is wrong
         found: dict[str, SubscriberRow] = {}
         with store.open_rows() as (_header, rows, read):
             for row in rows:

@@ -199,3 +199,15 @@ def test_find_rows_finds_the_first_row_whatever_its_spelling(
         "carol@example.org": (7, "pending"),
         "user@bücher.example": (5, "active"),
     }
+
+
+def test_an_unreadable_file_is_reported_not_crashed_on(tmp_path: Path) -> None:
+    store = make(tmp_path, ["r1@example.org,R,active,,,,,,"])
+    live = store.live
+    assert live is not None
+    live.refresh_index()
+    live.inline_rebuild = False
+    store.path.write_bytes(b'email,"name\n')  # saved broken: a quote never closed
+    with pytest.raises(SubscriberFileError) as caught:
+        store.status("new@example.org")
+    assert "a quoted cell that starts here is never closed" in str(caught.value)
