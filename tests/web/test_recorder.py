@@ -1,0 +1,112 @@
+"""The web's unsubscribes: recorded by one thread, in batches, each durable when answered."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+from newsletter.audience.events import apply_suppressions
+from newsletter.audience.subscribers import SubscriberStore
+from newsletter.errors import NewsletterError
+from newsletter.web.recorder import UnsubscribeRecorder
+
+LISTED = ["alice@example.org", "bob.brown@example.org", "hanako.yamada@example.com"]
+
+
+def test_unsubscribes_that_wait_together_share_one_transaction(store: SubscriberStore) -> None:
+    """Before: one worker thread and one commit per unsubscribe; now those that arrive
+    while a batch is written are recorded together (and each is durable when answered)."""
+    calls: list[list[str]] = []
+    gate = threading.Event()
+
+    def slow_first(target: SubscriberStore, changes: Any) -> set[str]:
+        calls.append(list(changes))
+        if len(calls) == 1:
+            gate.wait(5)  # the first batch is slow: the others queue behind it
+        return apply_suppressions(target, changes)
+
+    recorder = UnsubscribeRecorder(store, record=slow_first)
+    emails = [*LISTED, "nobody@example.net"] + [f"stranger{i}@example.net" for i in range(8)]
+
+    async def burst() -> list[bool]:
+        first = asyncio.ensure_future(recorder.unsubscribe(emails[0], "one-click"))
+        await asyncio.sleep(0.1)
+        rest = [asyncio.ensure_future(recorder.unsubscribe(e, "one-click")) for e in emails[1:]]
+        await asyncio.sleep(0.1)
+        gate.set()
+        return list(await asyncio.gather(first, *rest))
+
+    try:
+        found = asyncio.run(burst())
+    finally:
+        recorder.stop()
+    assert found == [True, True, True] + [False] * 9
+    assert calls == [[emails[0]], emails[1:]]
+    assert recorder.batches == 2
+    for email in LISTED:
+        state = store.status(email)
+        assert state is not None and state.status == "unsubscribed"
+
+
+def test_a_failing_address_does_not_fail_the_others_in_its_batch(store: SubscriberStore) -> None:
+    gate = threading.Event()
+
+    def picky(target: SubscriberStore, changes: Any) -> set[str]:
+        if not gate.is_set():
+            gate.wait(5)
+        if "bob.brown@example.org" in changes:
+            raise NewsletterError("the ledger refused bob")
+        return apply_suppressions(target, changes)
+
+    recorder = UnsubscribeRecorder(store, record=picky)
+
+    async def burst() -> list[Any]:
+        waiting = [asyncio.ensure_future(recorder.unsubscribe(e, "web")) for e in LISTED]
+        await asyncio.sleep(0.1)
+        gate.set()
+        return list(await asyncio.gather(*waiting, return_exceptions=True))
+
+    try:
+        results = asyncio.run(burst())
+    finally:
+        recorder.stop()
+    assert results[0] is True and results[2] is True
+    assert isinstance(results[1], NewsletterError)
+    bob = store.status("bob.brown@example.org")
+    assert bob is not None and bob.status == "active"
+
+
+def test_the_thread_ends_when_idle_and_the_next_unsubscribe_starts_another(
+    store: SubscriberStore,
+) -> None:
+    recorder = UnsubscribeRecorder(store, idle=0.1)
+    assert asyncio.run(recorder.unsubscribe("alice@example.org", "web")) is True
+    deadline = time.monotonic() + 5
+    while recorder._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert recorder._thread is None
+    assert asyncio.run(recorder.unsubscribe("bob.brown@example.org", "web")) is True
+    recorder.stop()
+    assert recorder._thread is None
+
+
+def test_a_replayed_address_in_one_batch_is_one_change(store: SubscriberStore) -> None:
+    recorder = UnsubscribeRecorder(store)
+    email = LISTED[0]
+
+    async def twice() -> list[bool]:
+        return list(
+            await asyncio.gather(
+                recorder.unsubscribe(email, "web"), recorder.unsubscribe(email.upper(), "web")
+            )
+        )
+
+    try:
+        assert asyncio.run(twice()) == [True, True]
+    finally:
+        recorder.stop()
+    live = store.live
+    assert live is not None
+    assert len(live.ledger.changes_after(0, email)) == 1
