@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from newsletter.audience.events import apply_suppressions
 from newsletter.audience.subscribers import SubscriberStore
@@ -13,6 +15,14 @@ from newsletter.errors import NewsletterError
 from newsletter.web.recorder import UnsubscribeRecorder
 
 LISTED = ["alice@example.org", "bob.brown@example.org", "hanako.yamada@example.com"]
+T = TypeVar("T")
+
+
+def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run(main())`` on a thread of its own, as a server's loop is (and so that
+    no loop another test left in this thread gets in the way)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(main())).result()
 
 
 def test_unsubscribes_that_wait_together_share_one_transaction(store: SubscriberStore) -> None:
@@ -39,7 +49,7 @@ def test_unsubscribes_that_wait_together_share_one_transaction(store: Subscriber
         return list(await asyncio.gather(first, *rest))
 
     try:
-        found = asyncio.run(burst())
+        found = run(burst)
     finally:
         recorder.stop()
     assert found == [True, True, True] + [False] * 9
@@ -69,7 +79,7 @@ def test_a_failing_address_does_not_fail_the_others_in_its_batch(store: Subscrib
         return list(await asyncio.gather(*waiting, return_exceptions=True))
 
     try:
-        results = asyncio.run(burst())
+        results = run(burst)
     finally:
         recorder.stop()
     assert results[0] is True and results[2] is True
@@ -82,12 +92,12 @@ def test_the_thread_ends_when_idle_and_the_next_unsubscribe_starts_another(
     store: SubscriberStore,
 ) -> None:
     recorder = UnsubscribeRecorder(store, idle=0.1)
-    assert asyncio.run(recorder.unsubscribe("alice@example.org", "web")) is True
+    assert run(lambda: recorder.unsubscribe("alice@example.org", "web")) is True
     deadline = time.monotonic() + 5
     while recorder._thread is not None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert recorder._thread is None
-    assert asyncio.run(recorder.unsubscribe("bob.brown@example.org", "web")) is True
+    assert run(lambda: recorder.unsubscribe("bob.brown@example.org", "web")) is True
     recorder.stop()
     assert recorder._thread is None
 
@@ -104,7 +114,7 @@ def test_a_replayed_address_in_one_batch_is_one_change(store: SubscriberStore) -
         )
 
     try:
-        assert asyncio.run(twice()) == [True, True]
+        assert run(twice) == [True, True]
     finally:
         recorder.stop()
     live = store.live
