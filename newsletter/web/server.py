@@ -265,6 +265,7 @@ def server_config(
         "port": port,
         "http": guarded_protocol(limits, parse_networks(trusted_proxies), parser),
         "ws": "none",
+        "loop": "asyncio",  # the same loop whatever else is installed (uvloop: no gain measured)
         "lifespan": "auto",  # the app may start work of its own (e.g. folding a ledger)
         # uvicorn would trust X-Forwarded-For from 127.0.0.1 on its own; the app does it
         # for NEWSLETTER_TRUSTED_PROXIES only (web/proxy.py)
