@@ -265,6 +265,7 @@ def _fold_lifespan(web: WebApp) -> Callable[[Starlette], AbstractAsyncContextMan
             ),
         )
         await run_in_threadpool(worker.start)
+        web.links.recorder.start()  # its thread and connections ready before the first request
         app.state.fold_worker = worker
         try:
             yield

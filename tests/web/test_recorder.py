@@ -120,3 +120,16 @@ def test_a_replayed_address_in_one_batch_is_one_change(store: SubscriberStore) -
     live = store.live
     assert live is not None
     assert len(live.ledger.changes_after(0, email)) == 1
+
+
+def test_started_by_serve_the_thread_stays_ready_until_stopped(store: SubscriberStore) -> None:
+    """Before: the thread and its connections were opened by the first unsubscribe of a
+    burst (its first batches took about 100 ms); serve's start-up opens them now."""
+    recorder = UnsubscribeRecorder(store, idle=0.05)
+    recorder.start()
+    time.sleep(0.3)  # longer than the idle time a lazily started thread would keep
+    thread = recorder._thread
+    assert thread is not None and thread.is_alive()
+    assert run(lambda: recorder.unsubscribe("alice@example.org", "web")) is True
+    recorder.stop()
+    assert recorder._thread is None and not thread.is_alive()
