@@ -58,13 +58,13 @@ def run(rows: int, replays: int, others: int, *, coalesce: bool) -> dict[str, An
             None, home=home, public_url="https://digest.example.org", secret_key=SECRET
         )
         writes = [0]
-        real = recorder.apply_suppressions
+        real = recorder.record_unsubscribes
 
         def counting(store: Any, changes: Any) -> set[str]:
             writes[0] += 1
             return real(store, changes)
 
-        recorder.apply_suppressions = counting  # type: ignore[assignment]
+        recorder.record_unsubscribes = counting  # type: ignore[assignment]
         original = links.LinkPages._unsubscribe_once
         if not coalesce:
 
@@ -73,14 +73,14 @@ def run(rows: int, replays: int, others: int, *, coalesce: bool) -> dict[str, An
 
                 changes = {email: ("unsubscribed", note)}
                 return bool(
-                    await run_in_threadpool(recorder.apply_suppressions, self.store, changes)
+                    await run_in_threadpool(recorder.record_unsubscribes, self.store, changes)
                 )
 
             links.LinkPages._unsubscribe_once = every_time  # type: ignore[method-assign]
         try:
             return _drive(settings, replays, others, writes)
         finally:
-            recorder.apply_suppressions = real
+            recorder.record_unsubscribes = real
             links.LinkPages._unsubscribe_once = original  # type: ignore[method-assign]
 
 

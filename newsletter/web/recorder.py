@@ -6,7 +6,7 @@ and every SQLite call let go of the interpreter lock and waited for it again, be
 event loop, so fifty of them queued far longer than their work took.
 :class:`UnsubscribeRecorder` has one thread with one connection: it takes every
 unsubscribe waiting when it wakes and records them together (one ledger transaction,
-one fsync: :meth:`~newsletter.audience.subscribers.store.SubscriberStore.suppress`);
+one fsync: :func:`record_unsubscribes`);
 those that arrive meanwhile form the next batch. Each caller's answer comes when the
 batch's commit is durable, as before. A batch that fails is retried one address at a
 time, so one bad address cannot fail the others.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -120,7 +120,7 @@ class UnsubscribeRecorder:
 
     def _record(self, store: SubscriberStore, changes: dict[str, tuple[str, str]]) -> set[str]:
         # looked up at each call, so a test can count the writes
-        return (self._given or apply_suppressions)(store, changes)
+        return (self._given or record_unsubscribes)(store, changes)
 
     def _write(self, batch: list[_Waiting]) -> list[tuple[_Waiting, bool | BaseException]]:
         changes: dict[str, tuple[str, str]] = {}
@@ -143,6 +143,20 @@ class UnsubscribeRecorder:
             except Exception as exc:
                 done.append((item, exc))
         return done
+
+
+def record_unsubscribes(store: SubscriberStore, changes: Mapping[str, tuple[str, str]]) -> set[str]:
+    """Record ``{email: ("unsubscribed", note)}`` in one transaction; the keys found in
+    the list. As :func:`~newsletter.audience.events.apply_suppressions` (the same source
+    recorded), but decided inside the transaction only: replays of a done unsubscribe are
+    answered before they get here, so a first look outside it would be read twice."""
+    live = store.live
+    if live is None:
+        return apply_suppressions(store, changes)
+    before = live.suppress(
+        changes, only_open=False, source="webhook", at=store.clock(), precheck=False
+    )
+    return {key for key, status in before.items() if status is not None}
 
 
 def _key(email: str) -> str:

@@ -125,7 +125,7 @@ def _count_writes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Count the writes each address's unsubscribes make to the list (the real writes)."""
     import newsletter.web.recorder as recorder
 
-    real = recorder.apply_suppressions
+    real = recorder.record_unsubscribes
     writes: dict[str, int] = {}
     lock = threading.Lock()
 
@@ -135,7 +135,7 @@ def _count_writes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
                 writes[email] = writes.get(email, 0) + 1
         return real(store, changes)
 
-    monkeypatch.setattr(recorder, "apply_suppressions", counting)
+    monkeypatch.setattr(recorder, "record_unsubscribes", counting)
     return writes
 
 

@@ -133,3 +133,19 @@ def test_started_by_serve_the_thread_stays_ready_until_stopped(store: Subscriber
     assert run(lambda: recorder.unsubscribe("alice@example.org", "web")) is True
     recorder.stop()
     assert recorder._thread is None and not thread.is_alive()
+
+
+def test_recorded_inside_the_transaction_only_a_repeat_still_writes_nothing(
+    store: SubscriberStore,
+) -> None:
+    """The web's unsubscribes skip the look before the transaction (replays are answered
+    before they get here); one that gets here anyway is decided inside it: no change."""
+    from newsletter.web.recorder import record_unsubscribes
+
+    change = {"alice@example.org": ("unsubscribed", "one-click")}
+    assert record_unsubscribes(store, change) == {"alice@example.org"}
+    assert record_unsubscribes(store, change) == {"alice@example.org"}
+    assert record_unsubscribes(store, {"nobody@example.net": ("unsubscribed", "x")}) == set()
+    live = store.live
+    assert live is not None
+    assert [c.op for c in live.ledger.changes_after(0, "alice@example.org")] == ["suppress"]

@@ -166,12 +166,19 @@ class LiveList:
         """Record what ``decide`` makes of the address's state (see :meth:`decide_many`)."""
         return self.decide_many({key: decide})[key]
 
-    def decide_many(self, decisions: Mapping[str, Decide]) -> dict[str, Decision]:
+    def decide_many(
+        self, decisions: Mapping[str, Decide], *, precheck: bool = True
+    ) -> dict[str, Decision]:
         """Several addresses' decisions in one transaction, shared with concurrent callers
-        (one fsync for all); a decision that records nothing (a replay) takes no lock."""
+        (one fsync for all); a decision that records nothing (a replay) takes no lock.
+        ``precheck=False`` skips that first look for callers whose changes are mostly new
+        (the web's unsubscribes: replays are answered before they get here)."""
         done: dict[str, Decision] = {}
         todo = {}
         for key, decide in decisions.items():
+            if not precheck:
+                todo[key] = decide
+                continue
             before, hold = self._state_and_hold(key)
             if decide(before, hold) is None:
                 done[key] = Decision(before, None)
@@ -193,7 +200,13 @@ class LiveList:
         return done
 
     def suppress(
-        self, changes: Mapping[str, tuple[str, str]], *, only_open: bool, source: str, at: str
+        self,
+        changes: Mapping[str, tuple[str, str]],
+        *,
+        only_open: bool,
+        source: str,
+        at: str,
+        precheck: bool = True,
     ) -> dict[str, str | None]:
         """Record suppressions in one transaction; each address's status before (None: unlisted)."""
         decisions: dict[str, Decide] = {}
@@ -202,7 +215,7 @@ class LiveList:
             decisions[address.lower()] = wanted_suppression(
                 address, check_status(status), note, only_open=only_open, at=at, source=source
             )
-        done = self.decide_many(decisions)
+        done = self.decide_many(decisions, precheck=precheck)
         return {key: (d.before.status if d.before else None) for key, d in done.items()}
 
     def release(self, emails: Iterable[str], *, note: str) -> None:
