@@ -47,12 +47,14 @@ from newsletter.delivery.transports.base import (
     Transport,
 )
 from newsletter.delivery.transports.sendgrid_body import (
+    PersonalizationWriter,
+    Prepared,
     bad_personalizations,
     common_json_tail,
     error_text,
     personalization_json,
 )
-from newsletter.errors import HeaderError, TransportAuthError, TransportError
+from newsletter.errors import TransportAuthError, TransportError
 
 MAX_PERSONALIZATIONS = 1000
 MAX_BODY_BYTES = 30 * 1024 * 1024
@@ -114,6 +116,7 @@ class SendGridTransport(Transport):
         self._open = False
         self._tail = ""  # the request body after the personalizations, encoded once
         self._slug = _q(builder.rendered.slug)
+        self._writer: PersonalizationWriter | None = None
         self._resume_at = 0.0  # monotonic time before which no request leaves (429)
         #: top-level fields for every request of this send: send_at + batch_id, sandbox
         self.extra: dict[str, Any] = {}
@@ -131,6 +134,7 @@ class SendGridTransport(Transport):
         self.fatal = None
         self._resume_at = 0.0
         self._tail = common_json_tail(self.builder, tracking=self.tracking, extra=self.extra)
+        self._writer = PersonalizationWriter(self.builder, self._slug)
         self._local = threading.local()
         self._open = True
         self._client()  # the SDK is importable and the key accepted by it: fail early
@@ -177,7 +181,6 @@ class SendGridTransport(Transport):
         """One recipient's personalization as JSON (see :func:`.personalization_json`)."""
         return personalization_json(self.builder, r, self._slug)
 
-
     def body(self, parts: Sequence[str]) -> str:
         """The request body: the personalizations, then the parts shared by every request."""
         tail = self._tail or common_json_tail(
@@ -190,52 +193,63 @@ class SendGridTransport(Transport):
         parsed: dict[str, Any] = json.loads(self.body([self.personalization(r) for r in batch]))
         return parsed
 
+    def prepare(self, rows: Sequence[tuple[str, str]]) -> Prepared:
+        """One request's ``(email, name)`` rows written ahead of the hand-off (the send
+        loop does this while earlier requests are in flight)."""
+        writer = self._writer or PersonalizationWriter(self.builder, self._slug)
+        self._writer = writer
+        return writer.write(rows)
+
     def rehearse(self, batch: Sequence[RecipientLike]) -> int:
-        parts: list[str] = []
-        for r in batch:
-            try:
-                parts.append(self.personalization(r))
-            except HeaderError:
-                continue
-        return len(self.body(parts))
+        prepared = self.prepare([(r.email, r.name) for r in batch])
+        return len(self.body([part for part in prepared.parts if part is not None]))
 
     # Sending ------------------------------------------------------------------------
     def send(self, batch: Sequence[RecipientLike]) -> list[Outcome]:
-        if not self._open:
-            raise TransportError("the SendGrid transport is not open")
         if not batch:
             return []
-        if self.fatal is not None or self.stop_event.is_set():
-            return [Outcome.not_attempted(r.email, "stopped") for r in batch]
-        # A recipient whose address or name cannot go into a header fails alone.
-        unusable: dict[int, Outcome] = {}
-        parts: list[str] = []
-        for i, r in enumerate(batch):
-            try:
-                parts.append(self.personalization(r))
-            except HeaderError as exc:
-                reason = f"cannot build the message: {exc.message}"
-                unusable[i] = Outcome.failed(r.email, reason, permanent=True)
-        if unusable:
-            usable = [r for i, r in enumerate(batch) if i not in unusable]
-            sent = iter(self.send(usable))
-            return [unusable[i] if i in unusable else next(sent) for i in range(len(batch))]
-        body = self.body(parts)
-        if len(body) >= MAX_BODY_BYTES and len(batch) > 1:  # ASCII: characters are bytes
-            half = len(batch) // 2
-            return self.send(batch[:half]) + self.send(batch[half:])
-        return self._post(batch, body)
+        return self.send_prepared(self.prepare([(r.email, r.name) for r in batch]))
 
-    def _post(self, batch: Sequence[RecipientLike], body: str) -> list[Outcome]:
+    def send_prepared(self, prepared: Prepared) -> list[Outcome]:
+        """Hand off one prepared request: one outcome per recipient, in order."""
+        if not self._open:
+            raise TransportError("the SendGrid transport is not open")
+        emails = prepared.emails
+        if not emails:
+            return []
+        if self.fatal is not None or self.stop_event.is_set():
+            return [Outcome.not_attempted(email, "stopped") for email in emails]
+        # A recipient whose address or name cannot go into a header fails alone.
+        failures = prepared.failures
+        if not failures:
+            return self._deliver(emails, prepared.parts)  # type: ignore[arg-type]
+        usable = [i for i in range(len(emails)) if i not in failures]
+        sent = iter(
+            self._deliver([emails[i] for i in usable], [prepared.parts[i] or "" for i in usable])
+        )
+        return [failures[i] if i in failures else next(sent) for i in range(len(emails))]
+
+    def _deliver(self, emails: list[str], parts: list[str]) -> list[Outcome]:
+        if not emails:
+            return []
+        body = self.body(parts)
+        if len(body) >= MAX_BODY_BYTES and len(emails) > 1:  # ASCII: characters are bytes
+            half = len(emails) // 2
+            return self._deliver(emails[:half], parts[:half]) + self._deliver(
+                emails[half:], parts[half:]
+            )
+        return self._post(emails, parts, body)
+
+    def _post(self, emails: list[str], parts: list[str], body: str) -> list[Outcome]:
         from python_http_client.exceptions import HTTPError as ApiHTTPError
 
         attempt = 0
         limited = 0.0  # seconds this request has waited for rate limits
         while True:
             if self._hold():
-                return [Outcome.not_attempted(r.email, "stopped") for r in batch]
+                return [Outcome.not_attempted(email, "stopped") for email in emails]
             try:
-                return self._post_once(batch, body, ApiHTTPError)
+                return self._post_once(emails, body, ApiHTTPError)
             except _RateLimited as wait:
                 if limited >= self.max_rate_limit_wait:
                     self.fatal = TransportError(
@@ -243,7 +257,7 @@ class SendGridTransport(Transport):
                         hint="the rest stays pending: re-run the send later to resume, or "
                         "raise SENDGRID_RATE_LIMIT_WAIT",
                     )
-                    return [Outcome.retry(r.email, wait.reason) for r in batch]
+                    return [Outcome.retry(email, wait.reason) for email in emails]
                 delay = wait.delay
                 if delay is None:
                     delay = min(self.max_backoff, self.backoff * 2.0)
@@ -257,21 +271,23 @@ class SendGridTransport(Transport):
                         f"{self.host}: gave up after {attempt} attempts: {retry.reason}",
                         hint="the rest stays pending: re-run the send later to resume",
                     )
-                    return [Outcome.retry(r.email, retry.reason) for r in batch]
+                    return [Outcome.retry(email, retry.reason) for email in emails]
                 if self.pause(attempt, retry.delay):
-                    return [Outcome.not_attempted(r.email, "stopped") for r in batch]
+                    return [Outcome.not_attempted(email, "stopped") for email in emails]
             except _Split:
-                half = len(batch) // 2
-                return self.send(batch[:half]) + self.send(batch[half:])
+                half = len(emails) // 2
+                return self._deliver(emails[:half], parts[:half]) + self._deliver(
+                    emails[half:], parts[half:]
+                )
             except _Refused as refused:
                 # SendGrid named the bad personalizations: they fail, the rest go again
-                rest = [r for i, r in enumerate(batch) if i not in refused.indices]
-                again = iter(self.send(rest)) if rest else iter(())
+                keep = [i for i in range(len(emails)) if i not in refused.indices]
+                again = iter(self._deliver([emails[i] for i in keep], [parts[i] for i in keep]))
                 return [
-                    Outcome.failed(r.email, refused.reason, permanent=True)
+                    Outcome.failed(email, refused.reason, permanent=True)
                     if i in refused.indices
                     else next(again)
-                    for i, r in enumerate(batch)
+                    for i, email in enumerate(emails)
                 ]
 
     def _pause_all(self, delay: float) -> None:
@@ -293,7 +309,7 @@ class SendGridTransport(Transport):
         return self.pause(1, delay)
 
     def _post_once(
-        self, batch: Sequence[RecipientLike], body: str, api_error: type[Exception]
+        self, emails: list[str], body: str, api_error: type[Exception]
     ) -> list[Outcome]:
         client = self._client()
         with self._lock:
@@ -304,22 +320,22 @@ class SendGridTransport(Transport):
             # raised while connecting or sending: the request did not get through
             raise _Retry(f"{self.host}: cannot connect: {exc.reason}") from exc
         except api_error as exc:
-            return self._http_error(batch, exc)
+            return self._http_error(emails, exc)
         except (TimeoutError, OSError, http.client.HTTPException) as exc:
             why = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
             reason = (
                 f"{self.host}: no answer after the request was sent ({why}); "
                 "SendGrid may have accepted it"
             )
-            return [Outcome.uncertain(r.email, reason) for r in batch]
+            return [Outcome.uncertain(email, reason) for email in emails]
         status = int(response.status_code)
         headers = response.headers
         if 200 <= status < 300:
             message_id = (headers.get("X-Message-Id") if headers is not None else None) or ""
-            return [Outcome.sent(r.email, str(message_id)) for r in batch]
-        return [Outcome.uncertain(r.email, f"unexpected answer {status}") for r in batch]
+            return [Outcome.sent(email, str(message_id)) for email in emails]
+        return [Outcome.uncertain(email, f"unexpected answer {status}") for email in emails]
 
-    def _http_error(self, batch: Sequence[RecipientLike], exc: Any) -> list[Outcome]:
+    def _http_error(self, emails: list[str], exc: Any) -> list[Outcome]:
         status = int(getattr(exc, "status_code", 0) or 0)
         body = getattr(exc, "body", b"")
         headers: Mapping[str, str] = getattr(exc, "headers", None) or {}
@@ -329,23 +345,23 @@ class SendGridTransport(Transport):
                 f"{self.host}: the API key was refused: {text}",
                 hint="check SENDGRID_API_KEY: it must be valid and allowed to send mail",
             )
-            return [Outcome.not_attempted(r.email, text) for r in batch]
+            return [Outcome.not_attempted(email, text) for email in emails]
         if status == 429:
             raise _RateLimited(text, self._reset_delay(headers))
         if status >= 500:
             raise _Retry(text)
-        if status == 413 and len(batch) > 1:
+        if status == 413 and len(emails) > 1:
             raise _Split
         if status == 400:
             bad = bad_personalizations(body)
-            if bad and all(i < len(batch) for i in bad):
+            if bad and all(i < len(emails) for i in bad):
                 raise _Refused(bad, text)
             # the request as a whole is refused: every batch would be, so stop here
             self.fatal = TransportError(
                 f"{self.host}: the request was refused: {text}",
                 hint="fix the cause (sender, content, settings), then re-run to resume",
             )
-        return [Outcome.failed(r.email, text, permanent=False) for r in batch]
+        return [Outcome.failed(email, text, permanent=False) for email in emails]
 
     def _reset_delay(self, headers: Mapping[str, str]) -> float | None:
         value = headers.get("X-RateLimit-Reset")
