@@ -200,6 +200,20 @@ class Journal(JournalReads):
         ).fetchone()
         return [Delivery(*row) for row in json.loads(found)]
 
+    def pending_rows(
+        self, issue: str, limit: int, after: int = 0
+    ) -> list[tuple[int, str, str, str]]:
+        """``(id, key, email, name)`` of pending rows after ``after``, in order: what
+        :meth:`next_pending` gives, without an object per row (SendGrid's 1,000 a request)."""
+        only = " AND key IN (SELECT key FROM focus)" if self._focused else ""
+        (found,) = self.db.execute(
+            "SELECT json_group_array(json_array(id, key, email, name)) FROM (SELECT * FROM "
+            f"deliveries WHERE issue = ? AND state = 'pending' AND id > ?{only} ORDER BY id "
+            "LIMIT ?)",
+            (issue, after, limit),
+        ).fetchone()
+        return [tuple(row) for row in json.loads(found)]
+
     def mark_in_flight(self, issue: str, keys: Sequence[str], run: int) -> None:
         """Committed before the hand-off of ``keys``: from here on they may be delivered."""
         self.advance(issue, (), keys, run)

@@ -308,9 +308,7 @@ class SendGridTransport(Transport):
             return self.stop_event.is_set()
         return self.pause(1, delay)
 
-    def _post_once(
-        self, emails: list[str], body: str, api_error: type[Exception]
-    ) -> list[Outcome]:
+    def _post_once(self, emails: list[str], body: str, api_error: type[Exception]) -> list[Outcome]:
         client = self._client()
         with self._lock:
             self.requests += 1
