@@ -117,10 +117,6 @@ class Settings(BaseSettings):
         600.0, ge=0, validation_alias=AliasChoices("SENDGRID_RATE_LIMIT_WAIT")
     )
     sendgrid_tracking: bool = Field(False, validation_alias=AliasChoices("SENDGRID_TRACKING"))
-    # SendGrid requests in flight when NEWSLETTER_CONCURRENCY (or --concurrency) is not set
-    sendgrid_concurrency: int = Field(
-        32, ge=1, le=64, validation_alias=AliasChoices("SENDGRID_CONCURRENCY")
-    )
     concurrency: int = Field(
         4, ge=1, le=64, validation_alias=AliasChoices("NEWSLETTER_CONCURRENCY")
     )

@@ -79,7 +79,7 @@ def make_transport(
             sign=signer_from_settings(settings),
         )
     if settings.transport == "sendgrid":
-        from newsletter.delivery.transports.sendgrid import SendGridTransport
+        from newsletter.delivery.transports.sendgrid import DEFAULT_CONCURRENCY, SendGridTransport
         from newsletter.errors import ConfigError
 
         key = settings.sendgrid_api_key.get_secret_value() if settings.sendgrid_api_key else ""
@@ -95,7 +95,7 @@ def make_transport(
             api_key=key,
             host=settings.sendgrid_api_host,
             timeout=settings.sendgrid_timeout,
-            concurrency=workers if chosen else settings.sendgrid_concurrency,
+            concurrency=workers if chosen else DEFAULT_CONCURRENCY,
             max_rate_limit_wait=settings.sendgrid_rate_limit_wait,
             tracking=settings.sendgrid_tracking,
         )

@@ -57,6 +57,9 @@ from newsletter.delivery.transports.sendgrid_body import (
 from newsletter.errors import TransportAuthError, TransportError
 
 MAX_PERSONALIZATIONS = 1000
+#: requests in flight unless NEWSLETTER_CONCURRENCY (or --concurrency) says otherwise:
+#: SendGrid takes many at once, and each spends most of its time waiting for the answer
+DEFAULT_CONCURRENCY = 32
 MAX_BODY_BYTES = 30 * 1024 * 1024
 #: a str body goes out as it is only with a Content-Type other than the bare JSON one
 _CONTENT_TYPE = "application/json; charset=utf-8"
