@@ -16,12 +16,13 @@ from the journal after the re-sync (it may name someone who is now skipped).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from newsletter.delivery.campaign import _file_signature
 from newsletter.delivery.transports.base import Outcome
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 #: journal rows read at once, in requests (each read is one short query)
 READ_REQUESTS = 4
+#: seconds a thread that wants the GIL waits before asking the holder to let go
+SWITCH_INTERVAL = 0.0005
 
 
 class PreparedLike(Protocol):
@@ -55,6 +58,14 @@ class _Request:
     prepared: PreparedLike
 
 
+@dataclass(slots=True)
+class _Order:
+    """A request given to the writer thread: its journal keys and the request to be."""
+
+    keys: list[str]
+    future: Future[PreparedLike]
+
+
 class AheadLoop:
     """One run of :meth:`.Campaign.run` for a :class:`PreparingTransport`."""
 
@@ -66,51 +77,55 @@ class AheadLoop:
         self.rows: deque[tuple[str, str, str]] = deque()  # (key, email, name) read ahead
         self.cursor = 0  # the journal id of the last row read
         self.exhausted = False  # no pending row left after the cursor
-        self.ready: deque[_Request] = deque()  # written, not yet checked nor in flight
+        self.orders: deque[_Order] = deque()  # being written or written, in journal order
 
     # Writing ahead ---------------------------------------------------------------------
-    def _read(self, size: int) -> None:
+    def _take(self) -> list[tuple[str, str, str]]:
+        """The pending rows of the next request (none when the journal has no more)."""
         c = self.campaign
-        found = c.journal.pending_rows(c.issue, size * READ_REQUESTS, self.cursor)
-        if found:
-            self.cursor = found[-1][0]
-            self.rows.extend((key, email, name) for _, key, email, name in found)
-        else:
-            self.exhausted = True
-
-    def write_one(self) -> bool:
-        """Write the next request from the journal's pending rows; False if none is left."""
-        transport = self.campaign.transport
-        size = transport.batch_size
+        size = c.transport.batch_size
         if self.remaining is not None:
             size = min(size, self.remaining)
         if size <= 0:
-            return False
+            return []
         if len(self.rows) < size and not self.exhausted:
-            self._read(size)
-        if not self.rows:
-            return False
+            found = c.journal.pending_rows(c.issue, size * READ_REQUESTS, self.cursor)
+            if found:
+                self.cursor = found[-1][0]
+                self.rows.extend((key, email, name) for _, key, email, name in found)
+            else:
+                self.exhausted = True
         taken = [self.rows.popleft() for _ in range(min(size, len(self.rows)))]
         if self.remaining is not None:
             self.remaining -= len(taken)
-        prepared = transport.prepare([(email, name) for _, email, name in taken])  # type: ignore[attr-defined]
-        self.ready.append(_Request([key for key, _, _ in taken], prepared))
-        return True
+        return taken
 
-    def restart(self) -> None:
+    def _order(self, writer: ThreadPoolExecutor, ahead: int) -> None:
+        """Give the writer thread requests until ``ahead`` are written or being written."""
+        prepare = self.campaign.transport.prepare  # type: ignore[attr-defined]
+        while len(self.orders) < ahead and not self.campaign.stopping:
+            taken = self._take()
+            if not taken:
+                return
+            rows = [(email, name) for _, email, name in taken]
+            self.orders.append(_Order([key for key, _, _ in taken], writer.submit(prepare, rows)))
+
+    def _restart(self) -> None:
         """The file changed and the journal was re-synced: read everything again."""
         if self.remaining is not None:
-            self.remaining += sum(len(r.keys) for r in self.ready) + len(self.rows)
-        self.ready.clear()
+            self.remaining += sum(len(o.keys) for o in self.orders) + len(self.rows)
+        for order in self.orders:
+            order.future.cancel()
+        self.orders.clear()
         self.rows.clear()
         self.cursor = 0
         self.exhausted = False
 
     @property
-    def can_write(self) -> bool:
-        return (bool(self.rows) or not self.exhausted) and (
-            self.remaining is None or self.remaining > 0
-        )
+    def _more(self) -> bool:
+        """Whether rows may be left to write requests of."""
+        left = self.remaining is None or self.remaining > 0
+        return left and (bool(self.rows) or not self.exhausted)
 
     # Handing off -----------------------------------------------------------------------
     def _checked(self, request: _Request) -> _Request | None:
@@ -127,30 +142,40 @@ class AheadLoop:
         keys = [key for key in request.keys if key not in gone]
         return _Request(keys, request.prepared.without(drop)) if keys else None
 
-    def _next_checked(self) -> _Request | None:
-        """The next request to hand off, checked against the file and the ledger."""
+    @property
+    def _may_start(self) -> bool:
         c = self.campaign
-        while not c.stopping and c.transport.fatal is None and c.fatal is None:
+        return not c.stopping and c.transport.fatal is None and c.fatal is None
+
+    def _next_ready(self) -> _Request | None:
+        """The next written request, checked against the file and the ledger right now;
+        None when none is written yet (or the file changed and all is read again)."""
+        c = self.campaign
+        while self._may_start and self.orders and self.orders[0].future.done():
             if _file_signature(c.store_path) != c._signature:
-                if c._shrank():
-                    return None
-                self.report.skipped += c._sync()
-                self.restart()
-            if not self.ready and not self.write_one():
+                if not c._shrank():
+                    self.report.skipped += c._sync()
+                    self._restart()
                 return None
-            request = self._checked(self.ready.popleft())
+            order = self.orders.popleft()
+            request = self._checked(_Request(order.keys, order.future.result()))
             if request is not None:
                 return request
         return None
 
     def run(self, progress: Progress | None, started: float) -> Report:
         """Hand off every pending recipient (at most the limit); the run's report."""
+        switch = sys.getswitchinterval()
+        # This thread mostly waits on SQLite and sockets while the writer computes: let
+        # it have the GIL back soon after each wait, not after the default 5 ms.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             self._run(progress)
             c = self.campaign
             if c.transport.fatal is not None or c.fatal is not None:
                 self.report.fatal = c.transport.fatal or c.fatal
         finally:
+            sys.setswitchinterval(switch)
             self.report.stopped = self.campaign.stopping
             self.report.elapsed = time.perf_counter() - started
         return self.report
@@ -163,12 +188,14 @@ class AheadLoop:
         in_flight: dict[Future[list[Outcome]], list[str]] = {}
         finished: list[list[Outcome]] = []
         pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix=transport.name)
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{transport.name}-write")
         try:
+            self._order(writer, slots)
             while True:
-                # 1. requests for the free slots, each checked right before it leaves
+                # 1. written requests for the free slots, each checked right before it leaves
                 starting: list[_Request] = []
                 while len(in_flight) + len(starting) < slots:
-                    request = self._next_checked()
+                    request = self._next_ready()
                     if request is None:
                         break
                     starting.append(request)
@@ -182,19 +209,20 @@ class AheadLoop:
                 # 3. on the wire
                 for request in starting:
                     in_flight[pool.submit(send, request.prepared)] = request.keys
-                if not in_flight:
+                self._order(writer, slots)  # the writer works while these wait
+                # 4. wait for an answer, or for the next request to be written
+                waiting: set[Future[Any]] = set(in_flight)
+                if self.orders and len(in_flight) < slots and self._may_start:
+                    waiting.add(self.orders[0].future)
+                if not waiting:
+                    if self._may_start and (self.orders or self._more):
+                        continue  # the file changed: the requests are written again
                     break
-                # 4. write the next requests while these wait for their answers
-                done: set[Future[list[Outcome]]] = set()
-                while len(self.ready) < slots and self.can_write and not c.stopping:
-                    self.write_one()
-                    done = {f for f in in_flight if f.done()}
-                    if done:
-                        break
-                if not done:
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                done, _ = wait(waiting, return_when=FIRST_COMPLETED)
                 failure: BaseException | None = None
                 for future in done:
+                    if future not in in_flight:
+                        continue  # a written request: handed off at the top
                     keys = in_flight.pop(future)
                     error = future.exception()
                     if error is None and len(future.result()) != len(keys):
@@ -218,4 +246,5 @@ class AheadLoop:
                 c.journal.mark_uncertain(c.issue, keys)
             raise
         finally:
+            writer.shutdown(wait=False, cancel_futures=True)
             pool.shutdown(wait=False, cancel_futures=True)
