@@ -55,6 +55,7 @@ class PreparingTransport(Protocol):
 @dataclass(slots=True)
 class _Request:
     keys: list[str]
+    ids: list[int]  # the journal rows, in the same order
     prepared: PreparedLike
 
 
@@ -63,6 +64,7 @@ class _Order:
     """A request given to the writer thread: its journal keys and the request to be."""
 
     keys: list[str]
+    ids: list[int]
     future: Future[PreparedLike]
 
 
@@ -74,13 +76,13 @@ class AheadLoop:
         self.report = report
         self.run_id = run_id
         self.remaining = limit
-        self.rows: deque[tuple[str, str, str]] = deque()  # (key, email, name) read ahead
+        self.rows: deque[tuple[int, str, str, str]] = deque()  # (id, key, email, name)
         self.cursor = 0  # the journal id of the last row read
         self.exhausted = False  # no pending row left after the cursor
         self.orders: deque[_Order] = deque()  # being written or written, in journal order
 
     # Writing ahead ---------------------------------------------------------------------
-    def _take(self) -> list[tuple[str, str, str]]:
+    def _take(self) -> list[tuple[int, str, str, str]]:
         """The pending rows of the next request (none when the journal has no more)."""
         c = self.campaign
         size = c.transport.batch_size
@@ -92,7 +94,7 @@ class AheadLoop:
             found = c.journal.pending_rows(c.issue, size * READ_REQUESTS, self.cursor)
             if found:
                 self.cursor = found[-1][0]
-                self.rows.extend((key, email, name) for _, key, email, name in found)
+                self.rows.extend(found)
             else:
                 self.exhausted = True
         taken = [self.rows.popleft() for _ in range(min(size, len(self.rows)))]
@@ -107,8 +109,10 @@ class AheadLoop:
             taken = self._take()
             if not taken:
                 return
-            rows = [(email, name) for _, email, name in taken]
-            self.orders.append(_Order([key for key, _, _ in taken], writer.submit(prepare, rows)))
+            rows = [(email, name) for _, _, email, name in taken]
+            keys = [key for _, key, _, _ in taken]
+            ids = [row_id for row_id, _, _, _ in taken]
+            self.orders.append(_Order(keys, ids, writer.submit(prepare, rows)))
 
     def _restart(self) -> None:
         """The file changed and the journal was re-synced: read everything again."""
@@ -139,8 +143,9 @@ class AheadLoop:
         if self.remaining is not None:
             self.remaining += len(gone)  # not handed off: the limit may take others
         drop = {i for i, key in enumerate(request.keys) if key in gone}
-        keys = [key for key in request.keys if key not in gone]
-        return _Request(keys, request.prepared.without(drop)) if keys else None
+        keys = [key for i, key in enumerate(request.keys) if i not in drop]
+        ids = [row for i, row in enumerate(request.ids) if i not in drop]
+        return _Request(keys, ids, request.prepared.without(drop)) if keys else None
 
     @property
     def _may_start(self) -> bool:
@@ -158,7 +163,7 @@ class AheadLoop:
                     self._restart()
                 return None
             order = self.orders.popleft()
-            request = self._checked(_Request(order.keys, order.future.result()))
+            request = self._checked(_Request(order.keys, order.ids, order.future.result()))
             if request is not None:
                 return request
         return None
@@ -185,8 +190,8 @@ class AheadLoop:
         transport = c.transport
         slots = max(1, transport.concurrency)
         send = transport.send_prepared  # type: ignore[attr-defined]
-        in_flight: dict[Future[list[Outcome]], list[str]] = {}
-        finished: list[list[Outcome]] = []
+        in_flight: dict[Future[list[Outcome]], _Request] = {}
+        finished: list[tuple[list[int], list[Outcome]]] = []
         pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix=transport.name)
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{transport.name}-write")
         try:
@@ -200,15 +205,17 @@ class AheadLoop:
                         break
                     starting.append(request)
                 # 2. one commit: the finished requests' outcomes, the new ones in flight
-                outcomes = [o for batch in finished for o in batch]
-                keys = [k for r in starting for k in r.keys]
-                c.journal.advance(c.issue, outcomes, keys, self.run_id)
-                for batch in finished:
+                outcomes = [
+                    pair for ids, batch in finished for pair in zip(ids, batch, strict=True)
+                ]
+                ids = [i for r in starting for i in r.ids]
+                c.journal.advance_rows(c.issue, outcomes, ids, self.run_id)
+                for _, batch in finished:
                     c._account(batch, self.report, progress)
                 finished.clear()
                 # 3. on the wire
                 for request in starting:
-                    in_flight[pool.submit(send, request.prepared)] = request.keys
+                    in_flight[pool.submit(send, request.prepared)] = request
                 self._order(writer, slots)  # the writer works while these wait
                 # 4. wait for an answer, or for the next request to be written
                 waiting: set[Future[Any]] = set(in_flight)
@@ -223,27 +230,27 @@ class AheadLoop:
                 for future in done:
                     if future not in in_flight:
                         continue  # a written request: handed off at the top
-                    keys = in_flight.pop(future)
+                    request = in_flight.pop(future)
                     error = future.exception()
-                    if error is None and len(future.result()) != len(keys):
+                    if error is None and len(future.result()) != len(request.ids):
                         error = TransportError(  # a transport bug: be honest about it
                             f"{transport.name}: returned {len(future.result())} outcomes "
-                            f"for {len(keys)}"
+                            f"for {len(request.ids)}"
                         )
                     if error is not None:
-                        c.journal.mark_uncertain(c.issue, keys)
+                        c.journal.mark_uncertain(c.issue, request.keys)
                         failure = failure or error
-                    else:
-                        finished.append(future.result())
+                    else:  # one outcome per recipient, in order: the rows are the request's
+                        finished.append((request.ids, future.result()))
                 if failure is not None:
                     raise failure
         except BaseException:
             # Killed mid hand-off (second Ctrl-C, a bug): what is in flight is uncertain,
             # what finished is recorded.
             c.stop()
-            c.journal.record(c.issue, [o for batch in finished for o in batch])
-            for keys in in_flight.values():
-                c.journal.mark_uncertain(c.issue, keys)
+            c.journal.record(c.issue, [o for _, batch in finished for o in batch])
+            for request in in_flight.values():
+                c.journal.mark_uncertain(c.issue, request.keys)
             raise
         finally:
             writer.shutdown(wait=False, cancel_futures=True)
