@@ -132,7 +132,8 @@ class PersonalizationWriter:
         link = b.unsubscribe_urls([probe.email])[0]
         personal = link.startswith("http")  # else one mailto: link for everyone
         # the stand-in: the links' common start, then a marker where the token goes
-        stand_in = link[: link.rindex("/") + 1] + "\x00" if personal else link
+        self.base = link[: link.rindex("/") + 1] if personal else ""
+        stand_in = self.base + "\x00" if personal else link
         headers = ",".join(
             _q(k) + ":" + _q(v) for k, v in b.list_headers(probe, url=stand_in).items()
         )
@@ -159,7 +160,10 @@ class PersonalizationWriter:
             try:
                 to = '{"email":' + _q(email if email.isascii() else ascii_address(email))
                 if name:
-                    name = " ".join(check_header("To", name).translate(_NAME_UNSAFE).split())
+                    # printable ASCII has no control character: no header check needed
+                    if not (name.isascii() and name.isprintable()):
+                        check_header("To", name)
+                    name = " ".join(name.translate(_NAME_UNSAFE).split())
                     if name:
                         to += ',"name":' + _q(name)
             except HeaderError as exc:
@@ -168,14 +172,18 @@ class PersonalizationWriter:
                 parts.append(None)
                 continue
             sid = sha(email.strip().lower().encode()).hexdigest()[:16]
-            parts.append(template % ((to,) + (tokens[i],) * links + (sid,)))
+            if links == 2:  # List-Unsubscribe and the substitution: the usual case
+                token = tokens[i]
+                parts.append(template % (to, token, token, sid))
+            else:
+                parts.append(template % ((to,) + (tokens[i],) * links + (sid,)))
         return Prepared(emails, parts, failures)
 
     def _tokens(self, emails: list[str], now: float | None) -> list[str]:
         if not self.links:
             return [""] * len(emails)
-        urls = self.builder.unsubscribe_urls(emails, now=now)
-        return [url[url.rindex("/") + 1 :] for url in urls]
+        cut = len(self.base)
+        return [url[cut:] for url in self.builder.unsubscribe_urls(emails, now=now)]
 
 
 def error_text(status: int, body: bytes | str | None) -> str:
