@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter.database import open_database, rollback
+from newsletter.delivery.collector import fewer_collections
 from newsletter.delivery.journal_reads import _COLUMNS, JournalReads
 from newsletter.delivery.journal_reads import Delivery as Delivery  # the send loop's rows
 from newsletter.delivery.transports.base import Outcome, Status
@@ -161,14 +162,15 @@ class Journal(JournalReads):
         )
         writer.start()
         try:
-            chunk: list[tuple[str, str, str]] = []
-            for row in active:
-                chunk.append(row)
-                if len(chunk) >= SYNC_CHUNK:
+            with fewer_collections():
+                chunk: list[tuple[str, str, str]] = []
+                for row in active:
+                    chunk.append(row)
+                    if len(chunk) >= SYNC_CHUNK:
+                        self._put(chunks, chunk, writer)
+                        chunk = []
+                if chunk:
                     self._put(chunks, chunk, writer)
-                    chunk = []
-            if chunk:
-                self._put(chunks, chunk, writer)
             self._put(chunks, None, writer)  # the end: commit
         except BaseException:
             done.append(SyncAborted())  # the rows could not be read: roll back

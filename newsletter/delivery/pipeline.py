@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from newsletter.delivery.campaign import _file_signature
+from newsletter.delivery.collector import fewer_collections
 from newsletter.delivery.transports.base import Outcome
 from newsletter.errors import TransportError
 
@@ -175,7 +176,8 @@ class AheadLoop:
         # it have the GIL back soon after each wait, not after the default 5 ms.
         sys.setswitchinterval(SWITCH_INTERVAL)
         try:
-            self._run(progress)
+            with fewer_collections():
+                self._run(progress)
             c = self.campaign
             if c.transport.fatal is not None or c.fatal is not None:
                 self.report.fatal = c.transport.fatal or c.fatal
