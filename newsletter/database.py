@@ -12,19 +12,23 @@ from newsletter.errors import NewsletterError
 
 
 def open_database(
-    path: Path, schema: str, *, what: str, read_only: bool = False
+    path: Path, schema: str, *, what: str, read_only: bool = False, any_thread: bool = False
 ) -> sqlite3.Connection:
     """Open (creating if needed) the database at ``path`` with ``schema`` applied.
 
     ``what`` names it in the one error a failure raises ("the send journal").
     ``read_only`` opens an existing file without creating or changing anything.
+    ``any_thread``: the owner hands the connection to another thread for a while (never
+    to two at once).
     """
     try:
         if read_only:
             uri = path.resolve().as_uri() + "?mode=ro"
             return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        db = sqlite3.connect(
+            str(path), isolation_level=None, timeout=30.0, check_same_thread=not any_thread
+        )
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(schema)

@@ -22,7 +22,7 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email import policy
 from email.headerregistry import Address
@@ -36,7 +36,13 @@ from email_validator import EmailNotValidError, validate_email
 
 from newsletter.compose.render import PLACEHOLDER_UNSUBSCRIBE, RenderedIssue
 from newsletter.errors import HeaderError
-from newsletter.tokens import UNSUBSCRIBE_TTL, make_bounce_address, make_message_id, make_token
+from newsletter.tokens import (
+    UNSUBSCRIBE_TTL,
+    make_bounce_address,
+    make_message_id,
+    make_token,
+    make_tokens,
+)
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -245,6 +251,15 @@ class MessageBuilder:
             return self._mailto
         token = make_token(self._secret, "unsubscribe", r.email, ttl=UNSUBSCRIBE_TTL)
         return f"{self.settings.public_url}/u/{quote(token)}"
+
+    def unsubscribe_urls(self, emails: Sequence[str], *, now: float | None = None) -> list[str]:
+        """:meth:`unsubscribe_url` for many readers at once (a SendGrid request's 1,000)."""
+        if self._secret is None or not self.settings.public_url:
+            return [self._mailto] * len(emails)
+        base = f"{self.settings.public_url}/u/"
+        # a token is base64url "." base64url: nothing in it that quote() would change
+        tokens = make_tokens(self._secret, "unsubscribe", emails, ttl=UNSUBSCRIBE_TTL, now=now)
+        return [base + token for token in tokens]
 
     def message_id(self, r: Recipient) -> str:
         """A fresh Message-ID at the sender's domain, signed for ``r`` when a secret is set."""

@@ -1,6 +1,7 @@
 """Delivery: rendered messages reach recipients exactly once.
 
-Owns the send loop (:mod:`.campaign`), the SQLite journal that makes a send idempotent
+Owns the send loop (:mod:`.campaign`; :mod:`.pipeline` is its form for transports that
+write requests ahead, SendGrid's), the SQLite journal that makes a send idempotent
 and resumable (:mod:`.journal`), and the transports behind one interface
 (:mod:`.transports`: outbox, SMTP, SendGrid).
 

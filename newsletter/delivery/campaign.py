@@ -159,6 +159,10 @@ class Campaign:
         report = Report(self.issue)
         started = time.perf_counter()
         transport = self.transport
+        if hasattr(transport, "send_prepared"):  # requests written ahead: .pipeline
+            from newsletter.delivery.pipeline import AheadLoop
+
+            return AheadLoop(self, report, run_id, limit).run(progress, started)
         slots = max(1, transport.concurrency)
         queue: deque[Delivery] = deque()  # pending rows read ahead, in journal order
         cursor = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,4 +27,25 @@ def test_a_full_database_is_reported_as_full(tmp_path: Path) -> None:
     journal.record("vol-2.19", [Outcome.sent("a@example.org", "m1")])
     assert journal.counts("vol-2.19")["sent"] == 1
     assert journal.counts("vol-2.20")["pending"] == 0
+    journal.close()
+
+
+def test_a_list_that_breaks_mid_stream_leaves_the_journal_as_it_was(tmp_path: Path) -> None:
+    from newsletter.errors import UsageError
+
+    journal = Journal(tmp_path / "journal.sqlite3")
+    journal.sync("vol-2.19", [("a@example.org", "a@example.org", "")])
+
+    def rows() -> Iterator[tuple[str, str, str]]:
+        for i in range(12_000):  # past two chunks of the writing thread
+            yield (f"r{i}@example.org", f"r{i}@example.org", "")
+        raise UsageError("subscribers.csv:12002: broken quoting")  # what a bad file raises
+
+    with pytest.raises(UsageError, match="broken quoting"):
+        journal.sync("vol-2.19", rows())
+    assert not journal.db.in_transaction
+    counts = journal.counts("vol-2.19")
+    assert (counts["pending"], counts["skipped"]) == (1, 0)  # nothing added, nobody skipped
+    assert journal.sync("vol-2.19", [("b@example.org", "b@example.org", "")]).added == 1
+    assert journal.counts("vol-2.19")["skipped"] == 1
     journal.close()

@@ -79,7 +79,7 @@ def make_transport(
             sign=signer_from_settings(settings),
         )
     if settings.transport == "sendgrid":
-        from newsletter.delivery.transports.sendgrid import SendGridTransport
+        from newsletter.delivery.transports.sendgrid import DEFAULT_CONCURRENCY, SendGridTransport
         from newsletter.errors import ConfigError
 
         key = settings.sendgrid_api_key.get_secret_value() if settings.sendgrid_api_key else ""
@@ -88,12 +88,14 @@ def make_transport(
                 "SENDGRID_API_KEY is not set: NEWSLETTER_TRANSPORT=sendgrid needs it",
                 hint="set it in .env, or use NEWSLETTER_TRANSPORT=outbox to write files",
             )
+        # SendGrid takes many requests at once: its own default unless one was set
+        chosen = concurrency or "concurrency" in settings.model_fields_set
         return SendGridTransport(
             builder,
             api_key=key,
             host=settings.sendgrid_api_host,
             timeout=settings.sendgrid_timeout,
-            concurrency=workers,
+            concurrency=workers if chosen else DEFAULT_CONCURRENCY,
             max_rate_limit_wait=settings.sendgrid_rate_limit_wait,
             tracking=settings.sendgrid_tracking,
         )

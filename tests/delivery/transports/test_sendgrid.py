@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -227,3 +228,21 @@ def test_rate_limit_past_the_cap_stops_with_the_rest_pending(
         assert "SENDGRID_RATE_LIMIT_WAIT" in (t.fatal.hint or "")
     assert {o.status for o in outcomes} == {Status.RETRY}
     assert server.requests == 2  # waited 5 s (the cap, not the 10 asked): then stopped
+
+
+def test_sendgrid_has_its_own_default_for_requests_in_flight(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.delivery.transports import make_transport
+    from tests.support.sendkit import make_builder, make_settings
+
+    monkeypatch.delenv("NEWSLETTER_CONCURRENCY", raising=False)
+    sendgrid: dict[str, object] = {"transport": "sendgrid", "sendgrid_api_key": KEY}
+    settings = make_settings(home, **sendgrid)
+    b = make_builder(settings)
+    assert make_transport(settings, b).concurrency == 32  # not SMTP's 4
+    assert make_transport(settings, b, concurrency=3).concurrency == 3  # --concurrency
+    monkeypatch.setenv("NEWSLETTER_CONCURRENCY", "6")  # set: it applies to SendGrid too
+    assert make_transport(make_settings(home, **sendgrid), b).concurrency == 6
+    monkeypatch.delenv("NEWSLETTER_CONCURRENCY")
+    assert make_transport(make_settings(home, transport="smtp"), b).concurrency == 4
