@@ -4,7 +4,9 @@
 
 Generates the file in a temporary folder, then runs each phase in its own process (so
 each peak RSS is that phase's own) and prints rows/s and peak RSS for: ``check`` (every
-problem), streaming ``iter_active``, and one ``add`` (a full locked, atomic rewrite).
+problem), streaming ``iter_active``, one ``add`` (a full locked, atomic rewrite), and
+``index``: a rebuild of the index and the search a stale index makes for an address it
+does not know, each as a ratio to plain ``csv.reader`` streaming the same file.
 The duplicate check keeps a compact index of every address key (the one structure that
 grows with the file); ``keys`` reports what it costs next to a plain dict of strings.
 """
@@ -12,12 +14,14 @@ grows with the file); ``keys`` reports what it costs next to a plain dict of str
 from __future__ import annotations
 
 import argparse
+import csv
 import random
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from newsletter.audience.subscribers import SubscriberStore
@@ -55,6 +59,9 @@ def phase(name: str, path: Path, rows: int) -> None:
     elif name == "add":
         store.add("new.person@example.org", name="New")
         detail = "1 row appended"
+    elif name == "index":
+        index_phase(path, rows)
+        return
     elif name == "keys":
         # the duplicate check's index {key: first line}, the one structure that grows
         # with the file: the compact table the store uses vs a plain dict of strings
@@ -78,6 +85,53 @@ def phase(name: str, path: Path, rows: int) -> None:
     )
 
 
+def timed(run: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of ``run()``: on a shared machine the
+    CPU time is the steadier figure (SQLite's work is in this process too)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def index_phase(path: Path, rows: int) -> None:
+    """The index rebuild and an unindexed look-up, against csv.reader reading the file."""
+
+    def read_csv() -> None:
+        with path.open(encoding="utf-8", newline="") as fh:
+            for _ in csv.reader(fh):
+                pass
+
+    plain, plain_cpu = timed(read_csv)
+    with tempfile.TemporaryDirectory() as state:
+        store = SubscriberStore(path, lock_timeout=60, state_dir=Path(state))
+        live = store.live
+        assert live is not None
+        first = timed(lambda: live.refresh_index(force=True))
+        # again, as after a save: beside the generation it replaces (deletions checked)
+        again = timed(lambda: live.refresh_index(force=True))
+        indexed = live.index.count()
+        with path.open("a", encoding="utf-8") as fh:  # a row added by hand...
+            fh.write("added.by.hand@example.org,Hand,active,admin,,,,,H\n")
+        live.inline_rebuild = False  # ...looked up before the rebuild (as under serve)
+        found: list[str] = []
+        search = timed(
+            lambda: found.append(
+                getattr(store.status("added.by.hand@example.org"), "status", "not on the list")
+            )
+        )
+    print(f"{'csv':<8} {plain:6.2f} s  cpu {plain_cpu:5.2f} s  csv.reader over the file (baseline)")
+    for name, (wall, cpu) in (("index", first), ("again", again), ("unindexd", search)):
+        rate = f"{rows / wall:>10,.0f} rows/s" if name != "unindexd" else "one address"
+        print(
+            f"{name:<8} {wall:6.2f} s  cpu {cpu:5.2f} s  {wall / plain:5.2f}x csv.reader "
+            f"(cpu {cpu / plain_cpu:5.2f}x)  {rate}"
+        )
+    print(
+        f"{'':<8} {indexed:,} addresses indexed, peak RSS {peak_rss_mb():.0f} MiB; a row added "
+        f"by hand, looked up before the rebuild: {found[0]}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -95,7 +149,7 @@ def main() -> None:
         print(
             f"generated {args.rows:,} rows, {size:.0f} MiB in {time.perf_counter() - start:.1f} s"
         )
-        for name in ("check", "stream", "add", "keys"):
+        for name in ("check", "stream", "index", "add", "keys"):
             subprocess.run(
                 [
                     sys.executable,

@@ -38,6 +38,7 @@ from newsletter.audience.inbound.safety import clean_header_text
 from newsletter.audience.subscribers import Edit, Header, Mutation, SubscriberRow, SubscriberStore
 from newsletter.audience.subscribers.addresses import address_key, normalize_address
 from newsletter.audience.subscribers.csvio import neutralize_cell
+from newsletter.audience.subscribers.fold import restore_signup
 from newsletter.audience.subscribers.ledger import Change, Hold, RowState
 from newsletter.errors import NewsletterError, TokenError
 from newsletter.i18n import normalize_language
@@ -248,6 +249,8 @@ def _record_activation(store: SubscriberStore, live: LiveList, mutation: _Activa
     decision = live.decide(mutation.key, decide)
     before = decision.before
     mutation.before = before.status if before else None
+    if before is None and restore_signup(live, mutation.key, mutation.minted, mutation.note, now):
+        mutation.before = "pending"  # a pending signup deleted by hand: the reader confirmed
     mutation.stale = (
         decision.change is None
         and before is not None
@@ -352,11 +355,9 @@ def activate(
     """-> active for an address whose confirmation has been verified.
 
     ``minted`` (Unix time the confirm token was made) lets a token made after the row's
-    last change confirm a ``pending`` or ``unsubscribed`` row; an older one raises
-    :class:`StaleTokenError`. Without ``minted`` only ``pending`` rows are confirmed.
-    Idempotent for an already active address. Raises NewsletterError when the address
-    is not listed (removed since) or was unsubscribed, bounced or complained since.
-    """
+    last change confirm a ``pending`` or ``unsubscribed`` row (or a pending signup's row
+    deleted by hand: back); an older one raises :class:`StaleTokenError`. Idempotent.
+    Raises NewsletterError when the address is not listed or was suppressed since."""
     address = normalize_address(email)
     store = store if store is not None else SubscriberStore.from_settings(settings)
     mutation = _ActivateMutation(address.lower(), f"confirmed {how}".strip(), minted)

@@ -35,12 +35,18 @@ Machines never rewrite the file per change. Beside it, under ``state_dir``:
   every machine change (web unsubscribe or confirmation, signup request, bounce,
   complaint, send-time refusal) is one row, durable at its commit; ``holds`` keep each
   address's suppression until the reader's own confirmation.
-* :mod:`.index` -- the CSV's index (``index.sqlite3``: address -> line, status, change
-  stamp), rebuilt by streaming whenever the file's signature changes.
+* :mod:`.index` -- the CSV's index (address -> line, status, last change), rebuilt
+  whenever the file's signature changes: a bulk load into a new file
+  (``index-*.sqlite3``) that ``index.current`` is renamed to point at.
+* :mod:`.scan` -- reading a big file fast for the index: every record's entry, and the
+  rows of a few addresses a stale index does not know (looked up in the file itself).
+* :mod:`.importledger` -- what an import wrote, kept beside the ledger so a fold puts
+  a row a stale save dropped or turned back in whole.
 * :mod:`.live` -- :class:`~.live.LiveList`: an address's status now (index + ledger),
   decisions recorded in one transaction, and the fold.
 * :mod:`.fold` -- one atomic rewrite per batch of ledger changes; a hand edit is kept,
-  a suppression or a change a stale spreadsheet save reverted is re-applied, and said.
+  a suppression or a change a stale spreadsheet save reverted is re-applied, and said;
+  a row deleted by hand stays deleted.
 * :mod:`.background` -- the one writer behind ``newsletter serve`` that folds after a
   quiet moment or N changes and keeps the index fresh.
 """

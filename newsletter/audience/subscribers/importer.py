@@ -7,6 +7,7 @@ complained is made active again, and nobody pending is made active, without ``fo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from newsletter.audience.subscribers.addresses import SUPPRESSED
@@ -40,16 +41,28 @@ class ImportReport:
 
 
 class ImportMutation(Mutation):
-    def __init__(self, entries: dict[str, ImportEntry], *, force: bool) -> None:
+    def __init__(
+        self,
+        entries: dict[str, ImportEntry],
+        *,
+        force: bool,
+        held: Mapping[str, str] | None = None,
+    ) -> None:
         self.entries = entries
         self.force = force
+        #: addresses not in the file whose suppression the ledger keeps (a row deleted by
+        #: hand while unsubscribed, bounced or complained): never added back by an import
+        self.held = held or {}
         self.report = ImportReport()
         self.pending: dict[str, ImportEntry] = {}
+        #: per address the row's text and status before ("": added) and the columns written
+        self.wrote: dict[str, tuple[str, str, dict[str, str]]] = {}
 
     def begin(self, header: Header, now: str) -> None:
         self.now = now
         self.report = ImportReport()
         self.pending = dict(self.entries)
+        self.wrote = {}
         header.ensure("name", "source", "subscribed_at", "confirmed_at", "updated_at")
         if any(e.note for e in self.entries.values()):
             header.ensure("note")
@@ -73,6 +86,12 @@ class ImportMutation(Mutation):
             return Edit.KEEP
         changes: list[str] = []
         cells = list(row.cells)
+        written: dict[str, str] = {}
+
+        def put(name: str, value: str) -> None:
+            header.set(cells, name, value)
+            written[name] = value
+
         if entry.status is not None and entry.status != sub.status:
             if (
                 sub.status in SUPPRESSED
@@ -98,44 +117,55 @@ class ImportMutation(Mutation):
                 )
                 return Edit.KEEP
             changes.append(f"status {sub.status} -> {entry.status}")
-            header.set(cells, "status", entry.status)
+            put("status", entry.status)
             if sub.status == "pending" and entry.status == "active":
-                header.set(cells, "confirmed_at", self.now)
+                put("confirmed_at", self.now)
         if entry.name and entry.name != sub.name:
             changes.append(f"name {sub.name!r} -> {entry.name!r}")
-            header.set(cells, "name", entry.name)
+            put("name", entry.name)
         if entry.note and entry.note != sub.note:
             changes.append("note")
-            header.set(cells, "note", entry.note)
+            put("note", entry.note)
         for date in ("subscribed_at", "confirmed_at"):
             given = getattr(entry, date)
             if given and not getattr(sub, date):
                 # consent evidence from the old tool fills a gap; it never rewrites ours
                 changes.append(f"{date} {given}")
-                header.set(cells, date, given)
+                put(date, given)
         if entry.tags:
             held = header.value(cells, "tags")
             merged = join_tags(split_tags_column(held) + split_tags_column(entry.tags))
             if merged != held:
                 changes.append(f"tags {merged!r}")
-                header.set(cells, "tags", merged)
+                put("tags", merged)
         changed_extras = [
             name for name, value in entry.extras if header.value(cells, name) != value
         ]
         for name, value in entry.extras:
-            header.set(cells, name, value)
+            put(name, value)
         if changed_extras:
             changes.append(", ".join(changed_extras))
         if not changes:
             self.report.unchanged.append(ImportOutcome(entry.email, entry.line))
             return Edit.KEEP
-        header.set(cells, "updated_at", self.now)
+        put("updated_at", self.now)
         self.report.updated.append(ImportOutcome(entry.email, entry.line, ", ".join(changes)))
+        self.wrote[entry.key] = (row.raw, sub.status, written)
         return cells
 
     def end(self, header: Header) -> list[list[str]]:
         rows = []
         for entry in self.pending.values():
+            if entry.key in self.held:
+                self.report.skipped.append(
+                    ImportOutcome(
+                        entry.email,
+                        entry.line,
+                        f"{self.held[entry.key]} (its row was deleted by hand); not added back: "
+                        "only the reader's own confirmation subscribes it again",
+                    )
+                )
+                continue
             status = entry.status or "active"
             subscribed = entry.subscribed_at or self.now
             confirmed = entry.confirmed_at
@@ -157,6 +187,7 @@ class ImportMutation(Mutation):
             values.update(entry.extras)
             rows.append(header.new_row(values))
             self.report.added.append(ImportOutcome(entry.email, entry.line, status))
+            self.wrote[entry.key] = ("", "", values)
         return rows
 
 

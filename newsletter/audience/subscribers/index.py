@@ -1,39 +1,62 @@
-"""The index of the CSV: address key -> line, status, last change, a stamp of the row's text.
+"""The index of the CSV: address key -> line, status, last change, language.
 
-``state_dir/index.sqlite3`` is derived data (rebuilt whenever the file's
-:class:`~.lockedfile.FileSignature` changes, so it may be lost at any time): it lets a
-web request answer from one indexed look-up instead of reading a million-row file. A
-rebuild streams the file into a new table in chunks and swaps it in with one short
-transaction, so readers keep the old table until then and memory stays flat.
+Derived data (rebuilt whenever the file's :class:`~.lockedfile.FileSignature` changes,
+so it may be lost at any time): it lets a web request answer from one indexed look-up
+instead of reading a million-row file.
+
+A rebuild writes a new SQLite file, ``state_dir/index-<generation>.sqlite3``, with
+what a bulk load wants and a live database must not have (no journal, no fsync until
+the end, the table filled in one transaction, its index created after), then points
+``state_dir/index.current`` at it by an atomic rename. Readers keep the old file until
+their next look-up sees the new pointer; nothing ever rewrites a file a reader has
+open. Rebuilds take ``index.lock`` (one at a time across processes) and delete the
+generations before the one they replace.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from newsletter.audience.subscribers.ledger import RowState
-from newsletter.database import open_database, reconnect
+from newsletter.errors import NewsletterError
+from newsletter.files import fsync_dir
 
 if TYPE_CHECKING:
-    from newsletter.audience.subscribers.lockedfile import FileSignature
-    from newsletter.audience.subscribers.rows import SubscriberRow
+    import filelock
 
-INDEX_NAME: Final = "index.sqlite3"
-CHUNK: Final = 20_000
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rows (
-    key TEXT PRIMARY KEY, email TEXT NOT NULL, line INTEGER NOT NULL, status TEXT NOT NULL,
-    updated_at TEXT NOT NULL, stamp INTEGER NOT NULL, language TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    from newsletter.audience.subscribers.lockedfile import FileSignature
+    from newsletter.audience.subscribers.scan import Entry
+
+#: The pointer to the current generation (its name keys the process's shared RowIndex).
+INDEX_NAME: Final = "index.current"
+_PREFIX: Final = "index-"
+_SCHEMA: Final = """
+CREATE TABLE rows (key TEXT NOT NULL, line INTEGER NOT NULL, state TEXT NOT NULL);
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
+#: The first row of an address is its row (a later one is a duplicate with problems).
+_LOOKUP: Final = "SELECT line, state FROM rows WHERE key = ? ORDER BY line LIMIT 1"
+
+
+def pack(state: RowState) -> str:
+    """A row's state as one text: ``status, updated_at, email ('' when it is the key),
+    language``, tab-separated (a bulk load binds one value, not four: half its time).
+    Only the language, last, could hold a tab."""
+    email = "" if state.email == state.email.lower() else state.email
+    return f"{state.status}\t{state.updated_at}\t{email}\t{state.language}"
+
+
+def unpack(key: str, line: int, packed: str) -> RowState:
+    status, updated_at, email, language = packed.split("\t", 3)
+    return RowState(email or key, status, updated_at, line, language)
 
 
 def signature_text(signature: FileSignature | None) -> str:
@@ -42,68 +65,88 @@ def signature_text(signature: FileSignature | None) -> str:
     return f"{signature.device}:{signature.inode}:{signature.size}:{signature.mtime_ns}"
 
 
-def row_stamp(raw: str) -> int:
-    """A 63-bit digest of a row's exact text: tells a hand-edited row from the one indexed."""
-    digest = hashlib.blake2b(raw.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
+def _error(path: Path, exc: BaseException) -> NewsletterError:
+    return NewsletterError(f"{path}: the subscriber index: {exc}")
 
 
-Entry = tuple[str, str, int, str, str, int, str]
-
-
-def index_entry(row: SubscriberRow) -> Entry | None:
-    """The index row of a CSV record (None for a record without a valid address)."""
-    if row.key is None:
-        return None
-    sub = row.subscriber
-    if sub is None:  # a row with problems: listed, never sent to
-        return (row.key, row.key, row.line, "problem", "", row_stamp(row.raw), "")
-    stamp = row_stamp(row.raw)
-    return (sub.key, sub.email, row.line, sub.status, sub.updated_at, stamp, sub.language)
+class _Local(threading.local):
+    conn: sqlite3.Connection | None = None
+    pointer: tuple[int, int, int] | None = None  # the pointer file's stat when connected
 
 
 class RowIndex:
-    """The index file; one connection per thread."""
+    """The current generation of the index; one connection per thread."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._local = threading.local()
+        self.path = path  # the pointer file
+        self.folder = path.parent
+        self._local = _Local()
         self.rebuild_lock = threading.Lock()
-        self._ready_lock = threading.Lock()
-        self._ready = False
 
-    def connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            with self._ready_lock:
-                if not self._ready:
-                    conn = open_database(self.path, _SCHEMA, what="the subscriber index")
-                    conn.execute("PRAGMA synchronous=NORMAL")  # derived data: rebuilt if lost
-                    self._ready = True
-            if conn is None:
-                conn = reconnect(self.path, "NORMAL", what="the subscriber index")
-            self._local.conn = conn
-        return conn
+    @property
+    def lock_path(self) -> Path:
+        return self.folder / "index.lock"
+
+    def _pointer(self) -> tuple[tuple[int, int, int] | None, str]:
+        try:
+            st = self.path.stat()
+            name = self.path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None, ""
+        return (st.st_ino, st.st_mtime_ns, st.st_size), name
+
+    def connection(self) -> sqlite3.Connection | None:
+        """This thread's connection to the current generation (None: no index yet)."""
+        local = self._local
+        for _attempt in range(3):
+            try:
+                st = self.path.stat()
+            except FileNotFoundError:
+                self.close()
+                return None
+            if local.conn is not None and local.pointer == (st.st_ino, st.st_mtime_ns, st.st_size):
+                return local.conn
+            self.close()
+            pointer, name = self._pointer()
+            if pointer is None:
+                return None
+            try:  # mode=rw: never create a generation a rebuild just deleted
+                uri = (self.folder / name).as_uri() + "?mode=rw"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+                conn.execute("PRAGMA synchronous=NORMAL")  # derived data: rebuilt if lost
+            except sqlite3.Error:
+                continue  # replaced meanwhile: read the pointer again
+            local.conn, local.pointer = conn, pointer
+            return conn
+        return None
 
     def meta(self) -> tuple[str, int, str]:
         """(signature of the file indexed, ledger seq it includes, path of that file)."""
-        values = dict(self.connection().execute("SELECT name, value FROM meta").fetchall())
+        conn = self.connection()
+        if conn is None:
+            return "", 0, ""
+        try:
+            values = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        except sqlite3.Error:
+            return "", 0, ""  # unreadable: treated as never built, so it is rebuilt
         return values.get("signature", ""), int(values.get("seq", "0")), values.get("path", "")
 
     def lookup(self, key: str) -> RowState | None:
-        sql = "SELECT email, status, updated_at, line, language FROM rows WHERE key = ?"
-        row = self.connection().execute(sql, (key,)).fetchone()
-        return RowState(*row) if row else None
+        conn = self.connection()
+        if conn is None:
+            return None
+        row = conn.execute(_LOOKUP, (key,)).fetchone()
+        return unpack(key, *row) if row else None
 
     def count(self) -> int:
-        return int(self.connection().execute("SELECT COUNT(*) FROM rows").fetchone()[0])
-
-    def begin_rebuild(self) -> IndexBuilder:
-        return IndexBuilder(self.connection())
+        conn = self.connection()
+        if conn is None:
+            return 0
+        return int(conn.execute("SELECT COUNT(DISTINCT key) FROM rows").fetchone()[0])
 
     def update(
         self,
-        states: Mapping[str, tuple[RowState, int]],
+        states: Mapping[str, RowState],
         *,
         signature: str,
         seq: int,
@@ -114,18 +157,18 @@ class RowIndex:
         False (nothing done) when it was not: the index is stale and is rebuilt.
         """
         conn = self.connection()
+        if conn is None:
+            return False
         conn.execute("BEGIN IMMEDIATE")
         try:
             held = conn.execute("SELECT value FROM meta WHERE name = 'signature'").fetchone()
             if held is None or held[0] != expected:
                 conn.execute("ROLLBACK")
                 return False
+            conn.executemany("DELETE FROM rows WHERE key = ?", [(key,) for key in states])
             conn.executemany(
-                "INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (key, s.email, s.line, s.status, s.updated_at, stamp, s.language)
-                    for key, (s, stamp) in states.items()
-                ],
+                "INSERT INTO rows VALUES (?, ?, ?)",
+                [(key, s.line, pack(s)) for key, s in states.items()],
             )
             _set_meta(conn, signature, seq)
         except BaseException:
@@ -134,11 +177,63 @@ class RowIndex:
         conn.execute("COMMIT")
         return True
 
-    def close(self) -> None:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def forget(self, key: str) -> None:
+        """Drop an address purged from the file, so the next rebuild does not take its row
+        for one deleted by hand (and keep a suppression for it)."""
+        conn = self.connection()
         if conn is not None:
-            conn.close()
-            self._local.conn = None
+            conn.execute("DELETE FROM rows WHERE key = ?", (key,))
+
+    def rebuild(
+        self, entries: Iterable[Entry], *, signature: str, seq: int, path: str
+    ) -> list[tuple[str, str, str]]:
+        """A new generation holding ``entries``, then the pointer moved to it (the caller
+        holds :meth:`locked`). Returns the suppressed rows of the previous generation (of
+        the same file) that the new one lacks: ``(key, email, status)``, rows deleted by
+        hand whose suppression must outlive them."""
+        name = f"{_PREFIX}{time.time_ns():x}-{os.getpid()}-{secrets.token_hex(3)}.sqlite3"
+        target = self.folder / name
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _, current = self._pointer()
+        try:
+            _build(target, entries, signature=signature, seq=seq, path=path)
+            vanished = _vanished(target, self.folder / current, path) if current else []
+            tmp = self.folder / f".{INDEX_NAME}.{secrets.token_hex(4)}"
+            with tmp.open("w", encoding="utf-8") as out:
+                out.write(name + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            _, previous = self._pointer()
+            os.replace(tmp, self.path)
+            fsync_dir(self.folder)
+        except BaseException:
+            _remove(target)
+            raise
+        self._sweep(keep={name, previous})
+        return vanished
+
+    def _sweep(self, keep: set[str]) -> None:
+        """Delete generations older than the last two (a reader may still be opening the
+        previous one; older ones have no reader left that has not seen the pointer move)."""
+        for old in self.folder.glob(f"{_PREFIX}*.sqlite3"):
+            if old.name not in keep:
+                _remove(old)
+        (self.folder / "index.sqlite3").unlink(missing_ok=True)  # the single-file layout
+        for suffix in ("-wal", "-shm"):
+            (self.folder / f"index.sqlite3{suffix}").unlink(missing_ok=True)
+
+    def locked(self, timeout: float = 300.0) -> filelock.BaseFileLock:
+        """The lock one rebuild holds (across processes)."""
+        import filelock  # (start-up: a command that only reads never rebuilds)
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return filelock.FileLock(str(self.lock_path), timeout=timeout)
+
+    def close(self) -> None:
+        local = self._local
+        if local.conn is not None:
+            local.conn.close()
+        local.conn, local.pointer = None, None
 
 
 def _set_meta(conn: sqlite3.Connection, signature: str, seq: int, path: str | None = None) -> None:
@@ -148,47 +243,62 @@ def _set_meta(conn: sqlite3.Connection, signature: str, seq: int, path: str | No
     conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values)
 
 
-class IndexBuilder:
-    """Fills a new table chunk by chunk (each its own short transaction), then swaps."""
+def _build(target: Path, entries: Iterable[Entry], *, signature: str, seq: int, path: str) -> None:
+    """Fill a new file: no journal and no fsync while loading (a crash leaves a file no
+    pointer names), rows in one transaction, the look-up index created after them."""
+    try:
+        conn = sqlite3.connect(str(target), isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _error(target, exc) from exc
+    try:
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("PRAGMA cache_size=-32000")  # 32 MB: the sort for the index after
+        conn.execute("BEGIN")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.executemany("INSERT INTO rows VALUES (?, ?, ?)", entries)
+        conn.execute("CREATE INDEX rows_by_key ON rows (key, line)")
+        _set_meta(conn, signature, seq, path)
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA journal_mode=WAL")  # readers and the fold's updates from now on
+    except sqlite3.Error as exc:
+        raise _error(target, exc) from exc
+    finally:
+        conn.close()
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # durable before the pointer names it
+    finally:
+        os.close(fd)
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.batch: list[Entry] = []
-        # a name of its own: another process may be rebuilding at the same time
-        self.table = f"rows_next_{os.getpid()}_{secrets.token_hex(4)}"
-        conn.execute(
-            f"CREATE TABLE {self.table} (key TEXT PRIMARY KEY, email TEXT NOT NULL, "
-            "line INTEGER NOT NULL, status TEXT NOT NULL, updated_at TEXT NOT NULL, "
-            "stamp INTEGER NOT NULL, language TEXT NOT NULL) WITHOUT ROWID"
-        )
 
-    def add(self, entry: Entry) -> None:
-        self.batch.append(entry)
-        if len(self.batch) >= CHUNK:
-            self._flush()
+def _vanished(target: Path, previous: Path, path: str) -> list[tuple[str, str, str]]:
+    """Suppressed rows of ``previous`` (an index of ``path`` too) that ``target`` lacks."""
+    try:
+        conn = sqlite3.connect(str(target), isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _error(target, exc) from exc
+    try:
+        conn.execute("ATTACH DATABASE ? AS old", (previous.as_uri() + "?mode=ro",))
+        held = conn.execute("SELECT value FROM old.meta WHERE name = 'path'").fetchone()
+        if held is None or held[0] != path:
+            return []
+        found = conn.execute(
+            "SELECT o.key, o.line, o.state FROM old.rows AS o "
+            "WHERE substr(o.state, 1, 4) IN ('unsu', 'boun', 'comp') "
+            "AND NOT EXISTS (SELECT 1 FROM main.rows AS m WHERE m.key = o.key)"
+        ).fetchall()
+        states = [(k, unpack(k, line, packed)) for k, line, packed in found]
+        return [(k, s.email, s.status) for k, s in states]
+    except sqlite3.Error:
+        return []  # no previous generation to compare with (deleted, or unreadable)
+    finally:
+        conn.close()
 
-    def _flush(self) -> None:
-        if self.batch:
-            self.conn.execute("BEGIN")
-            # the first row of an address is its row (later ones are duplicates)
-            self.conn.executemany(
-                f"INSERT OR IGNORE INTO {self.table} VALUES (?,?,?,?,?,?,?)", self.batch
-            )
-            self.conn.execute("COMMIT")
-            self.batch.clear()
 
-    def finish(self, *, signature: str, seq: int, path: str) -> None:
-        self._flush()
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            self.conn.execute("DROP TABLE rows")
-            self.conn.execute(f"ALTER TABLE {self.table} RENAME TO rows")
-            _set_meta(self.conn, signature, seq, path)
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-
-    def abandon(self) -> None:
-        self.batch.clear()
-        self.conn.execute(f"DROP TABLE IF EXISTS {self.table}")
+def _remove(target: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{target}{suffix}").unlink()

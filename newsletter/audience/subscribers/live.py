@@ -20,20 +20,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, cast
 
+from newsletter.audience.subscribers import importledger
 from newsletter.audience.subscribers.addresses import (
-    SUPPRESSED,
     address_key,
     check_status,
     normalize_address,
 )
 from newsletter.audience.subscribers.fastpass import run_fast_pass
 from newsletter.audience.subscribers.fold import RECHECK_SECONDS, FoldMutation, FoldReport
-from newsletter.audience.subscribers.importer import ImportMutation, ImportReport
-from newsletter.audience.subscribers.importfile import ImportEntry
 from newsletter.audience.subscribers.index import (
     INDEX_NAME,
     RowIndex,
-    index_entry,
     signature_text,
 )
 from newsletter.audience.subscribers.ledger import (
@@ -47,6 +44,7 @@ from newsletter.audience.subscribers.ledger import (
 )
 from newsletter.audience.subscribers.lockedfile import FileSignature, file_signature
 from newsletter.audience.subscribers.rows import Subscriber
+from newsletter.audience.subscribers.scan import UnindexedRows, rebuild_index
 
 if TYPE_CHECKING:
     from newsletter.audience.subscribers.rows import SubscriberRow
@@ -94,6 +92,8 @@ class LiveList:
         #: rebuild a stale index inside a look-up (a CLI); ``serve`` turns it off and
         #: rebuilds in the background, so a request never waits for a rebuild
         self.inline_rebuild = True
+        #: look-ups of addresses a stale index does not know (``serve``, during a rebuild)
+        self.unindexed = UnindexedRows(store)
 
     # The index ------------------------------------------------------------------------
     def index_is_current(self) -> bool:
@@ -102,21 +102,11 @@ class LiveList:
 
     def refresh_index(self, *, force: bool = False) -> bool:
         """Rebuild the index if the file changed since it was built; True if rebuilt."""
-        with self.index.rebuild_lock:
+        with self.index.rebuild_lock, self.index.locked():
             if not force and self.index_is_current():
-                return False
+                return False  # (another process rebuilt it while this one waited)
             seq = self.ledger.folded_seq()  # before the read: later folds are re-overlaid
-            builder = self.index.begin_rebuild()
-            try:
-                with self.store.open_rows() as (_header, rows, signature):
-                    for row in rows:
-                        entry = index_entry(row)
-                        if entry is not None:
-                            builder.add(entry)
-                builder.finish(signature=signature_text(signature), seq=seq, path=self._path)
-            except BaseException:
-                builder.abandon()
-                raise
+            rebuild_index(self.index, self.store, seq)
             return True
 
     def _ensure_index(self) -> int:
@@ -138,6 +128,8 @@ class LiveList:
     def _state_and_hold(self, key: str) -> tuple[RowState | None, Hold | None]:
         seq = self._ensure_index()
         state = self.index.lookup(key)
+        if state is None and not self.inline_rebuild:
+            state = self.unindexed.lookup(key, self.index.meta()[0])  # a row added by hand?
         for change in self.ledger.changes_after(seq, key):
             state = apply_change(change, state)
         hold = self.ledger.hold(key)
@@ -267,7 +259,11 @@ class LiveList:
         since = datetime.fromtimestamp(time.time() - RECHECK_SECONDS, UTC)
         changes = ledger.changes_for_fold(upto, since.strftime("%Y-%m-%dT%H:%M:%SZ"))
         history = ledger.history(changes)
-        mutation = FoldMutation(self.store.display, changes, ledger.holds(), history, after)
+        adds = [c.seq for cs in changes.values() for c in cs if c.op == "add"]
+        mutation = FoldMutation(
+            self.store.display, changes, ledger.holds(), history, after,
+            importledger.load(ledger, adds), importledger.fold_times(ledger, history),
+        )  # fmt: skip
         read: list[FileSignature | None] = []
 
         keys = frozenset(changes) | frozenset(mutation.holds)
@@ -288,7 +284,7 @@ class LiveList:
                 window=RECHECK_SECONDS,
             )
             updated = self.index.update(
-                {k: (s, post) for k, (s, _pre, post) in mutation.touched.items()},
+                {k: s for k, (s, _pre, _post) in mutation.touched.items()},
                 signature=now_sig,
                 seq=upto,
                 expected=signature_text(read[-1]) if read else "",
@@ -357,43 +353,5 @@ def wanted_suppression(
         if hold is not None and RANK[hold.status] >= RANK[status]:
             return None
         return change  # not listed now: kept as a hold, in case the row comes back
-
-    return decide
-
-
-def import_through_ledger(
-    store: SubscriberStore, live: LiveList, entries: list[ImportEntry], *, force: bool
-) -> ImportReport:
-    """An import written to the file (after a fold), whose new rows are also recorded as
-    ledger changes: a stale spreadsheet save that drops them has them put back (address,
-    name, status, source, note) at the next fold, and the fold says so."""
-    mutation = ImportMutation({e.key: e for e in entries}, force=force)
-    store.apply(mutation)  # folds first
-    report = mutation.report
-    if force:
-        lifted = [o.email for o in report.updated if any(s in o.detail for s in _UNSUPPRESSED)]
-        live.release(lifted, note="import --force")
-    by_key = {e.key: e for e in entries}
-    now = store.clock()
-    decisions: dict[str, Decide] = {}
-    for outcome in report.added:
-        entry = by_key[outcome.email.lower()]
-        add = Change(
-            entry.key, entry.email, "add", outcome.detail or entry.status or "active",
-            note=entry.note, name=entry.name, source=entry.source, at=now,
-        )  # fmt: skip
-        decisions[entry.key] = _record(add)
-    if decisions:
-        live.decide_many(decisions)
-        store.fold()  # notes the rows' text, to know a save that drops them
-    return report
-
-
-_UNSUPPRESSED: Final = tuple(f"status {s} -> " for s in SUPPRESSED)
-
-
-def _record(change: Change) -> Decide:
-    def decide(state: RowState | None, hold: Hold | None) -> Change | None:
-        return change
 
     return decide

@@ -22,14 +22,10 @@ from newsletter.audience.subscribers.addresses import (
     normalize_address,
     utc_now,
 )
-from newsletter.audience.subscribers.csvio import (
-    Header,
-    file_error,
-    read_records,
-)
+from newsletter.audience.subscribers.csvio import Header, file_error, read_records
 from newsletter.audience.subscribers.fold import FoldReport
 from newsletter.audience.subscribers.ledger import RowState
-from newsletter.audience.subscribers.live import LiveList, import_through_ledger
+from newsletter.audience.subscribers.live import LiveList
 from newsletter.audience.subscribers.lockedfile import FileSignature, LockedFile
 from newsletter.audience.subscribers.mutations import (
     AddMutation,
@@ -331,6 +327,7 @@ class SubscriberStore(LockedFile):
         mutation = PurgeMutation(key)
         self.apply(mutation)
         if self.live is not None:
+            self.live.index.forget(key)
             self.live.ledger.forget(key)
         return mutation.lines
 
@@ -365,6 +362,8 @@ class SubscriberStore(LockedFile):
         pending or active again without ``force``. ``dry_run`` reports without writing.
         """
         if self.live is not None and not dry_run:
+            from newsletter.audience.subscribers.importledger import import_through_ledger
+
             return import_through_ledger(self, self.live, list(entries), force=force)
         from newsletter.audience.subscribers.importer import ImportMutation  # start-up
 
