@@ -56,7 +56,7 @@ def normalize_address(value: str) -> str:
     from email_validator import EmailNotValidError, validate_email
     from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
-    _case_insensitive or frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+    _case_insensitive = _case_insensitive or frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:

@@ -9,6 +9,7 @@ import io
 import tempfile
 from pathlib import Path
 
+import pytest
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -162,3 +163,12 @@ def test_fast_address_path_agrees_with_email_validator(
     except AddressError:
         got = None
     assert got == expected
+
+
+@pytest.mark.parametrize("local_part", ["Postmaster", "ABUSE", "Hostmaster", "webMaster"])
+def test_case_insensitive_mailbox_names_at_a_known_domain_agree_with_email_validator(
+    local_part: str,
+) -> None:
+    normalize_address("warm@example.org")  # the domain is known: the fast path is open
+    expected = validate_email(f"{local_part}@example.org", check_deliverability=False)
+    assert normalize_address(f"{local_part}@example.org") == expected.normalized
