@@ -156,6 +156,10 @@ class Campaign:
         finished and marks the next ones in flight before they leave (a group commit), so
         after a kill -9 only the batches actually in flight are in doubt.
         """
+        if getattr(self.transport, "pipelined", False):  # one thread drives every connection
+            from newsletter.delivery.stream import run_streamed
+
+            return run_streamed(self, run_id=run_id, limit=limit, progress=progress)
         report = Report(self.issue)
         started = time.perf_counter()
         transport = self.transport

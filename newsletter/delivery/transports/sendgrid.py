@@ -177,7 +177,6 @@ class SendGridTransport(Transport):
         """One recipient's personalization as JSON (see :func:`.personalization_json`)."""
         return personalization_json(self.builder, r, self._slug)
 
-
     def body(self, parts: Sequence[str]) -> str:
         """The request body: the personalizations, then the parts shared by every request."""
         tail = self._tail or common_json_tail(
