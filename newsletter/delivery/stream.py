@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 
     from newsletter.delivery.campaign import Campaign, Progress
     from newsletter.delivery.journal import Delivery
+
+#: seconds a busy thread keeps the GIL from the journal thread, at most (during a send)
+SWITCH_INTERVAL = 0.0002
 
 
 class Feed:
@@ -276,6 +280,10 @@ def run_streamed(
         window=transport.concurrency,
     )
     started = time.perf_counter()
+    # The journal thread needs the GIL back after each fsync; with the engine busy
+    # (building, signing) it would wait the default 5 ms switch interval every time.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
     try:
         transport.stream(feed)  # type: ignore[attr-defined]
         if transport.fatal is not None or campaign.fatal is not None:
@@ -287,6 +295,7 @@ def run_streamed(
             campaign.journal.mark_uncertain(campaign.issue, sorted(feed.in_flight))
         raise
     finally:
+        sys.setswitchinterval(interval)
         feed.close()
         report.stopped = campaign.stopping
         report.elapsed = time.perf_counter() - started
