@@ -26,13 +26,13 @@ import contextlib
 import heapq
 import random
 import selectors
-import smtplib
 import time
 from typing import TYPE_CHECKING
 
 from newsletter.compose.message import ascii_address
 from newsletter.delivery.transports.base import Outcome, RecipientLike
-from newsletter.delivery.transports.smtp_connection import close_quietly, reply_text
+from newsletter.delivery.transports.smtp_connection import reply_text
+from newsletter.delivery.transports.smtp_links import Connections
 from newsletter.delivery.transports.smtp_wire import (
     Feed,
     Job,
@@ -41,7 +41,7 @@ from newsletter.delivery.transports.smtp_wire import (
     parse_replies,
     stuffed,
 )
-from newsletter.errors import HeaderError, TransportError
+from newsletter.errors import HeaderError
 
 if TYPE_CHECKING:
     from newsletter.delivery.transports.smtp import SmtpTransport
@@ -57,7 +57,8 @@ class PipelinedSender:
     def __init__(self, transport: SmtpTransport, feed: Feed) -> None:
         self.t = transport
         self.feed = feed
-        self.sel = selectors.DefaultSelector()
+        self.conns = Connections(transport)
+        self.sel = self.conns.sel
         self.links: list[Link] = []
         self.done: list[Outcome] = []
         #: in flight no more, back to pending (a 4xx after the body): not reported
@@ -67,18 +68,11 @@ class PipelinedSender:
         self.retries: list[tuple[float, int, Job]] = []
         self._seq = 0
         self.exhausted = False
-        self._connect_failures = 0
         self.stuff = Stuffer()
 
     # The loop --------------------------------------------------------------------------
     def run(self) -> None:
-        t = self.t
-        items = [t._pool.get() for _ in range(t.concurrency)]
-        for item in items:
-            link = Link(None)
-            if item is not None:
-                self._attach(link, item.smtp)
-            self.links.append(link)
+        self.links = self.conns.take()
         self.sel.register(self.feed.wakeup, selectors.EVENT_READ, None)
         try:
             self._loop()
@@ -92,8 +86,7 @@ class PipelinedSender:
                 self.feed.commit(self.done, [], self.released)
             raise
         finally:
-            self._hand_back()
-            self.sel.close()
+            self.conns.hand_back()
 
     def _loop(self) -> None:
         feed = self.feed
@@ -176,7 +169,7 @@ class PipelinedSender:
             if link.smtp is None:
                 if now < link.revive_at or not self._has_work(now):
                     continue
-                if not self._revive(link, now):
+                if not self.conns.revive(link, now):
                     continue
             job = self._next_job(now)
             if job is None:
@@ -338,29 +331,6 @@ class PipelinedSender:
                 t._policy_refusal(code, resp)
         self.done.append(Outcome.failed(job.email, text, permanent=True, bounce=bounce))
 
-    # Connections -------------------------------------------------------------------------
-    def _attach(self, link: Link, smtp: smtplib.SMTP) -> None:
-        self.sel.register(link.attach(smtp), selectors.EVENT_READ, link)
-
-    def _revive(self, link: Link, now: float) -> bool:
-        t = self.t
-        try:
-            smtp = t._connect()
-        except TransportError as exc:
-            self._connect_failures += 1
-            if self._connect_failures >= t.max_attempts and t.fatal is None:
-                t.fatal = exc
-            link.revive_at = now + min(t.max_backoff, t.backoff * 2**self._connect_failures)
-            return False
-        self._connect_failures = 0
-        if not smtp.has_extn("pipelining"):
-            close_quietly(smtp)
-            if t.fatal is None:
-                t.fatal = TransportError(f"{t.where}: the server stopped offering PIPELINING")
-            return False
-        self._attach(link, smtp)
-        return True
-
     def _write(self, link: Link, chunks: list[bytes | memoryview]) -> None:
         link.wbuf.extend(chunks)
         link.deadline = time.monotonic() + self.t.timeout
@@ -375,8 +345,7 @@ class PipelinedSender:
         except OSError as exc:
             self._lost(link, str(exc) or type(exc).__name__)
             return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if link.wbuf else 0)
-        self.sel.modify(sock, events, link)
+        self.conns.watch(link)
 
     def _lost(self, link: Link, why: str) -> None:
         """The connection is gone: the body awaiting an answer is uncertain, the message
@@ -391,7 +360,7 @@ class PipelinedSender:
             link.envelope = None
         if link in self.waiting:
             self.waiting.remove(link)
-        self._close(link)
+        self.conns.close(link)
         link.revive_at = now
 
     def _drop(self, link: Link) -> None:
@@ -399,20 +368,9 @@ class PipelinedSender:
         the recipient stays pending, nothing was delivered."""
         link.envelope = None
         if link.body is None:
-            self._close(link)
+            self.conns.close(link)
         else:  # wait for the answer to the body first
             link.closing = True
-
-    def _close(self, link: Link) -> None:
-        if link.smtp is not None:
-            if link.smtp.sock is not None:
-                with contextlib.suppress(KeyError, ValueError):
-                    self.sel.unregister(link.smtp.sock)
-            close_quietly(link.smtp)
-        link.smtp = None
-        link.expect.clear()
-        link.wbuf.clear()
-        link.ready = link.closing = False
 
     def _wind_down(self) -> None:
         """Stopping: no new envelopes; drop the ones whose body has not left."""
@@ -422,26 +380,3 @@ class PipelinedSender:
         while self.retries:
             job = heapq.heappop(self.retries)[2]
             self.done.append(Outcome.retry(job.email, job.reason or "not sent"))
-
-    def _hand_back(self) -> None:
-        """Every connection back to the transport's pool (a broken one as None)."""
-        t = self.t
-        now = time.monotonic()
-        for link in self.links:
-            smtp = link.smtp
-            clean = smtp is not None and not (link.expect or link.wbuf or link.envelope)
-            if smtp is not None and smtp.sock is not None and clean:
-                with contextlib.suppress(KeyError, ValueError):
-                    self.sel.unregister(smtp.sock)
-                smtp.sock.settimeout(t.timeout)
-                if link.needs_rset:
-                    try:
-                        smtp.rset()
-                    except (smtplib.SMTPException, OSError):
-                        clean = False
-                if clean:
-                    t._checkin_smtp(smtp, now)
-                    continue
-            if smtp is not None:
-                self._close(link)
-            t._checkin(None)

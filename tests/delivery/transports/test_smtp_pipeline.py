@@ -296,3 +296,21 @@ def test_replies_are_parsed_across_reads() -> None:
     buf += b"\r\n250 last\r\n354 go ahead\r\nxyz"
     assert parse_replies(buf) == [(250, b"first\nsecond\nlast"), (354, b"go ahead")]
     assert buf == bytearray(b"xyz")
+
+
+def test_dkim_signed_messages_stream_and_verify(home: Path, server: SmtpServer) -> None:
+    from newsletter.delivery.dkim import DkimSigner
+    from newsletter.delivery.dkim_keys import generate_key
+    from tests.support.dkimkit import DOMAIN, SELECTOR, key_record, verify
+    from tests.support.dns_server import DnsServer
+
+    key = generate_key("ed25519")
+    send = make_send(home, server, 5)
+    signer = DkimSigner(key, selector=SELECTOR, domain=DOMAIN)
+    report = send.run(send.transport(concurrency=2, sign=signer))
+    assert report.sent == 5
+    with DnsServer() as dns:
+        dns.zone = key_record(key)
+        for message in server.handler.messages:
+            assert message.data.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256")
+            assert verify(message.data, dns.address)
