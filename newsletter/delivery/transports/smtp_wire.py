@@ -133,21 +133,27 @@ def stuffed(message: bytes) -> bytes:
 
 def parse_replies(buf: bytearray) -> list[tuple[int, bytes]]:
     """Complete replies at the front of ``buf`` (consumed); a partial one stays."""
+    end = buf.rfind(b"\n")
+    if end < 0:
+        return []
     out: list[tuple[int, bytes]] = []
     texts: list[bytes] = []
-    start = consumed = 0
-    while True:
-        end = buf.find(b"\n", start)
-        if end < 0:
-            break
-        line = bytes(buf[start:end]).rstrip(b"\r")
-        start = end + 1
-        texts.append(line[4:].strip())
-        if line[3:4] != b"-":  # the last line of a reply
-            code = int(line[:3]) if line[:3].isdigit() else -1
+    consumed = pos = 0
+    for line in bytes(buf[: end + 1]).split(b"\n")[:-1]:
+        pos += len(line) + 1
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line[3:4] == b"-":  # more lines of this reply follow
+            texts.append(line[4:].strip())
+            continue
+        code = int(line[:3]) if line[:3].isdigit() else -1
+        if texts:
+            texts.append(line[4:].strip())
             out.append((code, b"\n".join(texts)))
             texts = []
-            consumed = start
+        else:
+            out.append((code, line[4:].strip()))
+        consumed = pos
     if consumed:
         del buf[:consumed]
     return out
@@ -161,27 +167,29 @@ class Stuffer:
     """
 
     def __init__(self) -> None:
-        self._cache: dict[bytes, bytes] = {}
+        #: chunk -> (stuffed, starts with a dot, its last two bytes)
+        self._cache: dict[bytes, tuple[bytes, bool, bytes]] = {}
 
     def __call__(self, chunks: Sequence[bytes]) -> list[bytes]:
+        cache = self._cache
         out: list[bytes] = []
-        line_start = True  # the message starts a line, as does the text after each CRLF
-        last = b""
+        tail = b"\r\n"  # the message starts a line, as does the text after each CRLF
         for chunk in chunks:
-            if not chunk:
-                continue
-            if last.endswith(b"\r") and not last.endswith(b"\r\n"):
-                return [stuffed(b"".join(chunks))]  # a CRLF split across chunks: the slow way
-            done = self._cache.get(chunk) if len(chunk) >= STATIC_CHUNK else None
-            if done is None:
+            entry = cache.get(chunk)
+            if entry is None:
+                if not chunk:
+                    continue
                 done = chunk.replace(b"\r\n.", b"\r\n..") if b"\r\n." in chunk else chunk
-                if len(chunk) >= STATIC_CHUNK and len(self._cache) < _CACHE_LIMIT:
-                    self._cache[chunk] = done
-            if line_start and chunk.startswith(b"."):
+                entry = (done, chunk[:1] == b".", chunk[-2:])
+                if len(chunk) >= STATIC_CHUNK and len(cache) < _CACHE_LIMIT:
+                    cache[chunk] = entry
+            if tail != b"\r\n":
+                if tail.endswith(b"\r"):  # a CRLF split across two chunks: the slow way
+                    return [stuffed(b"".join(chunks))]
+            elif entry[1]:
                 out.append(b".")
-            out.append(done)
-            line_start = chunk.endswith(b"\r\n")
-            last = chunk
-        if not line_start:
+            out.append(entry[0])
+            tail = entry[2]
+        if tail != b"\r\n":
             out.append(b"\r\n")
         return out
