@@ -16,6 +16,10 @@ What each reply means for the recipient:
 * 535 at AUTH: :class:`~newsletter.errors.TransportAuthError`, nothing is sent
 
 Opening a connection and the commands of a transaction are :mod:`.smtp_connection`'s.
+A send to a server that offers PIPELINING goes through :meth:`SmtpTransport.stream`
+instead: one thread drives every connection, one round trip a message
+(:mod:`.smtp_pipeline`); the replies mean the same there. :meth:`SmtpTransport.send`
+(test copies, servers without PIPELINING) runs a thread per connection.
 """
 
 from __future__ import annotations
