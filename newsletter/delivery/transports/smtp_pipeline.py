@@ -140,12 +140,18 @@ class PipelinedSender:
     def _send_committed(self, keys: list[str]) -> None:
         committing, self.committing = self.committing, []
         stopping = self.feed.stopping or self.t.stop_event.is_set()
+        now = time.monotonic()
         for link, job in committing:
-            if stopping or link.envelope is not job or not link.ready or link.smtp is None:
-                # in flight, never sent (a stop, a lost connection): pending again
+            if stopping:  # in flight, never sent: pending again
                 self.released.append(Outcome.not_attempted(job.email, "not sent"))
                 if link.envelope is job:
                     self._drop(link)
+                continue
+            if link.envelope is not job or link.smtp is None:
+                # its connection was lost during the commit: pending again until it is
+                # tried again (or given up: then ``retry`` is its outcome)
+                if self._requeue(job, now, job.reason):
+                    self.released.append(Outcome.not_attempted(job.email, job.reason))
                 continue
             link.envelope, link.ready, link.body = None, False, job
             link.expect.append(("body", job))
@@ -356,8 +362,10 @@ class PipelinedSender:
             self.done.append(Outcome.uncertain(link.body.email, reason))
             link.body = None
         if link.envelope is not None:
-            self._requeue(link.envelope, now, f"connection lost: {why}")
-            link.envelope = None
+            job, link.envelope = link.envelope, None
+            job.reason = f"connection lost: {why}"
+            if not any(job is queued for _, queued in self.committing):
+                self._requeue(job, now)  # (one in the commit under way: once it is done)
         if link in self.waiting:
             self.waiting.remove(link)
         self.conns.close(link)
