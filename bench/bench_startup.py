@@ -89,6 +89,12 @@ def main() -> None:
     home = make_home()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SMTP_"))}
     env["PYTHONPATH"] = str(ROOT)  # this checkout's package, whatever is installed
+    # as a user runs it: pip compiles an installed package's bytecode, and Python caches
+    # it for a source checkout, unless PYTHONDONTWRITEBYTECODE (set in some sandboxes)
+    # makes every run compile every module again
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "newsletter")],
+                   check=True, capture_output=True)  # fmt: skip
     cli = [sys.executable, "-c", "from newsletter.cli.app import main; main()"]
     try:
         sent = subprocess.run([*cli, "send", "vol-2.19", "--yes"], cwd=home, env=env,

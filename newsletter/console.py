@@ -37,3 +37,14 @@ class _LazyConsole:
 
 console = cast("Console", _LazyConsole(highlight=False, soft_wrap=True))
 err_console = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
+
+
+def echo(text: str = "", *, err: bool = False, fg: str | None = None) -> None:
+    """Print words as they are (no markup, emoji or wrapping) without importing rich.
+
+    For commands whose output is only lines of text (``status``, ``check``): rich costs
+    a command about 20 ms of start-up. ``fg`` colours the line on a terminal only.
+    """
+    import typer
+
+    typer.echo(typer.style(text, fg=fg) if fg else text, err=err)

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 
 VARIABLE = "NEWSLETTER_HOME"
+#: the send journal's file in the state folder (``status`` and ``report`` read it too)
+JOURNAL_NAME = "journal.sqlite3"
 
 
 def _from_env_file(path: Path, name: str) -> str | None:

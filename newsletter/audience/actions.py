@@ -211,7 +211,9 @@ def _unverified_unsubscribe(
     if reservation is None:
         return Act("nothing sent", f"{email}: leave link rate-limited{tail}", bool(others))
     try:
-        send_leave(email, url, settings)
+        # the reader's own language (their row), else the one they wrote the request in
+        language = current.language or detect_language(f"{c.subject}\n{c.excerpt}")
+        send_leave(email, url, settings, language)
     except Exception:
         records.release_confirmation(reservation)
         raise

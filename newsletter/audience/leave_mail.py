@@ -19,6 +19,7 @@ from newsletter.compose.message import MessageBuilder, Recipient
 from newsletter.compose.render import RenderedIssue, wrap
 from newsletter.delivery.transports import Status, make_transport
 from newsletter.errors import TransportError
+from newsletter.i18n import choose_language, gettext_for
 from newsletter.tokens import UNSUBSCRIBE_TTL, make_token
 
 if TYPE_CHECKING:
@@ -38,27 +39,34 @@ def leave_url(email: str, settings: Settings) -> str | None:
     return f"{settings.public_url}/u/{quote(token)}"
 
 
-def render_leave(email: str, url: str, settings: Settings) -> RenderedIssue:
-    series = settings.from_name or "our newsletter"
-    subject = f"Confirm you want to leave {series}"
-    intro = (
-        f"We received an email asking to unsubscribe {email} from {series}. We could not "
+def render_leave(
+    email: str, url: str, settings: Settings, language: str | None = None
+) -> RenderedIssue:
+    """The mail in ``language`` (the reader's row, else what the request was written
+    in), else the newsletter's own language."""
+    language = choose_language(language, settings.language)
+    _ = gettext_for(language)
+    series = settings.from_name or _("our newsletter")
+    subject = _("Confirm you want to leave %(series)s") % {"series": series}
+    intro = _(
+        "We received an email asking to unsubscribe %(email)s from %(series)s. We could not "
         "tell that it really came from you, so nothing has changed yet."
-    )
-    action = "If you want to leave, open this link and press the button:"
-    ignore = "If you did not ask, ignore this email: you stay subscribed."
+    ) % {"email": email, "series": series}
+    action = _("If you want to leave, open this link and press the button:")
+    ignore = _("If you did not ask, ignore this email: you stay subscribed.")
+    button = _("Unsubscribe %(email)s") % {"email": email}
     text = f"{wrap(intro)}\n\n{wrap(action)}\n\n{url}\n\n{wrap(ignore)}\n"
     html = (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html><html lang="{language}"><head><meta charset="utf-8">'
         f"<title>{escape(subject)}</title></head><body>"
         f"<p>{escape(intro)}</p><p>{escape(action)}</p>"
-        f'<p><a href="{escape(url)}">Unsubscribe {escape(email)}</a></p>'
+        f'<p><a href="{escape(url)}">{escape(button)}</a></p>'
         f"<p>{escape(ignore)}</p></body></html>"
     )
     return RenderedIssue(
         slug=LEAVE_SLUG,
         subject=subject,
-        preheader="One click to leave; nothing changes if you ignore this.",
+        preheader=_("One click to leave; nothing changes if you ignore this."),
         series=series,
         html=html,
         text=text,
@@ -67,10 +75,10 @@ def render_leave(email: str, url: str, settings: Settings) -> RenderedIssue:
     )
 
 
-def send_leave(email: str, url: str, settings: Settings) -> None:
+def send_leave(email: str, url: str, settings: Settings, language: str | None = None) -> None:
     """Mail ``email`` the link; raises TransportError if it was not sent."""
     builder = MessageBuilder(
-        render_leave(email, url, settings),
+        render_leave(email, url, settings, language),
         settings,
         bulk=False,
         extra_headers={"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"},

@@ -5,7 +5,6 @@ propagate; :class:`NewsletterGroup` is the one place that turns it into a messag
 stderr and the class's exit code, so no command prints a traceback.
 """
 
-from __future__ import annotations
 
 import sys
 from typing import Any
@@ -45,17 +44,17 @@ class NewsletterGroup(TyperGroup):
             raise typer.Exit(int(ExitCode.ERROR)) from None
 
 
-app = typer.Typer(
-    cls=NewsletterGroup,
-    name="newsletter",
-    help="Compile, render and deliver an email digest, and keep its subscriber list.\n\n"
+_APP_OPTIONS: dict[str, Any] = {
+    "cls": NewsletterGroup,
+    "name": "newsletter",
+    "help": "Compile, render and deliver an email digest, and keep its subscriber list.\n\n"
     "Run from the newsletter's home folder (the one holding issues/, templates/ and "
     "subscribers/). ISSUE is a name such as vol-2.19 (looked up in issues/) or a path.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+    "no_args_is_help": True,
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,
+}
 
 
 def _version(value: bool) -> None:
@@ -70,7 +69,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     show_version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -79,34 +77,83 @@ def _root(
     """Compile, render and deliver an email digest, and keep its subscriber list."""
 
 
-def _register() -> None:
+#: each top-level command or group -> the module of newsletter.cli that provides it, so a
+#: run of one command registers (and builds the click objects of) that module alone;
+#: tests/cli/test_startup.py checks this table against the full registration
+PROVIDERS: dict[str, str] = {
+    "new": "issue",
+    "check": "issue",
+    "build": "issue",
+    "preview": "issue",
+    "send": "send",
+    "status": "status",
+    "serve": "serve",
+    "archive": "archive",
+    "cancel": "schedule",
+    "run-due": "schedule",
+    "doctor": "doctor",
+    "report": "report",
+    "subscribers": "subscribers",
+    "signups": "signups",
+    "dkim": "doctor",
+}
+
+
+def _register(app: typer.Typer, only: str | None = None) -> None:
     # Command modules hold plain functions and sub-apps; registering them here keeps the
     # import graph one-way (command modules never import this module). Each imports
     # what its commands use inside them, so registering (and --help) stays cheap:
-    # tests/cli/test_startup.py guards it.
-    from newsletter.cli import archive, doctor, issue, report, schedule, send, serve, status
-    from newsletter.cli.signups import app as signups_app
-    from newsletter.cli.subscribers import app as subscribers_app
+    # tests/cli/test_startup.py guards it. ``only`` names one command: the others are
+    # neither imported nor turned into click objects (start-up time).
+    import importlib
 
-    for command in [
-        *issue.COMMANDS,
-        *send.COMMANDS,
-        *status.COMMANDS,
-        *serve.COMMANDS,
-        *archive.COMMANDS,
-        *schedule.COMMANDS,
-        *doctor.COMMANDS,
-        *report.COMMANDS,
-    ]:
-        app.command()(command)
-    app.add_typer(subscribers_app, name="subscribers")
-    app.add_typer(signups_app, name="signups")
-    app.add_typer(doctor.dkim_app, name="dkim")
+    def wanted(name: str) -> bool:
+        return only is None or name == only
+
+    def provider(module: str) -> Any:
+        return importlib.import_module(f"newsletter.cli.{module}")
+
+    for module in ("issue", "send", "status", "serve", "archive", "schedule", "doctor", "report"):
+        if only is not None and PROVIDERS[only] != module:
+            continue
+        for command in provider(module).COMMANDS:
+            if wanted(command.__name__.replace("_", "-")):
+                app.command()(command)
+    if wanted("subscribers"):
+        app.add_typer(provider("subscribers").app, name="subscribers")
+    if wanted("signups"):
+        app.add_typer(provider("signups").app, name="signups")
+    if wanted("dkim"):
+        app.add_typer(provider("doctor").dkim_app, name="dkim")
 
 
-_register()
+def build_app(only: str | None = None) -> typer.Typer:
+    """The `newsletter` app with every command, or with ``only`` that one."""
+    made = typer.Typer(**_APP_OPTIONS)
+    made.callback()(_root)
+    _register(made, only)
+    return made
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The command a run names, when its first argument is one (None: root options,
+    root help or an unknown name, which need every command)."""
+    return argv[0] if argv and argv[0] in PROVIDERS else None
+
+
+_full_app: typer.Typer | None = None
+
+
+def __getattr__(name: str) -> typer.Typer:
+    # ``app`` (every command) is built on first use: tests and ``python -m`` take it
+    global _full_app
+    if name == "app":
+        if _full_app is None:
+            _full_app = build_app()
+        return _full_app
+    raise AttributeError(name)
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    build_app(_command_named(sys.argv[1:]))()

@@ -1,6 +1,5 @@
 """`newsletter archive`: build the static web archive (pages, index, Atom feed)."""
 
-from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ if TYPE_CHECKING:
     from newsletter.config import Settings
 
 
-def sent_issues(settings: Settings) -> set[str]:
+def sent_issues(settings: "Settings") -> set[str]:
     """The issues the send journal says went out (none when nothing was ever sent)."""
     from newsletter.cli.send import journal_path
     from newsletter.delivery.journal import Journal

@@ -4,7 +4,6 @@ A thin shell over :mod:`newsletter.doctor` and :mod:`newsletter.delivery.dkim_ke
 both are imported when a command runs, so `newsletter --help` stays quick.
 """
 
-from __future__ import annotations
 
 import json
 from collections.abc import Callable
@@ -45,7 +44,7 @@ def doctor(
         raise typer.Exit(1)
 
 
-def preflight_send(settings: Settings, *, strict: bool) -> None:
+def preflight_send(settings: "Settings", *, strict: bool) -> None:
     """Before a real send: show what `newsletter doctor`'s cheap checks find (the day's
     DNS answers, cached); with ``strict``, refuse to send when any fails.
 

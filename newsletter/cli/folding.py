@@ -6,7 +6,6 @@ file and what the command reads agree, and again at the end, so what it recorded
 the file when it returns. A fold that re-applies a change a hand edit undid says so.
 """
 
-from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
     from newsletter.audience.subscribers.fold import FoldReport
 
 
-def say_fold(report: FoldReport, display: str, *, quiet: bool = True) -> None:
+def say_fold(report: "FoldReport", display: str, *, quiet: bool = True) -> None:
     """What a fold did, on standard error (nothing for a quiet fold that changed nothing)."""
     if quiet and not (report.reapplied or report.conflicts):
         return
@@ -33,7 +32,7 @@ def say_fold(report: FoldReport, display: str, *, quiet: bool = True) -> None:
         err_console.print(f"  kept as edited: {line}", markup=False, emoji=False)
 
 
-def fold_now(store: SubscriberStore, *, strict: bool) -> FoldReport | None:
+def fold_now(store: "SubscriberStore", *, strict: bool) -> "FoldReport | None":
     """Fold; a busy list is an error only when ``strict`` (else the ledger is read directly)."""
     try:
         report = store.fold()
@@ -53,7 +52,7 @@ def fold_now(store: SubscriberStore, *, strict: bool) -> FoldReport | None:
 
 
 @contextmanager
-def folded(store: SubscriberStore, *, strict: bool = False) -> Iterator[SubscriberStore]:
+def folded(store: "SubscriberStore", *, strict: bool = False) -> Iterator["SubscriberStore"]:
     """Fold before the block and after it (the second fold never hides the block's error)."""
     fold_now(store, strict=strict)
     try:
@@ -65,7 +64,7 @@ def folded(store: SubscriberStore, *, strict: bool = False) -> Iterator[Subscrib
             err_console.print(f"warning: folding the ledger failed: {exc.message}", markup=False)
 
 
-def fold_around(ctx: typer.Context, store: SubscriberStore, *, strict: bool = False) -> None:
+def fold_around(ctx: typer.Context, store: "SubscriberStore", *, strict: bool = False) -> None:
     """:func:`folded` for a Typer command: now, and when the command's context closes."""
     fold_now(store, strict=strict)
 

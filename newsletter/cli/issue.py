@@ -1,6 +1,5 @@
 """Issue commands: check, build, preview, new."""
 
-from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
@@ -8,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from newsletter.console import console, err_console
+from newsletter.console import console, echo
 from newsletter.errors import ExitCode, IssueFileError, Problem
 
 if TYPE_CHECKING:
@@ -21,21 +20,17 @@ IssueArg = Annotated[
 
 def _print_problems(problems: list[Problem]) -> None:
     for problem in problems:
-        style = "yellow" if problem.severity == "warning" else "red"
-        err_console.print(str(problem), style=style, markup=False)
+        echo(str(problem), err=True, fg="yellow" if problem.severity == "warning" else "red")
 
 
 def _summarise_warnings(warnings: list[Problem], issue: str) -> None:
     if warnings:
         noun = "warning" if len(warnings) == 1 else "warnings"
-        err_console.print(
-            f"{len(warnings)} {noun} (run `newsletter check {issue}` to see them)",
-            style="yellow",
-            markup=False,
-        )
+        echo(f"{len(warnings)} {noun} (run `newsletter check {issue}` to see them)",
+             err=True, fg="yellow")  # fmt: skip
 
 
-def _build(issue: str, out: Path | None) -> BuildResult:
+def _build(issue: str, out: Path | None) -> "BuildResult":
     from newsletter.compose.build import build_issue
     from newsletter.compose.issuefile import resolve_issue_path
     from newsletter.config import load_settings
@@ -63,9 +58,9 @@ def check(
         f"subject {rendered.subject!r}: 0 errors, {len(warnings)} warnings"
     )
     if strict and warnings:
-        err_console.print(f"{summary} (--strict: warnings fail)", style="red", markup=False)
+        echo(f"{summary} (--strict: warnings fail)", err=True, fg="red")
         raise typer.Exit(int(ExitCode.ERROR))
-    console.print(summary, markup=False)
+    echo(summary)
 
 
 def build(

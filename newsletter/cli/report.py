@@ -5,7 +5,6 @@ records and the list (:func:`newsletter.reports.collect.collect`), then shows co
 no addresses (a reader's history is ``newsletter subscribers show ADDRESS``).
 """
 
-from __future__ import annotations
 
 import json
 from pathlib import Path
@@ -29,7 +28,7 @@ def _say(text: str = "") -> None:
     console.print(text, markup=False, emoji=False, highlight=False)
 
 
-def issue_lines(r: IssueReport) -> list[str]:
+def issue_lines(r: "IssueReport") -> list[str]:
     """One issue, as ``newsletter report ISSUE`` prints it."""
     from newsletter.reports.summary import percent
 
@@ -60,7 +59,7 @@ def issue_lines(r: IssueReport) -> list[str]:
     return lines
 
 
-def overview_lines(reports: list[IssueReport]) -> list[str]:
+def overview_lines(reports: list["IssueReport"]) -> list[str]:
     """The last issues side by side, as ``newsletter report`` prints them."""
     from newsletter.reports.summary import percent
 
@@ -83,7 +82,7 @@ def overview_lines(reports: list[IssueReport]) -> list[str]:
     return lines
 
 
-def load_reports() -> list[IssueReport]:
+def load_reports() -> list["IssueReport"]:
     """Collect what changed, then every issue's report (oldest first)."""
     from newsletter.config import load_settings
     from newsletter.reports.collect import collect

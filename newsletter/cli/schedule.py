@@ -7,7 +7,6 @@ refusal then is recorded and reported, never skipped silently); one that is due 
 ago, because the machine was off, is refused as "missed" rather than sent hours late.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import re
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from newsletter.delivery.schedule import Schedules
 
 
-def schedules(settings: Settings) -> Schedules:
+def schedules(settings: "Settings") -> "Schedules":
     from newsletter.delivery.schedule import SCHEDULE_NAME, Schedules
 
     return Schedules(settings.state_dir / SCHEDULE_NAME)
@@ -152,7 +151,7 @@ def by_sendgrid(transport: Any, when: dt.datetime) -> bool:
 
 
 def with_sendgrid(
-    settings: Settings, slug: str, transport: Any, when: dt.datetime, zone: str
+    settings: "Settings", slug: str, transport: Any, when: dt.datetime, zone: str
 ) -> Callable[[int], None]:
     """Make the send a SendGrid schedule: a batch id, and ``send_at`` on every request.
     Returns what records the schedule once the journal's run has begun (before the
@@ -175,7 +174,7 @@ def with_sendgrid(
     return record
 
 
-def _cancel_with_sendgrid(settings: Settings, slug: str, batch_id: str, run: int | None) -> int:
+def _cancel_with_sendgrid(settings: "Settings", slug: str, batch_id: str, run: int | None) -> int:
     """Cancel the batch at SendGrid, then put its recipients back to pending."""
     from newsletter.cli.send import journal_path
     from newsletter.cli.send_evidence import forget_send
@@ -198,7 +197,7 @@ def _cancel_with_sendgrid(settings: Settings, slug: str, batch_id: str, run: int
     return back
 
 
-def record_schedule(settings: Settings, slug: str, when: dt.datetime, zone: str) -> None:
+def record_schedule(settings: "Settings", slug: str, when: dt.datetime, zone: str) -> None:
     """Record a confirmed local schedule and say how it will go out."""
     with schedules(settings) as book:
         book.add(slug, when, zone, via="local")

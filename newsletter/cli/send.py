@@ -8,7 +8,6 @@ bar, graceful stop on Ctrl-C or SIGTERM) is :mod:`.send_run`; what it prints abo
 plan and the outcome is :mod:`.send_report`; `newsletter status` is :mod:`.status`.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import sys
@@ -33,6 +32,7 @@ from newsletter.errors import (
     TransportError,
     UsageError,
 )
+from newsletter.home import JOURNAL_NAME
 
 if TYPE_CHECKING:
     from newsletter.compose.message import MessageBuilder
@@ -41,15 +41,13 @@ if TYPE_CHECKING:
     from newsletter.delivery.campaign import Plan
     from newsletter.errors import Problem
 
-JOURNAL_NAME = "journal.sqlite3"
 
-
-def journal_path(settings: Settings) -> Path:
+def journal_path(settings: "Settings") -> Path:
     """The send journal that `send` writes and `status` reads."""
     return settings.state_dir / JOURNAL_NAME
 
 
-def _load(issue: str, settings: Settings) -> tuple[Issue, Any, list[Problem]]:
+def _load(issue: str, settings: "Settings") -> tuple["Issue", Any, list["Problem"]]:
     """The issue, rendered once, and its lint warnings; errors refuse the send."""
     from newsletter.compose.build import check_issue
     from newsletter.compose.issuefile import resolve_issue_path
@@ -343,7 +341,7 @@ def _when(
     return parse_when(at, tz, now=utc_now())
 
 
-def _confirm(plan: Plan, yes: bool, limit: int | None, *, verb: str = "") -> None:
+def _confirm(plan: "Plan", yes: bool, limit: int | None, *, verb: str = "") -> None:
     if yes:
         return
     count = plan.new if limit is None else min(limit, plan.new)
@@ -358,7 +356,7 @@ def _confirm(plan: Plan, yes: bool, limit: int | None, *, verb: str = "") -> Non
         raise SendRefusedError(f"{plan.issue}: send cancelled, nothing was sent")
 
 
-def _send_test(settings: Settings, builder: MessageBuilder, addresses: list[str]) -> None:
+def _send_test(settings: "Settings", builder: "MessageBuilder", addresses: list[str]) -> None:
     from newsletter.compose.message import Recipient
     from newsletter.config import check_address
     from newsletter.delivery.transports import Status, make_transport

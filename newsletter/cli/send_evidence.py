@@ -8,7 +8,6 @@ the journal knows less than this evidence, :func:`evidence_gate` refuses the sen
 the editor says ``--journal-lost``.
 """
 
-from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
@@ -24,11 +23,11 @@ if TYPE_CHECKING:
 SENDS_FILE = ".sends.json"
 
 
-def _path(settings: Settings) -> Path:
+def _path(settings: "Settings") -> Path:
     return settings.build_dir / SENDS_FILE  # not under build/archive/: `serve` publishes that
 
 
-def _read(settings: Settings) -> dict[str, Any]:
+def _read(settings: "Settings") -> dict[str, Any]:
     try:
         data = json.loads(_path(settings).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -36,7 +35,7 @@ def _read(settings: Settings) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def note_send(settings: Settings, slug: str, sent: int) -> None:
+def note_send(settings: "Settings", slug: str, sent: int) -> None:
     """Record that ``slug`` has reached at least ``sent`` readers (0: a send started)."""
     data = _read(settings)
     entry = data.get(slug) if isinstance(data.get(slug), dict) else None
@@ -49,7 +48,7 @@ def note_send(settings: Settings, slug: str, sent: int) -> None:
     write_atomic(_path(settings), text.encode("utf-8"))
 
 
-def forget_send(settings: Settings, slug: str) -> None:
+def forget_send(settings: "Settings", slug: str) -> None:
     """A send that was cancelled before delivery (a SendGrid schedule) is no evidence."""
     data = _read(settings)
     if data.pop(slug, None) is not None:
@@ -58,7 +57,7 @@ def forget_send(settings: Settings, slug: str) -> None:
 
 
 def evidence_gate(
-    settings: Settings, slug: str, journal_sent: int, *, journal_lost: bool
+    settings: "Settings", slug: str, journal_sent: int, *, journal_lost: bool
 ) -> Gate | None:
     """A refusal when the outbox or the send record shows more of ``slug`` went out than
     the journal knows (``journal_sent`` counts its sent and uncertain rows)."""

@@ -12,7 +12,6 @@ not a terminal is attached: a script with ``--yes`` meets the same gates as a pe
   many bounced or left, so a list that changed overnight is seen before the send.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import re
@@ -58,8 +57,8 @@ def latest_sent(sent: Iterable[str], *, besides: str) -> str | None:
 
 
 def issue_gates(
-    issue: Issue,
-    warnings: list[Problem],
+    issue: "Issue",
+    warnings: list["Problem"],
     sent: Iterable[str],
     *,
     strict: bool,
@@ -105,7 +104,7 @@ def issue_gates(
 
 
 def recipient_gate(
-    journal: Journal,
+    journal: "Journal",
     slug: str,
     sent: Iterable[str],
     statuses: Callable[[set[str]], Mapping[str, str]],

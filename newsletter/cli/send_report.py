@@ -7,7 +7,6 @@ recipient that failed or is uncertain, and the outcome -- done, stopped (exit 13
 the :class:`~newsletter.errors.NewsletterError` whose code the root group exits with.
 """
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +27,7 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
-def _plan_line(plan: Plan) -> str:
+def _plan_line(plan: "Plan") -> str:
     parts = [f"{plan.new:,} new", f"{plan.sent:,} already sent"]
     if plan.uncertain:
         parts.append(f"{plan.uncertain:,} uncertain (not resent; see --resend-uncertain)")
@@ -37,7 +36,7 @@ def _plan_line(plan: Plan) -> str:
     return ", ".join(parts)
 
 
-def show_plan(plan: Plan, where: str, builder: MessageBuilder, *, dry_run: bool) -> None:
+def show_plan(plan: "Plan", where: str, builder: "MessageBuilder", *, dry_run: bool) -> None:
     """Print what a run is about to do: issue, transport, sender, subject, recipients."""
     out = console
     if dry_run:
@@ -57,7 +56,7 @@ def show_plan(plan: Plan, where: str, builder: MessageBuilder, *, dry_run: bool)
         )
 
 
-def check_invalid(plan: Plan, csv_path: Path, *, skip: bool) -> None:
+def check_invalid(plan: "Plan", csv_path: Path, *, skip: bool) -> None:
     """Rows that would be recipients but are broken are never skipped silently."""
     if plan.duplicates:
         err_console.print(
@@ -87,7 +86,7 @@ def check_invalid(plan: Plan, csv_path: Path, *, skip: bool) -> None:
         )
 
 
-def report_nothing_to_send(plan: Plan) -> None:
+def report_nothing_to_send(plan: "Plan") -> None:
     """No new recipient: say so, and fail if some are left uncertain or failed."""
     console.print(
         f"nothing to send: {plan.issue} is already sent to {plural(plan.sent, 'recipient')}"
@@ -100,7 +99,7 @@ def report_nothing_to_send(plan: Plan) -> None:
         )
 
 
-def _summarize(report: Report) -> str:
+def _summarize(report: "Report") -> str:
     rate = report.sent / report.elapsed if report.elapsed else 0.0
     parts = [f"sent {report.sent:,}"]
     for label, n in (
@@ -128,7 +127,7 @@ def left_over(counts: dict[str, int]) -> str:
     return ", ".join(f"{n:,} {what}" for n, what in parts if n) or "nothing left"
 
 
-def run_result(report: Report, counts: dict[str, int]) -> str:
+def run_result(report: "Report", counts: dict[str, int]) -> str:
     """How a run ended, as the journal records it and `status` shows it."""
     if report.stopped:
         return "stopped"
@@ -139,7 +138,7 @@ def run_result(report: Report, counts: dict[str, int]) -> str:
     return "ok"
 
 
-def finish_run(report: Report, journal: Journal, plan: Plan, command: str) -> None:
+def finish_run(report: "Report", journal: "Journal", plan: "Plan", command: str) -> None:
     """Print the run's outcome; raise what sets the exit code when it was not a success."""
     console.print(_summarize(report), markup=False)
     if report.bounced:

@@ -1,7 +1,6 @@
 """How a real run and a dry run are driven: progress bar, graceful Ctrl-C, the journal's
 record of how the run ended."""
 
-from __future__ import annotations
 
 import signal
 import threading
@@ -84,7 +83,7 @@ def _graceful_stop(stop: Callable[[], None], command: str) -> Iterator[None]:
         signal.signal(signal.SIGTERM, old_term)
 
 
-def dry_run(campaign: Campaign, plan: Plan, limit: int | None) -> None:
+def dry_run(campaign: "Campaign", plan: "Plan", limit: int | None) -> None:
     total = plan.new if limit is None else min(limit, plan.new)
     with _progress() as bar:
         task = bar.add_task("building", total=total)
@@ -99,13 +98,13 @@ def dry_run(campaign: Campaign, plan: Plan, limit: int | None) -> None:
 
 
 def run(
-    campaign: Campaign,
-    journal: Journal,
-    plan: Plan,
+    campaign: "Campaign",
+    journal: "Journal",
+    plan: "Plan",
     limit: int | None,
     command: str,
     name: str,
-    settings: Settings,
+    settings: "Settings",
     *,
     on_run: Callable[[int], None] | None = None,
 ) -> None:
@@ -118,7 +117,7 @@ def run(
         with campaign.transport, _graceful_stop(campaign.stop, command), _progress() as bar:
             task = bar.add_task("sending", total=total)
 
-            def advance(outcomes: list[Outcome]) -> None:
+            def advance(outcomes: list["Outcome"]) -> None:
                 bar.advance(task, len(outcomes))
 
             report = campaign.run(run_id=run_id, limit=limit, progress=advance)

@@ -1,7 +1,6 @@
 """What a real send sets up around its run: the archive page published first, SendGrid's
 sandbox with a throw-away journal, and the list's statuses the recipient gate asks for."""
 
-from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
@@ -24,17 +23,17 @@ def sandboxed(transport: Any) -> Any:
     return transport
 
 
-def rehearsal_journal(settings: Settings) -> Path:
+def rehearsal_journal(settings: "Settings") -> Path:
     """A fresh journal for a sandbox run, so the real one records nothing of it."""
     import tempfile
 
-    from newsletter.cli.send import JOURNAL_NAME
+    from newsletter.home import JOURNAL_NAME
 
     folder = Path(tempfile.mkdtemp(prefix="sandbox-", dir=settings.state_dir))
     return folder / JOURNAL_NAME
 
 
-def campaign_statuses(settings: Settings) -> Callable[[set[str]], dict[str, str]]:
+def campaign_statuses(settings: "Settings") -> Callable[[set[str]], dict[str, str]]:
     """Statuses of some addresses in the list now, in one streaming pass."""
 
     def statuses(keys: set[str]) -> dict[str, str]:
@@ -50,7 +49,7 @@ def campaign_statuses(settings: Settings) -> Callable[[set[str]], dict[str, str]
     return statuses
 
 
-def publish_page(settings: Settings, slug: str, sent: set[str]) -> None:
+def publish_page(settings: "Settings", slug: str, sent: set[str]) -> None:
     """Write or refresh the archive before the first message leaves, so the email's
     "view in browser" link works from the start. A failure is reported, not fatal: the
     readers' copies matter more, and `newsletter archive` can be run again."""

@@ -10,7 +10,6 @@ prints how to continue, and the rest goes with a plain ``send`` later, never twi
 went out cleanly, after asking again on a terminal.
 """
 
-from __future__ import annotations
 
 import hashlib
 import heapq
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 SEED_TAG = "seed"
 
 
-def canary_keys(journal: Journal, slug: str, count: int) -> list[str]:
+def canary_keys(journal: "Journal", slug: str, count: int) -> list[str]:
     """``count`` pending readers, random yet reproducible for this issue."""
 
     def rank(key: str) -> bytes:
@@ -39,7 +38,7 @@ def canary_keys(journal: Journal, slug: str, count: int) -> list[str]:
     return heapq.nsmallest(count, journal.pending_keys(slug), key=rank)
 
 
-def seed_keys(settings: Settings, journal: Journal, slug: str) -> list[str]:
+def seed_keys(settings: "Settings", journal: "Journal", slug: str) -> list[str]:
     """Pending readers whose ``tags`` column holds ``seed``; refused when there are none."""
     from newsletter.audience.subscribers import SubscriberStore
 
@@ -68,7 +67,7 @@ def seed_keys(settings: Settings, journal: Journal, slug: str) -> list[str]:
 
 def run_stages(
     stages: list[tuple[str, list[str]]],
-    journal: Journal,
+    journal: "Journal",
     run: Callable[[int], None],
     *,
     slug: str,

@@ -1,6 +1,5 @@
 """`newsletter serve`: the web endpoints (newsletter/web/) under uvicorn."""
 
-from __future__ import annotations
 
 import logging
 from collections.abc import Callable

@@ -4,7 +4,6 @@ A thin shell over :mod:`newsletter.audience.signups`; errors propagate to the ro
 prints them and exits with the error's code.
 """
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -35,7 +34,7 @@ app = typer.Typer(
 RecordId = Annotated[int, typer.Argument(help="The item's id, as `review` lists it.")]
 
 
-def _settings() -> Settings:
+def _settings() -> "Settings":
     from newsletter.config import load_settings
 
     return load_settings()
@@ -87,7 +86,7 @@ def process_command(
             else ImapSource.from_settings(settings, records=records)
         )
 
-        def show(outcome: ProcessOutcome) -> None:
+        def show(outcome: "ProcessOutcome") -> None:
             if outcome.action != "duplicate" or verbose:
                 _print(outcome.line())
 
@@ -132,7 +131,7 @@ def review_command(
     )
 
 
-def _print_item(item: InboundRecord) -> None:
+def _print_item(item: "InboundRecord") -> None:
     """One review item: id, date, sender, subject, why, what was done, the text."""
     from newsletter.audience.inbound.safety import clean_text
 
@@ -150,7 +149,7 @@ def _print_item(item: InboundRecord) -> None:
         _print(f"    text: {excerpt}")
 
 
-def _report_unprocessed(settings: Settings) -> None:
+def _report_unprocessed(settings: "Settings") -> None:
     """Payloads `newsletter serve` kept because it could not handle them: never silent."""
     from newsletter.web.sendgrid import UNPROCESSED_DIR
 

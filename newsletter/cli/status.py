@@ -5,7 +5,6 @@ It reads only the journal (:func:`~newsletter.cli.send.journal_path`), never the
 subscriber file or the transport.
 """
 
-from __future__ import annotations
 
 import json
 from collections.abc import Callable
@@ -14,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from newsletter.cli.send import JOURNAL_NAME
-from newsletter.console import console
+from newsletter.console import echo
+from newsletter.home import JOURNAL_NAME
 
 
 def _schedule_line(state: Path, slug: str) -> tuple[str, dict[str, Any]] | None:
@@ -88,20 +87,20 @@ def status(
     schedule = _schedule_line(folder, slug)
     if as_json:
         data = schedule[1] if schedule else None
-        console.print(_json(slug, path, data), markup=False, soft_wrap=True, highlight=False)
+        echo(_json(slug, path, data))
         return
     if schedule is not None:
-        console.print(schedule[0], markup=False, soft_wrap=True)
+        echo(schedule[0])
     if not path.exists():
-        console.print(f"{slug}: not sent yet (no journal at {path})", markup=False)
+        echo(f"{slug}: not sent yet (no journal at {path})")
         return
     with Journal(path) as journal:
         counts = journal.counts(slug)
         total = sum(counts[s] for s in ("pending", "in_flight", "sent", "failed", "uncertain"))
         if total == 0 and counts["skipped"] == 0:
-            console.print(f"{slug}: not sent yet", markup=False)
+            echo(f"{slug}: not sent yet")
             return
-        console.print(f"{slug}: {counts['sent']:,} of {total:,} sent", markup=False)
+        echo(f"{slug}: {counts['sent']:,} of {total:,} sent")
         labels = (
             ("sent", "sent"),
             ("failed", "failed"),
@@ -114,20 +113,20 @@ def status(
             extra = ""
             if state == "failed" and counts["failed"]:
                 extra = f"  ({counts['failed_permanent']:,} permanent)"
-            console.print(f"  {label:10} {counts[state]:>9,}{extra}", markup=False)
+            echo(f"  {label:10} {counts[state]:>9,}{extra}")
         last = journal.last_run(slug)
         if last is not None:
             transport, started, finished, result = last
             end = f", finished {finished} ({result})" if finished else ", not finished"
-            console.print(f"last run: {transport}, started {started}{end}", markup=False)
+            echo(f"last run: {transport}, started {started}{end}")
         for state in ("failed", "uncertain"):
             rows = list(journal.rows(slug, (state,)))
             if not rows:
                 continue
-            console.print(f"{state}:", markup=False)
+            echo(f"{state}:")
             for row in rows:
                 perm = " (permanent)" if state == "failed" and row.permanent else ""
-                console.print(f"  {row.email}: {row.reason}{perm}", markup=False)
+                echo(f"  {row.email}: {row.reason}{perm}")
 
 
 COMMANDS: list[Callable[..., Any]] = [status]

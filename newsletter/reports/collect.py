@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from newsletter.home import JOURNAL_NAME
 from newsletter.reports.eventstore import Event, EventStore
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from newsletter.config import Settings
     from newsletter.delivery.journal import Journal
 
-JOURNAL_NAME: Final = "journal.sqlite3"
 #: SendGrid's event names -> ours (``processed`` and the like are not reader events).
 _WEBHOOK_KINDS: Final = {
     "delivered": "delivered",

@@ -47,27 +47,72 @@ Machines never rewrite the file per change. Beside it, under ``state_dir``:
 
 from __future__ import annotations
 
-from newsletter.audience.subscribers.addresses import (
-    STATUSES,
-    SUPPRESSED,
-    AddressError,
-    address_key,
-    normalize_address,
-    utc_now,
-)
-from newsletter.audience.subscribers.csvio import FIELDS, Header, format_row, neutralize_cell
-from newsletter.audience.subscribers.importer import ImportOutcome, ImportReport
-from newsletter.audience.subscribers.importfile import (
-    ColumnUse,
-    ImportEntry,
-    ImportFile,
-    read_import,
-    read_import_file,
-)
-from newsletter.audience.subscribers.lockedfile import BACKUPS_KEPT
-from newsletter.audience.subscribers.mutations import AlreadySubscribedError, Edit, Mutation
-from newsletter.audience.subscribers.rows import Subscriber, SubscriberRow
-from newsletter.audience.subscribers.store import Stats, SubscriberStore
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from newsletter.audience.subscribers.addresses import (
+        STATUSES,
+        SUPPRESSED,
+        AddressError,
+        address_key,
+        normalize_address,
+        utc_now,
+    )
+    from newsletter.audience.subscribers.csvio import FIELDS, Header, format_row, neutralize_cell
+    from newsletter.audience.subscribers.importer import ImportOutcome, ImportReport
+    from newsletter.audience.subscribers.importfile import (
+        ColumnUse,
+        ImportEntry,
+        ImportFile,
+        read_import,
+        read_import_file,
+    )
+    from newsletter.audience.subscribers.lockedfile import BACKUPS_KEPT
+    from newsletter.audience.subscribers.mutations import AlreadySubscribedError, Edit, Mutation
+    from newsletter.audience.subscribers.rows import Subscriber, SubscriberRow
+    from newsletter.audience.subscribers.store import Stats, SubscriberStore
+
+#: each public name -> its submodule: imported on first use (PEP 562), so a command that
+#: reads the index does not pay for the import, CSV and address-checking code
+_HOMES: dict[str, str] = {
+    "STATUSES": "addresses",
+    "SUPPRESSED": "addresses",
+    "AddressError": "addresses",
+    "address_key": "addresses",
+    "normalize_address": "addresses",
+    "utc_now": "addresses",
+    "FIELDS": "csvio",
+    "Header": "csvio",
+    "format_row": "csvio",
+    "neutralize_cell": "csvio",
+    "ImportOutcome": "importer",
+    "ImportReport": "importer",
+    "ColumnUse": "importfile",
+    "ImportEntry": "importfile",
+    "ImportFile": "importfile",
+    "read_import": "importfile",
+    "read_import_file": "importfile",
+    "BACKUPS_KEPT": "lockedfile",
+    "AlreadySubscribedError": "mutations",
+    "Edit": "mutations",
+    "Mutation": "mutations",
+    "Subscriber": "rows",
+    "SubscriberRow": "rows",
+    "Stats": "store",
+    "SubscriberStore": "store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BACKUPS_KEPT",

@@ -6,9 +6,6 @@ import re
 from datetime import UTC, datetime
 from typing import Final
 
-from email_validator import EmailNotValidError, validate_email
-from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
-
 from newsletter.errors import NewsletterError
 
 STATUSES: Final = ("pending", "active", "unsubscribed", "bounced", "complained")
@@ -27,7 +24,9 @@ def utc_now() -> str:
 
 
 _FAST_LOCAL: Final = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*\Z")
-_CASE_INSENSITIVE: Final = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+#: email-validator's mailbox names that compare ignoring case (postmaster, ...); loaded
+#: with it on the first full check, which always precedes the fast path's first use
+_case_insensitive: frozenset[str] = frozenset()
 _domains: dict[str, tuple[str, int]] = {}  # domain as typed -> (normalised, longest form)
 
 
@@ -40,6 +39,7 @@ def normalize_address(value: str) -> str:
     so a plain ASCII local part at a known domain is checked by the same rule without
     re-validating the domain (the rule is tested against ``email-validator``).
     """
+    global _case_insensitive
     value = value.strip()
     local, at, domain = value.rpartition("@")
     known = _domains.get(domain) if at else None
@@ -47,10 +47,16 @@ def normalize_address(value: str) -> str:
         known is not None
         and len(local) <= 64
         and _FAST_LOCAL.match(local)
-        and local.lower() not in _CASE_INSENSITIVE
+        and local.lower() not in _case_insensitive
         and len(local) + 1 + known[1] <= 254
     ):
         return f"{local}@{known[0]}"
+    # imported here, not at start-up: it compiles its grammar's regexes (about 20 ms),
+    # and a command reading a fresh index never checks an address
+    from email_validator import EmailNotValidError, validate_email
+    from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
+
+    _case_insensitive or frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:

@@ -20,8 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Final
 
-import filelock
-
 from newsletter.errors import LockTimeoutError, NewsletterError
 from newsletter.files import fsync_dir
 
@@ -128,6 +126,8 @@ class LockedFile:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        import filelock  # 10 ms of start-up: only a command that writes takes the lock
+
         lock = filelock.FileLock(str(self.lock_path), timeout=self.lock_timeout)
         try:
             lock.acquire()

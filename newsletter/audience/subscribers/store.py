@@ -28,8 +28,6 @@ from newsletter.audience.subscribers.csvio import (
     read_records,
 )
 from newsletter.audience.subscribers.fold import FoldReport
-from newsletter.audience.subscribers.importer import ImportMutation, ImportReport
-from newsletter.audience.subscribers.importfile import ImportEntry
 from newsletter.audience.subscribers.ledger import RowState
 from newsletter.audience.subscribers.live import LiveList, import_through_ledger
 from newsletter.audience.subscribers.lockedfile import FileSignature, LockedFile
@@ -46,6 +44,7 @@ from newsletter.audience.subscribers.rows import RowValidator, Subscriber, Subsc
 from newsletter.errors import Problem, SubscriberFileError
 
 if TYPE_CHECKING:
+    from newsletter.audience.subscribers.importer import ImportEntry, ImportReport
     from newsletter.config import Settings
 
 
@@ -104,7 +103,6 @@ class SubscriberStore(LockedFile):
             clock=clock,
         )
 
-    # Reading ----------------------------------------------------------------------------
 
     @contextmanager
     def _open(
@@ -368,6 +366,8 @@ class SubscriberStore(LockedFile):
         """
         if self.live is not None and not dry_run:
             return import_through_ledger(self, self.live, list(entries), force=force)
+        from newsletter.audience.subscribers.importer import ImportMutation  # start-up
+
         mutation = ImportMutation({e.key: e for e in entries}, force=force)
         self.apply(mutation, dry_run=dry_run)
         return mutation.report

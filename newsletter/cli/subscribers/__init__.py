@@ -12,7 +12,6 @@ import) and :mod:`.sync` (fold the consent ledger in); what they share is
 ledger into the file before it reads it and again when it ends.
 """
 
-from __future__ import annotations
 
 from typing import Annotated
 

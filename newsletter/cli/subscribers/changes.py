@@ -5,7 +5,6 @@ which writes under the list's lock; ``import --dry-run`` reports what would chan
 writes nothing.
 """
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -83,7 +82,7 @@ def _forget_elsewhere(email: str) -> str:
     from newsletter.audience.events import LEDGER_NAME, EventLedger
     from newsletter.config import load_settings
     from newsletter.delivery.journal import Journal
-    from newsletter.reports.collect import JOURNAL_NAME
+    from newsletter.home import JOURNAL_NAME
     from newsletter.reports.eventstore import EVENTS_NAME, EventStore
 
     state = load_settings().state_dir
@@ -100,7 +99,7 @@ def _forget_elsewhere(email: str) -> str:
     return ", ".join(counts) if counts else "no journal or event store (none kept yet)"
 
 
-def _show_outcomes(label: str, outcomes: list[ImportOutcome], source: str) -> None:
+def _show_outcomes(label: str, outcomes: list["ImportOutcome"], source: str) -> None:
     for outcome in outcomes[:SHOWN_PER_KIND]:
         detail = f": {outcome.detail}" if outcome.detail else ""
         say(f"  {label:<7} {source}:{outcome.line}: {outcome.email}{detail}")
@@ -108,7 +107,7 @@ def _show_outcomes(label: str, outcomes: list[ImportOutcome], source: str) -> No
         say(f"  {label:<7} ... and {len(outcomes) - SHOWN_PER_KIND} more")
 
 
-def _show_reading(read: ImportFile, shown: str) -> None:
+def _show_reading(read: "ImportFile", shown: str) -> None:
     """Say which format was found and what became of every column."""
     note = f": {read.status_note}" if read.status_note else ""
     say(f"reading {shown} as {read.format}{note}")

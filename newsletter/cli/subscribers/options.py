@@ -5,7 +5,6 @@ Typer context as :class:`GroupOptions`; a command's ``--file`` wins over the gro
 ``--status`` filters are checked against the known statuses here, once for all.
 """
 
-from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,7 +50,7 @@ StatusFilter = Annotated[
 ]
 
 
-def open_store(ctx: typer.Context, file: Path | None) -> SubscriberStore:
+def open_store(ctx: typer.Context, file: Path | None) -> "SubscriberStore":
     """The store for the command's ``--file``, else the group's, else the home folder's
     (as :meth:`SubscriberStore.from_settings` places it, without loading every setting)."""
     from newsletter.audience.subscribers import SubscriberStore

@@ -5,7 +5,6 @@ CSV output has every cell neutralised against formula injection
 (:func:`~newsletter.audience.subscribers.neutralize_cell`).
 """
 
-from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
@@ -49,3 +48,26 @@ def write_csv(out: TextIO, rows: Iterable[Sequence[str]], newline: str = "\n") -
         writer.writerow([neutralize_cell(cell) for cell in row])
         written += 1
     return max(written - 1, 0)
+
+
+def print_counts(
+    header: tuple[str, str], rows: Sequence[tuple[str, int]], *, warn_nonzero: str = ""
+) -> None:
+    """Print a two-column count table (name, count right-aligned) with plain text.
+
+    Without rich (about 20 ms of start-up for ``stats``). On a terminal the header is
+    bold and the row named ``warn_nonzero`` is yellow when its count is not 0.
+    """
+    import typer
+
+    names = [header[0], *(name for name, _ in rows)]
+    counts = [header[1], *(str(n) for _, n in rows)]
+    left = max(len(n) for n in names)
+    right = max(len(c) for c in counts)
+    for i, (name, count) in enumerate(zip(names, counts, strict=True)):
+        line = f"{name.ljust(left)}  {count.rjust(right)}"
+        if i == 0:
+            line = typer.style(line, bold=True)
+        elif name == warn_nonzero and count != "0":
+            line = typer.style(line, fg="yellow")
+        typer.echo(line)

@@ -4,7 +4,6 @@ None of them changes the file. ``list`` and ``export`` show valid rows only and 
 the rest; ``check`` reports every problem with FILE:LINE and sets the exit code.
 """
 
-from __future__ import annotations
 
 import dataclasses
 import itertools
@@ -18,8 +17,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from newsletter.cli.subscribers.options import FileOption, StatusFilter, open_store, parse_statuses
-from newsletter.cli.subscribers.output import plural, say, warn, warn_problem_rows, write_csv
-from newsletter.console import console
+from newsletter.cli.subscribers.output import (
+    plural,
+    print_counts,
+    say,
+    warn,
+    warn_problem_rows,
+    write_csv,
+)
+from newsletter.console import console, echo
 from newsletter.errors import ExitCode, Problem, SubscriberFileError
 
 if TYPE_CHECKING:
@@ -64,7 +70,7 @@ def list_subscribers(
     needle = search.casefold() if search else None
     problem_rows = 0
 
-    def selected() -> Iterator[Subscriber]:
+    def selected() -> Iterator["Subscriber"]:
         nonlocal problem_rows
         shown = 0
         for row in store.iter_rows():
@@ -150,7 +156,7 @@ def export(
     header = store.header()
     problem_rows = 0
 
-    def valid() -> Iterator[tuple[SubscriberRow, Subscriber]]:
+    def valid() -> Iterator[tuple["SubscriberRow", "Subscriber"]]:
         nonlocal problem_rows
         for row in store.iter_rows():
             sub = row.subscriber
@@ -192,30 +198,18 @@ def stats(
     file: FileOption = None,
 ) -> None:
     """Count subscribers by status, and show the most common domains."""
-    from rich.table import Table
-
     from newsletter.audience.subscribers import STATUSES
 
     store = open_store(ctx, file)
     result = store.stats()
     valid = sum(result.by_status.values())
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("status")
-    table.add_column("count", justify="right")
-    for name in STATUSES:
-        table.add_row(name, str(result.by_status.get(name, 0)))
-    table.add_row(
-        "with problems", str(result.problem_rows), style="yellow" if result.problem_rows else None
-    )
-    say(f"{store.display}: {plural(result.rows, 'row')}, {valid} valid")
-    console.print(table)
+    echo(f"{store.display}: {plural(result.rows, 'row')}, {valid} valid")
+    by_status = [(name, result.by_status.get(name, 0)) for name in STATUSES]
+    problems = "with problems"
+    print_counts(("status", "count"), [*by_status, (problems, result.problem_rows)],
+                 warn_nonzero=problems)  # fmt: skip
     if result.domains:
-        domains = Table(box=None, header_style="bold", pad_edge=False)
-        domains.add_column("domain")
-        domains.add_column("count", justify="right")
-        for domain, n in result.domains.most_common(top):
-            domains.add_row(domain, str(n))
-        console.print(domains)
+        print_counts(("domain", "count"), result.domains.most_common(top))
 
 
 def check(ctx: typer.Context, file: FileOption = None) -> None:

@@ -1,6 +1,5 @@
 """`newsletter subscribers sync`: fold the consent ledger into the CSV now."""
 
-from __future__ import annotations
 
 import typer
 

@@ -115,3 +115,34 @@ def test_strip_untrusted_keeps_only_our_own_verdicts() -> None:
         b"From: a@example.net\r\n\r\nAuthentication-Results: body text stays\r\n"
     )
     assert strip_untrusted(b"From: a@example.net\n\nhi\n") == b"From: a@example.net\n\nhi\n"
+
+
+def leave_subjects(settings: Settings) -> list[str]:
+    folder = settings.outbox_dir / "leave"
+    parse = BytesParser(policy=policy.default).parsebytes
+    return [str(parse(p.read_bytes())["Subject"]) for p in sorted(folder.glob("*.eml"))]
+
+
+def test_the_leave_link_is_in_the_readers_language(trusting: Settings) -> None:
+    # the optional language column, as an admin's spreadsheet has it
+    trusting.subscribers_file.write_text(
+        "email,name,status,source,subscribed_at,confirmed_at,updated_at,language\n"
+        "yamada@example.jp,山田 花子,active,seed,2024-01-01T00:00:00Z,2024-01-01T00:00:00Z,"
+        "2024-01-01T00:00:00Z,ja\n",
+        encoding="utf-8",
+    )
+    outcome = process_raw_message(request(sender=b"yamada@example.jp"), trusting, source="test")
+    assert outcome.action == "leave link sent", outcome.detail
+    [text] = leave_mails(trusting)
+    assert "配信停止をご希望の場合は" in text and "Unsubscribe" not in text
+    series = trusting.from_name
+    assert leave_subjects(trusting) == [f"{series}の配信停止の確認"]
+
+
+def test_a_request_written_in_japanese_gets_a_japanese_leave_link(trusting: Settings) -> None:
+    seed(trusting, ["reader@example.net"])  # no language on the row
+    asked = "配信停止をお願いします。".encode()
+    japanese = request().replace(b"Please take me off the list.", asked)
+    assert process_raw_message(japanese, trusting, source="test").action == "leave link sent"
+    [text] = leave_mails(trusting)
+    assert "ご本人からのものか確認できなかった" in text
