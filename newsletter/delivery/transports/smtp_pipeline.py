@@ -33,6 +33,7 @@ from newsletter.compose.message import ascii_address
 from newsletter.delivery.transports.base import Outcome, RecipientLike
 from newsletter.delivery.transports.smtp_connection import reply_text
 from newsletter.delivery.transports.smtp_links import Connections
+from newsletter.delivery.transports.smtp_replies import end_of_data, refusal
 from newsletter.delivery.transports.smtp_wire import (
     Feed,
     Job,
@@ -79,14 +80,11 @@ class PipelinedSender:
         self.sel.register(self.feed.wakeup, selectors.EVENT_READ, None)
         try:
             self._loop()
-            self._release_committing(self.feed.settle())
-            self.feed.commit(self.done, [], self.released)
+            self._finish()
         except BaseException:
-            # record what is known; bodies committed but not sent are pending again; the
-            # feed marks the rest of what is in flight uncertain
+            # record what is known; the feed marks the rest of what is in flight uncertain
             with contextlib.suppress(Exception):
-                self._release_committing(self.feed.settle())
-                self.feed.commit(self.done, [], self.released)
+                self._finish()
             raise
         finally:
             self.conns.hand_back()
@@ -177,11 +175,13 @@ class PipelinedSender:
                 chunks.append(self._open_envelope(link, nxt))
             self._write(link, chunks)
 
-    def _release_committing(self, keys: list[str] | None) -> None:
-        """After the loop: a commit still under way put these in flight; none was sent."""
+    def _finish(self) -> None:
+        """The last commit; what a commit still under way put in flight never left."""
+        self.feed.settle()
         for _, job in self.committing:
             self.released.append(Outcome.not_attempted(job.email, "not sent"))
         self.committing = []
+        self.feed.commit(self.done, [], self.released)
 
     # Handing out work --------------------------------------------------------------------
     def _assign(self, now: float) -> None:
@@ -320,39 +320,21 @@ class PipelinedSender:
 
     def _ended(self, job: Job, code: int, text: bytes) -> None:
         """The reply to the end of a message's data."""
-        t = self.t
-        if code == 250:
-            t._policy_streak = 0
-            self.done.append(Outcome.sent(job.email, reply_text(code, text)))
-        elif code == -1:
-            reason = f"{t.where}: unreadable reply after the message: {reply_text(code, text)}"
-            self.done.append(Outcome.uncertain(job.email, reason))
-        elif 400 <= code < 500:
-            # refused for now, surely not delivered: pending again (not in doubt) until
-            # it is tried again, journaled in flight once more
-            if self._requeue(job, time.monotonic(), f"end of DATA: {reply_text(code, text)}"):
-                self.released.append(Outcome.not_attempted(job.email, job.reason))
-        else:
-            reason = f"end of DATA: {reply_text(code, text)}"
-            self.done.append(Outcome.failed(job.email, reason, permanent=True))
+        outcome = end_of_data(self.t, job.email, code, text)
+        if not isinstance(outcome, str):
+            self.done.append(outcome)
+        elif self._requeue(job, time.monotonic(), outcome):
+            # refused for now, surely not delivered: pending again (not in doubt) until it
+            # is tried again, journaled in flight once more
+            self.released.append(Outcome.not_attempted(job.email, job.reason))
 
     def _refused(self, job: Job, stage: str, code: int, resp: bytes) -> None:
-        from newsletter.delivery.transports.smtp import _is_address_refusal
-
-        t = self.t
-        text = f"{stage}: {reply_text(code, resp)}"
-        if not 500 <= code < 600:  # 4xx (or unreadable): try again later
-            self._requeue(job, time.monotonic(), text)
-            return
-        bounce = False
-        if stage == "MAIL FROM":
-            sender = job.envelope.split(b">", 1)[0][11:].decode("ascii")
-            t._stop(f"the server refuses the sender {sender}", code, resp)
-        elif stage == "RCPT TO":
-            bounce = _is_address_refusal(code, resp)
-            if not bounce:
-                t._policy_refusal(code, resp)
-        self.done.append(Outcome.failed(job.email, text, permanent=True, bounce=bounce))
+        sender = job.envelope.split(b">", 1)[0][11:].decode("ascii")
+        outcome = refusal(self.t, job.email, sender, stage, code, resp)
+        if isinstance(outcome, str):
+            self._requeue(job, time.monotonic(), outcome)
+        else:
+            self.done.append(outcome)
 
     def _write(self, link: Link, chunks: list[bytes | memoryview]) -> None:
         link.wbuf.extend(chunks)
