@@ -94,7 +94,13 @@ def make_home() -> Path:
     return home
 
 
-def bench_smtp(messages: int, concurrency: int, delay: int = 0, dkim: tuple[str, ...] = ()) -> None:
+def bench_smtp(
+    messages: int,
+    concurrency: int,
+    delay: int = 0,
+    dkim: tuple[str, ...] = (),
+    repeat: int = 1,
+) -> None:
     home = make_home()
     settings = make_settings(home)
     builder = make_builder(settings)
@@ -103,15 +109,26 @@ def bench_smtp(messages: int, concurrency: int, delay: int = 0, dkim: tuple[str,
     port = free_port()
     sink = start_sink(port, delay)
     try:
-        # smtp-source: -d reuses each session for many messages, like our pool
-        t0 = time.perf_counter()
-        subprocess.run(
-            [tool("smtp-source"), "-d", "-s", str(concurrency), "-m", str(messages),
-             "-l", str(size), "-f", "digest@example.org", "-t", "r@example.net",
-             f"127.0.0.1:{port}"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        source_rate = messages / (time.perf_counter() - t0)
+        # smtp-source: -d reuses each session for many messages, like our pool. It and
+        # the whole-process send take turns, best of ``repeat`` each: on a shared
+        # machine both then meet the same neighbours
+        source_s: list[float] = []
+        wholes: list[tuple[float, float]] = []
+        for _ in range(repeat if not delay else 1):
+            t0 = time.perf_counter()
+            subprocess.run(
+                [tool("smtp-source"), "-d", "-s", str(concurrency), "-m", str(messages),
+                 "-l", str(size), "-f", "digest@example.org", "-t", "r@example.net",
+                 f"127.0.0.1:{port}"],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            source_s.append(time.perf_counter() - t0)
+            if not delay:
+                # what a user runs: a fresh process that renders, reads the list,
+                # journals each message and sends through the pipelined engine
+                wholes.append(whole_process_send(port, messages, concurrency))
+        source_rate = messages / min(source_s)
+        whole = min(wholes) if wholes else None
 
         t = SmtpTransport(builder, host="127.0.0.1", port=port, security="none",
                           concurrency=concurrency)  # fmt: skip
@@ -122,9 +139,7 @@ def bench_smtp(messages: int, concurrency: int, delay: int = 0, dkim: tuple[str,
                 assert all(o.status.value == "sent" for o in out), out[0]
         ours_rate = messages / (time.perf_counter() - t0)
 
-        # what a user runs: a fresh process that renders, reads the list, journals each
-        # message and sends through the pipelined engine; then the same signed (DKIM)
-        whole = whole_process_send(port, messages, concurrency) if not delay else None
+        # the same send, signed (DKIM): its cost on top
         signed = {}
         if whole is not None and dkim:
             signed = {a: whole_process_send(port, messages, concurrency, a) for a in dkim}
@@ -146,9 +161,10 @@ def bench_smtp(messages: int, concurrency: int, delay: int = 0, dkim: tuple[str,
         sink.wait()
         shutil.rmtree(home, ignore_errors=True)
     latency = f", server waits {delay} s before answering DATA" if delay else ""
+    best = f", best of {repeat} each" if repeat > 1 and not delay else ""
     print(
         f"SMTP into smtp-sink, {messages} messages of {size:,} bytes, "
-        f"concurrency {concurrency}{latency}"
+        f"concurrency {concurrency}{latency}{best}"
     )
     print(f"  smtp-source (local limit, -d)         {source_rate:9,.0f} msg/s")
     if whole is not None:
@@ -252,6 +268,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, nargs="+", default=[3000, 30000])
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=3, help="smtp-source and the send, best of N")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     ap.add_argument("--only", choices=["smtp", "sendgrid", "memory"])
     args = ap.parse_args()
@@ -261,7 +278,8 @@ def main() -> None:
     if args.only in (None, "smtp"):
         compile_package()
         for i, count in enumerate(args.messages):
-            bench_smtp(count, args.concurrency, dkim=("ed25519", "rsa") if i == 0 else ())
+            dkim = ("ed25519", "rsa") if i == 0 else ()
+            bench_smtp(count, args.concurrency, dkim=dkim, repeat=args.repeat)
         # a relay that takes its time (smtp-sink's delay is whole seconds): where a pool
         # of reused connections pays off against a one-connection loop
         bench_smtp(args.concurrency * 5, args.concurrency, delay=1)
