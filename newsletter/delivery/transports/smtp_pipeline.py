@@ -116,7 +116,8 @@ class PipelinedSender:
             for key, mask in self.sel.select(timeout):
                 link = key.data
                 if link is None:  # the journal committed
-                    self._send_committed(feed.completed())
+                    feed.completed()  # (raises what the commit raised)
+                    self._send_committed()
                     continue
                 if mask & selectors.EVENT_WRITE:
                     self._flush(link)
@@ -151,7 +152,8 @@ class PipelinedSender:
         self.done, self.released = [], []
         self.feed.submit(done, [job.key for _, job in self.committing], released)
 
-    def _send_committed(self, keys: list[str]) -> None:
+    def _send_committed(self) -> None:
+        """The commit is done: the bodies it put in flight leave now."""
         committing, self.committing = self.committing, []
         stopping = self.feed.stopping or self.t.stop_event.is_set()
         now = time.monotonic()
