@@ -28,6 +28,7 @@ import httpx
 import uvicorn
 
 import newsletter.web.links as links
+import newsletter.web.recorder as recorder
 from newsletter.config import load_settings
 from newsletter.tokens import UNSUBSCRIBE_TTL, make_token
 from newsletter.web import create_app
@@ -57,26 +58,29 @@ def run(rows: int, replays: int, others: int, *, coalesce: bool) -> dict[str, An
             None, home=home, public_url="https://digest.example.org", secret_key=SECRET
         )
         writes = [0]
-        real = links.apply_suppressions
+        real = recorder.record_unsubscribes
 
         def counting(store: Any, changes: Any) -> set[str]:
             writes[0] += 1
             return real(store, changes)
 
-        links.apply_suppressions = counting  # type: ignore[assignment]
+        recorder.record_unsubscribes = counting  # type: ignore[assignment]
         original = links.LinkPages._unsubscribe_once
         if not coalesce:
 
             async def every_time(self: links.LinkPages, email: str, note: str) -> bool:
                 from starlette.concurrency import run_in_threadpool
 
-                return await run_in_threadpool(self._unsubscribe, email, note)
+                changes = {email: ("unsubscribed", note)}
+                return bool(
+                    await run_in_threadpool(recorder.record_unsubscribes, self.store, changes)
+                )
 
             links.LinkPages._unsubscribe_once = every_time  # type: ignore[method-assign]
         try:
             return _drive(settings, replays, others, writes)
         finally:
-            links.apply_suppressions = real
+            recorder.record_unsubscribes = real
             links.LinkPages._unsubscribe_once = original  # type: ignore[method-assign]
 
 

@@ -31,7 +31,7 @@ def serve(
 
     from newsletter.config import load_settings
     from newsletter.web import RedactTokens, create_app
-    from newsletter.web.server import raise_file_limit, server_config
+    from newsletter.web.server import raise_file_limit, server_config, share_interpreter_lock
 
     settings = load_settings(serve_host=host, serve_port=port)
     app = create_app(settings)  # ConfigError without NEWSLETTER_SECRET_KEY
@@ -58,6 +58,7 @@ def serve(
             style="yellow",
         )
     raise_file_limit()  # every open connection is a file
+    share_interpreter_lock()  # the event loop gets the lock back within 1 ms
     config = server_config(
         app,
         host=settings.serve_host,

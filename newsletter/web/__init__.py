@@ -14,8 +14,10 @@
 * :mod:`.proxy` -- the real client behind NEWSLETTER_TRUSTED_PROXIES.
 * :mod:`.limits` -- budgets per client and per address, replays of an unsubscribe,
   body deadlines.
-* :mod:`.server` -- uvicorn as ``serve`` runs it: request-head deadline, connections per
-  client.
+* :mod:`.recorder` -- the unsubscribes, recorded in the ledger by one thread, in batches.
+* :mod:`.server` -- uvicorn as ``serve`` runs it (httptools, or h11): request-head
+  deadline and size, connections per client and in all, security headers on its own
+  answers.
 * :mod:`.pages` -- the Jinja2 pages in ``templates/web/`` and the answers the handlers
   share (a notice, "something went wrong on our side").
 * :mod:`.pipeline` -- the seam to the signup pipeline (confirm, signups, inbound).

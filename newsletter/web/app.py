@@ -17,7 +17,8 @@ Routes::
 The handlers live by concern: :mod:`.signup` (the form), :mod:`.links` (unsubscribe
 and confirm), :mod:`.sendgrid` (the provider endpoints); the static files, the error
 pages and the archive mount are here. Every store write runs in a worker thread and
-commits one row to the consent ledger; the lifespan runs the one background writer
+commits one row to the consent ledger (unsubscribes: one thread, in batches, see
+:mod:`.recorder`); the lifespan runs the one background writer
 that folds the ledger into the CSV (:mod:`newsletter.audience.subscribers.background`).
 
 Around Starlette (outside its error handling, so a 500 page gets them too), outermost
@@ -57,6 +58,7 @@ from newsletter.web.links import LinkPages
 from newsletter.web.pages import STATIC_FILES, Pages, base_path
 from newsletter.web.pipeline import Pipeline
 from newsletter.web.proxy import ClientAddress, parse_networks
+from newsletter.web.recorder import UnsubscribeRecorder
 from newsletter.web.reports import ReportPage
 from newsletter.web.sendgrid import MAX_INBOUND_BODY, MAX_WEBHOOK_BODY, SendGridEndpoints
 from newsletter.web.signup import SignupForm
@@ -126,6 +128,7 @@ class WebApp:
             self.requester_limiter,
             # only a done unsubscribe answers replays; "not on the list" may change soon
             OncePerKey(self.limits.unsubscribe_replay, remember=bool),
+            UnsubscribeRecorder(self.store),
         )
 
     # Static, errors --------------------------------------------------------------------
@@ -262,10 +265,12 @@ def _fold_lifespan(web: WebApp) -> Callable[[Starlette], AbstractAsyncContextMan
             ),
         )
         await run_in_threadpool(worker.start)
+        web.links.recorder.start()  # its thread and connections ready before the first request
         app.state.fold_worker = worker
         try:
             yield
         finally:
+            await run_in_threadpool(web.links.recorder.stop)  # what waits is recorded first
             await run_in_threadpool(worker.stop)
 
     return lifespan

@@ -158,6 +158,16 @@ def is_cross_site(headers: Mapping[str, str], own_origins: set[str]) -> bool:
 HSTS: Final = (b"strict-transport-security", b"max-age=31536000")
 
 
+def error_headers(*, https: bool = False) -> list[tuple[bytes, bytes]]:
+    """The security headers of an answer the server writes itself, outside the app (a
+    malformed request, a head too large, too many connections): as on the app's errors."""
+    headers = [(b"content-security-policy", PAGE_CSP.encode()), *COMMON_HEADERS]
+    headers.append((b"cache-control", b"no-store"))
+    if https:
+        headers.append(HSTS)
+    return headers
+
+
 class SecurityHeaders:
     """Adds security headers to every HTTP response that does not set them itself.
 

@@ -27,7 +27,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from newsletter.audience.events import apply_suppressions
 from newsletter.audience.subscribers.addresses import SUPPRESSED, address_key
 from newsletter.errors import (
     LockTimeoutError,
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
     from newsletter.web.limits import OncePerKey
     from newsletter.web.pages import Pages
     from newsletter.web.pipeline import Pipeline
+    from newsletter.web.recorder import UnsubscribeRecorder
 
 log = logging.getLogger("newsletter.web")
 
@@ -66,6 +66,8 @@ class LinkPages:
     requester_limiter: SlidingWindow
     #: replays of a done unsubscribe are answered from memory, never queue on the list
     unsubscribes: OncePerKey[bool]
+    #: records the unsubscribes themselves: one thread, in batches (:mod:`.recorder`)
+    recorder: UnsubscribeRecorder
 
     # Helpers ---------------------------------------------------------------------------
     def _own_origins(self, request: Request) -> set[str]:
@@ -109,10 +111,6 @@ class LinkPages:
             return None  # the page still works, in the browser's language
         return sub.language if sub is not None else None
 
-    def _unsubscribe(self, email: str, note: str) -> bool:
-        """Record the unsubscribe in the ledger: durable when this returns (one commit)."""
-        return bool(apply_suppressions(self.store, {email: ("unsubscribed", note)}))
-
     async def _unsubscribe_once(self, email: str, note: str) -> bool:
         key = address_key(email)
         if self.unsubscribes.remembers(key) and key not in self.store.held([key]):
@@ -121,9 +119,8 @@ class LinkPages:
             # mailbox job read, in another process) and clicks the old link again must
             # really be unsubscribed again.
             self.unsubscribes.forget(key)
-        return await self.unsubscribes.run(
-            key, lambda: run_in_threadpool(self._unsubscribe, email, note)
-        )
+        # durable in the ledger when it returns (one commit, shared with the batch)
+        return await self.unsubscribes.run(key, lambda: self.recorder.unsubscribe(email, note))
 
     # Unsubscribe ---------------------------------------------------------------------
     async def unsubscribe_page(self, request: Request) -> Response:

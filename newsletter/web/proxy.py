@@ -13,6 +13,7 @@ host holds a whole /64, so counting single IPv6 addresses would let it rotate fr
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -40,6 +41,7 @@ def parse_networks(spec: str | None) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+@functools.lru_cache(maxsize=4096)  # every request parses its peer and forwarded chain
 def parse_address(text: str) -> IPAddress | None:
     """An address as proxies write it (``1.2.3.4``, ``1.2.3.4:5``, ``[::1]:5``, ``"[::1]"``)."""
     text = text.strip().strip('"')
@@ -53,6 +55,7 @@ def parse_address(text: str) -> IPAddress | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
 def client_key(host: str) -> str:
     """What a per-client budget counts by: the address, or the /64 of an IPv6 address."""
     address = parse_address(host)

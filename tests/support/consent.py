@@ -54,6 +54,7 @@ class Burst:
     latencies: list[float] = field(default_factory=list)
     timed: list[tuple[str, float]] = field(default_factory=list)  # (address, seconds)
     errors: list[str] = field(default_factory=list)
+    client_cpu: float = float("nan")  # the client's own CPU seconds, when it reports them
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def acknowledged(self) -> set[str]:

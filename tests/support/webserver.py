@@ -47,6 +47,7 @@ def running(
     limits: ConnectionLimits | None = None,
     trusted_proxies: str = "",
     lifespan: str = "off",
+    parser: str = "httptools",
 ) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields ``http://127.0.0.1:<port>``, or
     ``https://localhost:<port>`` with ``tls`` = (certificate, key) files.
@@ -54,6 +55,7 @@ def running(
     The server is configured as ``newsletter serve`` configures it (web/server.py).
     ``lifespan="on"`` also runs the app's start-up and shutdown (the background fold
     of the subscriber ledger); the web tests leave it off unless they test that.
+    ``parser`` is the HTTP parser under the guards: "httptools" (as served) or "h11".
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -63,6 +65,7 @@ def running(
         app,
         limits=limits,
         trusted_proxies=trusted_proxies,
+        parser=parser,
         lifespan=lifespan,
         log_level="warning",
         access_log=False,

@@ -123,9 +123,9 @@ def test_page_floods_get_429_for_that_client_only(serve: Serve, wsettings: Setti
 # Replays of one unsubscribe ----------------------------------------------------------------
 def _count_writes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Count the writes each address's unsubscribes make to the list (the real writes)."""
-    import newsletter.web.links as links
+    import newsletter.web.recorder as recorder
 
-    real = links.apply_suppressions
+    real = recorder.record_unsubscribes
     writes: dict[str, int] = {}
     lock = threading.Lock()
 
@@ -135,7 +135,7 @@ def _count_writes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
                 writes[email] = writes.get(email, 0) + 1
         return real(store, changes)
 
-    monkeypatch.setattr(links, "apply_suppressions", counting)
+    monkeypatch.setattr(recorder, "record_unsubscribes", counting)
     return writes
 
 

@@ -1,5 +1,7 @@
 """Attacks on the connection and the body, with raw sockets against a real server:
-idle connections, slow heads, slow bodies, big and deep webhook bodies."""
+idle connections, slow heads, huge heads, malformed requests, a full server, slow
+bodies, big and deep webhook bodies. The connection attacks run against both HTTP
+parsers under the guards (httptools, as served, and h11)."""
 
 from __future__ import annotations
 
@@ -16,16 +18,25 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from newsletter.audience.events import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from newsletter.config import Settings
 from newsletter.web import Limits, create_app
-from newsletter.web.server import ConnectionLimits, raise_file_limit
+from newsletter.web.server import PARSERS, ConnectionLimits, raise_file_limit
 from tests.support.eventkeys import sign
 from tests.support.webserver import running
 
 
+@pytest.fixture(params=PARSERS)
+def parser(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @contextmanager
 def server(
-    settings: Settings, *, limits: Limits | None = None, conn: ConnectionLimits | None = None
+    settings: Settings,
+    *,
+    limits: Limits | None = None,
+    conn: ConnectionLimits | None = None,
+    parser: str = "httptools",
 ) -> Iterator[tuple[str, int]]:
-    with running(create_app(settings, limits=limits), limits=conn) as base:
+    with running(create_app(settings, limits=limits), limits=conn, parser=parser) as base:
         host, port = base.removeprefix("http://").split(":")
         yield host, int(port)
 
@@ -63,13 +74,15 @@ def answer(sock: socket.socket, timeout: float) -> bytes:
     return data
 
 
-def test_a_thousand_idle_connections_do_not_starve_everyone(wsettings: Settings) -> None:
+def test_a_thousand_idle_connections_do_not_starve_everyone(
+    wsettings: Settings, parser: str
+) -> None:
     """Before: uvicorn kept every connection that never sent a request, for ever; 1,100 of
     them from one address held 1,100 of the server's files (past a 1,024 limit: nobody
     else got in)."""
     assert raise_file_limit() >= 2500, "the test needs 2,500 open files (ulimit -n)"
     conn = ConnectionLimits(header_timeout=2.0, per_client=50)
-    with server(wsettings, conn=conn) as (_, port), ExitStack() as stack:
+    with server(wsettings, conn=conn, parser=parser) as (_, port), ExitStack() as stack:
         idle = [stack.enter_context(connect(port, "127.0.0.2")) for _ in range(1100)]
         # all but the first 50 are closed at once; the first 50 when the head is late
         # (1 s each: a loaded CI box may take more than 0.2 s to get to one of them)
@@ -84,10 +97,13 @@ def test_a_thousand_idle_connections_do_not_starve_everyone(wsettings: Settings)
         assert time.monotonic() - started < 6.0
 
 
-def test_a_request_head_sent_byte_by_byte_is_cut_off(wsettings: Settings) -> None:
+def test_a_request_head_sent_byte_by_byte_is_cut_off(wsettings: Settings, parser: str) -> None:
     """Before: any byte restarted nothing, the connection lived as long as bytes trickled."""
     conn = ConnectionLimits(header_timeout=1.0)
-    with server(wsettings, conn=conn) as (_, port), connect(port, "127.0.0.2") as sock:
+    with (
+        server(wsettings, conn=conn, parser=parser) as (_, port),
+        connect(port, "127.0.0.2") as sock,
+    ):
         head = b"GET /subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 40
         started = time.monotonic()
         closed = False
@@ -104,10 +120,10 @@ def test_a_request_head_sent_byte_by_byte_is_cut_off(wsettings: Settings) -> Non
         assert 0.9 < time.monotonic() - started < 3.0
 
 
-def test_keep_alive_still_serves_several_requests(wsettings: Settings) -> None:
+def test_keep_alive_still_serves_several_requests(wsettings: Settings, parser: str) -> None:
     conn = ConnectionLimits(header_timeout=1.0)
     with (
-        server(wsettings, conn=conn) as (host, port),
+        server(wsettings, conn=conn, parser=parser) as (host, port),
         httpx.Client(base_url=f"http://{host}:{port}") as client,
     ):
         for _ in range(3):
@@ -116,11 +132,14 @@ def test_keep_alive_still_serves_several_requests(wsettings: Settings) -> None:
 
 
 @pytest.mark.parametrize("path", ["/subscribe", "/webhooks/sendgrid"])
-def test_a_stalled_body_gets_408(wsettings: Settings, path: str) -> None:
+def test_a_stalled_body_gets_408(wsettings: Settings, path: str, parser: str) -> None:
     """Before: a body that stopped arriving held its request (and its buffer) for ever."""
     limits = Limits(body_chunk=0.5, form_body=2.0, provider_body=2.0)
     stamp = str(int(time.time()))
-    with server(wsettings, limits=limits) as (_, port), connect(port, "127.0.0.2") as sock:
+    with (
+        server(wsettings, limits=limits, parser=parser) as (_, port),
+        connect(port, "127.0.0.2") as sock,
+    ):
         sock.sendall(
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n"
@@ -134,9 +153,12 @@ def test_a_stalled_body_gets_408(wsettings: Settings, path: str) -> None:
         assert time.monotonic() - started < 3.0
 
 
-def test_a_trickled_body_gets_408_at_its_deadline(wsettings: Settings) -> None:
+def test_a_trickled_body_gets_408_at_its_deadline(wsettings: Settings, parser: str) -> None:
     limits = Limits(body_chunk=1.0, form_body=1.5)
-    with server(wsettings, limits=limits) as (_, port), connect(port, "127.0.0.2") as sock:
+    with (
+        server(wsettings, limits=limits, parser=parser) as (_, port),
+        connect(port, "127.0.0.2") as sock,
+    ):
         sock.sendall(
             b"POST /subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
@@ -152,13 +174,66 @@ def test_a_trickled_body_gets_408_at_its_deadline(wsettings: Settings) -> None:
         assert time.monotonic() - started < 4.0
 
 
+def test_a_malformed_request_gets_400_with_the_security_headers(
+    wsettings: Settings, parser: str
+) -> None:
+    """Before: uvicorn's own 400 carried none of the headers every other answer has."""
+    with server(wsettings, parser=parser) as (_, port), connect(port, "127.0.0.2") as sock:
+        sock.sendall(b"GET /subscribe HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n")  # no colon
+        reply = answer(sock, 3.0).lower()
+        assert reply.startswith(b"http/1.1 400"), reply[:80]
+        assert b"content-security-policy: default-src 'self'" in reply
+        assert b"x-content-type-options: nosniff" in reply
+        assert b"cache-control: no-store" in reply
+        assert closed_by_server(sock, 2.0)
+
+
+def test_a_request_head_past_its_limit_is_refused(wsettings: Settings, parser: str) -> None:
+    """llhttp has no limit of its own on a head's size: the guard counts it (431), as h11
+    does through its event size limit (uvicorn answers that 400)."""
+    conn = ConnectionLimits(max_head=4096)
+    with (
+        server(wsettings, conn=conn, parser=parser) as (_, port),
+        connect(port, "127.0.0.2") as sock,
+    ):
+        sock.sendall(b"GET /subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        try:
+            for _ in range(20):  # 20 KB of headers, never finished
+                sock.sendall(b"X-Pad: " + b"a" * 1000 + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reply = answer(sock, 3.0).lower()
+        status = b"431" if parser == "httptools" else b"400"
+        assert reply.startswith(b"http/1.1 " + status), reply[:80]
+        assert b"content-security-policy" in reply
+    with server(wsettings, conn=conn, parser=parser) as (host, port):  # a normal head passes
+        assert httpx.get(f"http://{host}:{port}/subscribe").status_code == 200
+
+
+def test_a_full_server_answers_503_with_the_security_headers(
+    wsettings: Settings, parser: str
+) -> None:
+    """Before: uvicorn's own 503 (``limit_concurrency``) carried no security headers."""
+    conn = ConnectionLimits(total=5, header_timeout=5.0)
+    with server(wsettings, conn=conn, parser=parser) as (_, port), ExitStack() as stack:
+        for n in range(5):  # five clients, one idle connection each: the server is full
+            stack.enter_context(connect(port, f"127.0.0.{10 + n}"))
+        time.sleep(0.2)
+        with connect(port, "127.0.0.20") as sock:
+            sock.sendall(b"GET /subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            reply = answer(sock, 3.0).lower()
+        assert reply.startswith(b"http/1.1 503"), reply[:80]
+        assert b"content-security-policy" in reply
+        assert b"cache-control: no-store" in reply
+
+
 # The event webhook's body -------------------------------------------------------------------
 @pytest.mark.parametrize(("length", "status"), [(1_000_000, b"403"), (8_000_000, b"413")])
 def test_an_unsigned_webhook_body_is_refused_before_it_is_read(
-    wsettings: Settings, length: int, status: bytes
+    wsettings: Settings, length: int, status: bytes, parser: str
 ) -> None:
     """Before: up to 8 MB were read into memory, then the signature was found missing."""
-    with server(wsettings) as (_, port), connect(port, "127.0.0.2") as sock:
+    with server(wsettings, parser=parser) as (_, port), connect(port, "127.0.0.2") as sock:
         sock.sendall(
             b"POST /webhooks/sendgrid HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n[" % length

@@ -56,9 +56,7 @@ def test_a_missing_static_file_is_not_cached(serve: Serve) -> None:
     assert_protected(missing)
 
 
-def test_token_pages_send_no_referrer_and_are_not_stored(
-    serve: Serve, wsettings: Settings
-) -> None:
+def test_token_pages_send_no_referrer_and_are_not_stored(serve: Serve, wsettings: Settings) -> None:
     client = serve()
     for path in (
         unsubscribe_path(wsettings, "alice@example.org"),

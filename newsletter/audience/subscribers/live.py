@@ -88,6 +88,9 @@ class LiveList:
         assert isinstance(ledger, Ledger) and isinstance(index, RowIndex)
         self.ledger = ledger
         self.index = index
+        #: the file's resolved path, as the index records it (resolved once: each
+        #: resolve is a system call per path component, on every look-up)
+        self._path = str(store.path.resolve())
         #: rebuild a stale index inside a look-up (a CLI); ``serve`` turns it off and
         #: rebuilds in the background, so a request never waits for a rebuild
         self.inline_rebuild = True
@@ -95,9 +98,7 @@ class LiveList:
     # The index ------------------------------------------------------------------------
     def index_is_current(self) -> bool:
         signature, _seq, path = self.index.meta()
-        return path == str(self.store.path.resolve()) and signature == signature_text(
-            file_signature(self.store.path)
-        )
+        return path == self._path and signature == signature_text(file_signature(self.store.path))
 
     def refresh_index(self, *, force: bool = False) -> bool:
         """Rebuild the index if the file changed since it was built; True if rebuilt."""
@@ -112,11 +113,7 @@ class LiveList:
                         entry = index_entry(row)
                         if entry is not None:
                             builder.add(entry)
-                builder.finish(
-                    signature=signature_text(signature),
-                    seq=seq,
-                    path=str(self.store.path.resolve()),
-                )
+                builder.finish(signature=signature_text(signature), seq=seq, path=self._path)
             except BaseException:
                 builder.abandon()
                 raise
@@ -125,7 +122,7 @@ class LiveList:
     def _ensure_index(self) -> int:
         """The ledger seq the index includes; rebuilds it first when allowed (or never built)."""
         signature, seq, path = self.index.meta()
-        never = not signature or path != str(self.store.path.resolve())
+        never = not signature or path != self._path
         if never or self.inline_rebuild:
             now = signature_text(file_signature(self.store.path))
             if never or signature != now:
@@ -136,11 +133,15 @@ class LiveList:
     # The effective state -------------------------------------------------------------
     def state(self, key: str) -> RowState | None:
         """The address's row now: the index, its unfolded changes, its hold."""
+        return self._state_and_hold(key)[0]
+
+    def _state_and_hold(self, key: str) -> tuple[RowState | None, Hold | None]:
         seq = self._ensure_index()
         state = self.index.lookup(key)
         for change in self.ledger.changes_after(seq, key):
             state = apply_change(change, state)
-        return enforce_hold(self.ledger.hold(key), state)
+        hold = self.ledger.hold(key)
+        return enforce_hold(hold, state), hold
 
     def unfolded_subscriber(self, key: str) -> Subscriber | None:
         """The row an unfolded signup (or import) adds for the address, as it stands now."""
@@ -165,14 +166,21 @@ class LiveList:
         """Record what ``decide`` makes of the address's state (see :meth:`decide_many`)."""
         return self.decide_many({key: decide})[key]
 
-    def decide_many(self, decisions: Mapping[str, Decide]) -> dict[str, Decision]:
+    def decide_many(
+        self, decisions: Mapping[str, Decide], *, precheck: bool = True
+    ) -> dict[str, Decision]:
         """Several addresses' decisions in one transaction, shared with concurrent callers
-        (one fsync for all); a decision that records nothing (a replay) takes no lock."""
+        (one fsync for all); a decision that records nothing (a replay) takes no lock.
+        ``precheck=False`` skips that first look for callers whose changes are mostly new
+        (the web's unsubscribes: replays are answered before they get here)."""
         done: dict[str, Decision] = {}
         todo = {}
         for key, decide in decisions.items():
-            before = self.state(key)
-            if decide(before, self.ledger.hold(key)) is None:
+            if not precheck:
+                todo[key] = decide
+                continue
+            before, hold = self._state_and_hold(key)
+            if decide(before, hold) is None:
                 done[key] = Decision(before, None)
             else:
                 todo[key] = decide
@@ -181,8 +189,8 @@ class LiveList:
             def record(conn: sqlite3.Connection) -> dict[str, Decision]:
                 decided = {}
                 for key, decide in todo.items():
-                    before = self.state(key)  # again, now that other writers wait
-                    change = decide(before, self.ledger.hold(key))
+                    before, hold = self._state_and_hold(key)  # again, now that writers wait
+                    change = decide(before, hold)
                     if change is not None:
                         change = self.ledger.insert(conn, change)
                     decided[key] = Decision(before, change)
@@ -192,7 +200,13 @@ class LiveList:
         return done
 
     def suppress(
-        self, changes: Mapping[str, tuple[str, str]], *, only_open: bool, source: str, at: str
+        self,
+        changes: Mapping[str, tuple[str, str]],
+        *,
+        only_open: bool,
+        source: str,
+        at: str,
+        precheck: bool = True,
     ) -> dict[str, str | None]:
         """Record suppressions in one transaction; each address's status before (None: unlisted)."""
         decisions: dict[str, Decide] = {}
@@ -201,7 +215,7 @@ class LiveList:
             decisions[address.lower()] = wanted_suppression(
                 address, check_status(status), note, only_open=only_open, at=at, source=source
             )
-        done = self.decide_many(decisions)
+        done = self.decide_many(decisions, precheck=precheck)
         return {key: (d.before.status if d.before else None) for key, d in done.items()}
 
     def release(self, emails: Iterable[str], *, note: str) -> None:
