@@ -168,10 +168,14 @@ class QPTemplate:
             self._parts.append(_qp("".join(static)))
 
     def render(self, value: str) -> bytes:
-        return b"".join(
+        return b"".join(self.render_parts(value))
+
+    def render_parts(self, value: str) -> list[bytes]:
+        """The encoded body as its parts: the static ones are the same objects each time."""
+        return [
             part if isinstance(part, bytes) else _qp(part.replace(self.placeholder, value))
             for part in self._parts
-        )
+        ]
 
 
 def _list_id(settings: Settings, rendered: RenderedIssue) -> str:
@@ -301,6 +305,12 @@ class MessageBuilder:
     # The message ----------------------------------------------------------------------
     def to_bytes(self, r: Recipient, *, now: dt.datetime | None = None) -> bytes:
         """The complete message for one recipient, CRLF line endings, 7-bit clean."""
+        return b"".join(self.to_chunks(r, now=now))
+
+    def to_chunks(self, r: Recipient, *, now: dt.datetime | None = None) -> list[bytes]:
+        """:meth:`to_bytes` as its pieces, each starting a line: the issue's static parts
+        are the same objects for every recipient, so a transport can prepare them once
+        (SMTP dot-stuffing) and write the pieces without joining them."""
         url = self.unsubscribe_url(r)
         to = format_mailbox(r.name, r.email, header="To")
         when = now if now is not None else None
@@ -319,31 +329,33 @@ class MessageBuilder:
                 for name, value in self.list_headers(r, url=url).items()
             )
         )
-        html_part = (
-            b'Content-Type: text/html; charset="utf-8"\r\n'
-            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-            + self._html_qp.render(url.replace("&", "&amp;"))
-            + b"\r\n"
-        )
         alt = self._alt
-        body = (
-            b'Content-Type: multipart/alternative; boundary="' + alt + b'"\r\n\r\n'
+        chunks = [
+            head + b'Content-Type: multipart/alternative; boundary="' + alt + b'"\r\n\r\n'
             b"--" + alt + b"\r\n"
             b'Content-Type: text/plain; charset="utf-8"\r\n'
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            *self._text_qp.render_parts(url),
+            b"\r\n--" + alt + b"\r\n",
+        ]
+        html_head = (
+            b'Content-Type: text/html; charset="utf-8"\r\n'
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-            + self._text_qp.render(url)
-            + b"\r\n"
-            b"--" + alt + b"\r\n"
         )
+        html = self._html_qp.render_parts(url.replace("&", "&amp;"))
         if self._image_parts:
             rel = self._rel
-            body += (
+            chunks += [
                 b'Content-Type: multipart/related; boundary="' + rel + b'"\r\n\r\n'
-                b"--" + rel + b"\r\n" + html_part + self._image_parts + b"--" + rel + b"--\r\n"
-            )
+                b"--" + rel + b"\r\n" + html_head,
+                *html,
+                b"\r\n",
+                self._image_parts,
+                b"--" + rel + b"--\r\n--" + alt + b"--\r\n",
+            ]
         else:
-            body += html_part
-        return head + body + b"--" + alt + b"--\r\n"
+            chunks += [html_head, *html, b"\r\n--" + alt + b"--\r\n"]
+        return chunks
 
     def build(self, r: Recipient) -> EmailMessage:
         """The same message as an ``EmailMessage`` (parsed from :meth:`to_bytes`)."""

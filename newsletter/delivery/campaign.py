@@ -7,7 +7,9 @@ the journal and the subscriber store together::
             failures, match the journal to the subscribers active now, count
     run()   for each batch: re-check the list if the file changed, skip whoever the
             consent ledger says left since, mark it in_flight (committed), hand it
-            off, record each outcome (committed), record refused addresses bounced
+            off, record each outcome (committed), record refused addresses bounced;
+            a transport that streams (SMTP with PIPELINING) drives the same steps
+            itself through a :class:`~newsletter.delivery.stream.Feed`
     rehearse()  the dry run: builds every message, hands off nothing, writes nothing
 Stopping (:meth:`Campaign.stop`, from a signal handler) lets the current hand-off finish
 and hands off nothing more; the CLI then says how to resume.
@@ -156,6 +158,10 @@ class Campaign:
         finished and marks the next ones in flight before they leave (a group commit), so
         after a kill -9 only the batches actually in flight are in doubt.
         """
+        if getattr(self.transport, "pipelined", False):  # one thread drives every connection
+            from newsletter.delivery.stream import run_streamed
+
+            return run_streamed(self, run_id=run_id, limit=limit, progress=progress)
         report = Report(self.issue)
         started = time.perf_counter()
         transport = self.transport

@@ -23,14 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding
-
-from newsletter.delivery.dkim_keys import DkimKey, read_key
 from newsletter.errors import TransportError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
+    from newsletter.delivery.dkim_keys import DkimKey
 
 #: the headers a signature covers; one named but absent is signed as absent, so nobody
 #: can add it on the way (RFC 6376 5.4)
@@ -110,6 +107,8 @@ class DkimSigner:
 
     @classmethod
     def from_file(cls, path: Path, *, selector: str, domain: str) -> DkimSigner:
+        from newsletter.delivery.dkim_keys import read_key
+
         return cls(read_key(path), selector=selector, domain=domain)
 
     @property
@@ -118,6 +117,10 @@ class DkimSigner:
         return f"{self.selector}._domainkey.{self.domain}"
 
     def _sign(self, data: bytes) -> bytes:
+        # cryptography is imported by a send that signs, not by every send (start-up)
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ed25519, padding
+
         key = self.key.private
         if isinstance(key, ed25519.Ed25519PrivateKey):
             # RFC 8463: Ed25519 over the SHA-256 of the canonicalized data

@@ -31,6 +31,7 @@ def __getattr__(name: str) -> Any:
         return getattr(base, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "BuilderLike",
     "MockTransport",
@@ -54,10 +55,20 @@ def make_transport(
     readers' copies, so a test send is never taken for (or counted as) the real one."""
     workers = concurrency or settings.concurrency
     if settings.transport == "smtp":
-        from newsletter.delivery.dkim import signer_from_settings
         from newsletter.delivery.transports.smtp import SmtpTransport
         from newsletter.oauth import token_source
         from newsletter.tls import client_tls_context
+
+        # start-up: the system's trust store (tens of ms) only for a connection that
+        # uses TLS, and the DKIM signer's cryptography only when a key is configured
+        ssl_context = None
+        if settings.smtp_security != "none" or settings.smtp_ca_file is not None:
+            ssl_context = client_tls_context(settings.smtp_ca_file, "SMTP_CA_FILE")
+        sign = None
+        if settings.dkim_key_file is not None:
+            from newsletter.delivery.dkim import signer_from_settings
+
+            sign = signer_from_settings(settings)
 
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         oauth = None
@@ -75,8 +86,8 @@ def make_transport(
             oauth_mechanism=settings.smtp_oauth_mechanism,
             timeout=settings.smtp_timeout,
             concurrency=workers,
-            ssl_context=client_tls_context(settings.smtp_ca_file, "SMTP_CA_FILE"),
-            sign=signer_from_settings(settings),
+            ssl_context=ssl_context,
+            sign=sign,
         )
     if settings.transport == "sendgrid":
         from newsletter.delivery.transports.sendgrid import DEFAULT_CONCURRENCY, SendGridTransport

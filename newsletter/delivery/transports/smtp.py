@@ -16,6 +16,10 @@ What each reply means for the recipient:
 * 535 at AUTH: :class:`~newsletter.errors.TransportAuthError`, nothing is sent
 
 Opening a connection and the commands of a transaction are :mod:`.smtp_connection`'s.
+A send to a server that offers PIPELINING goes through :meth:`SmtpTransport.stream`
+instead: one thread drives every connection, one round trip a message
+(:mod:`.smtp_pipeline`); the replies mean the same there. :meth:`SmtpTransport.send`
+(test copies, servers without PIPELINING) runs a thread per connection.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ from newsletter.delivery.transports.smtp_connection import (
     reply_text,
     send_envelope,
 )
+from newsletter.delivery.transports.smtp_pipeline import PipelinedSender
+from newsletter.delivery.transports.smtp_wire import Feed
 from newsletter.errors import HeaderError, TransportError
 from newsletter.oauth import TokenSource
 
@@ -116,6 +122,8 @@ class SmtpTransport(Transport):
         self._policy_streak = 0  # consecutive policy refusals at RCPT (see _policy_refusal)
         self._local_hostname = "localhost"
         self.connections_opened = 0
+        #: the server offers PIPELINING: the send loop streams through :meth:`stream`
+        self.pipelined = False
 
     @property
     def where(self) -> str:
@@ -162,6 +170,8 @@ class SmtpTransport(Transport):
         now = time.monotonic()
         for conn in conns:
             self._pool.put(_Connection(conn, now) if conn is not None else None)
+        # every message of a send on one thread, one round trip each (smtp_pipeline.py)
+        self.pipelined = all(c is None or c.has_extn("pipelining") for c in conns)
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="smtp")
 
     def close(self) -> None:
@@ -201,12 +211,22 @@ class SmtpTransport(Transport):
                 raise
         return item
 
+    def _checkin_smtp(self, smtp: smtplib.SMTP, now: float) -> None:
+        self._pool.put(_Connection(smtp, now))
+
     def _checkin(self, item: _Connection | None) -> None:
         if item is not None:
             item.last_used = time.monotonic()
         self._pool.put(item)
 
     # Sending ------------------------------------------------------------------------
+    def stream(self, feed: Feed) -> None:
+        """Send everything ``feed`` hands out, every connection on this thread, one round
+        trip a message (:mod:`.smtp_pipeline`); the server must offer PIPELINING."""
+        if self._executor is None:
+            raise TransportError("the SMTP transport is not open")
+        PipelinedSender(self, feed).run()
+
     def send(self, batch: Sequence[RecipientLike]) -> list[Outcome]:
         if self._executor is None:
             raise TransportError("the SMTP transport is not open")
