@@ -240,7 +240,7 @@ def test_sendgrid_has_its_own_default_for_requests_in_flight(
     sendgrid: dict[str, object] = {"transport": "sendgrid", "sendgrid_api_key": KEY}
     settings = make_settings(home, **sendgrid)
     b = make_builder(settings)
-    assert make_transport(settings, b).concurrency == 32  # not SMTP's 4
+    assert make_transport(settings, b).concurrency == 16  # not SMTP's 4
     assert make_transport(settings, b, concurrency=3).concurrency == 3  # --concurrency
     monkeypatch.setenv("NEWSLETTER_CONCURRENCY", "6")  # set: it applies to SendGrid too
     assert make_transport(make_settings(home, **sendgrid), b).concurrency == 6
