@@ -226,15 +226,20 @@ class Campaign:
                         remaining -= len(batch)
                 # 2. one commit: outcomes of the finished batches, the new ones in flight
                 outcomes = [o for _, batch_outcomes in finished for o in batch_outcomes]
-                self.journal.advance(
+                claimed = self.journal.advance(
                     self.issue, outcomes, [k for keys, _ in starting for k in keys], run_id
                 )
                 for _, batch_outcomes in finished:
                     self._account(batch_outcomes, report, progress)
                 finished.clear()
-                # 3. hand them off
+                # 3. hand them off: only what the journal put in flight, each once (a
+                # re-read after the list changed may have taken a reader twice)
                 for keys, batch in starting:
-                    in_flight[pool.submit(transport.send, batch)] = keys
+                    mine = [i for i, key in enumerate(keys) if _take(claimed, key)]
+                    if mine:
+                        batch_keys = [keys[i] for i in mine]
+                        handed = [batch[i] for i in mine]
+                        in_flight[pool.submit(transport.send, handed)] = batch_keys
                 if not in_flight:
                     break
                 # 4. wait for at least one hand-off to finish
@@ -368,3 +373,11 @@ class Campaign:
         report.stopped = self.stopping
         report.elapsed = time.perf_counter() - started
         return report
+
+
+def _take(claimed: set[str], key: str) -> bool:
+    """Whether ``key`` is in ``claimed``, taking it out: the first copy goes, not a second."""
+    if key in claimed:
+        claimed.discard(key)
+        return True
+    return False

@@ -24,11 +24,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from newsletter.database import open_database, rollback
 from newsletter.delivery.collector import fewer_collections
-from newsletter.delivery.journal_reads import _COLUMNS, JournalReads
 from newsletter.delivery.journal_reads import Delivery as Delivery  # the send loop's rows
+from newsletter.delivery.journal_reads import JournalReads
 from newsletter.delivery.transports.base import Outcome, Status
 
 INTERRUPTED = "the send stopped while this message was being handed off; it may have been delivered"
@@ -260,34 +261,10 @@ class Journal(JournalReads):
         if keys is not None:
             self.db.executemany("INSERT OR IGNORE INTO focus VALUES (?)", ((k,) for k in keys))
 
-    def next_pending(self, issue: str, limit: int, after: int = 0) -> list[Delivery]:
-        # One row holding them all (a JSON array): fetching row by row would wait for the
-        # GIL once per row while the send loop's workers run.
-        only = " AND key IN (SELECT key FROM focus)" if self._focused else ""
-        (found,) = self.db.execute(
-            f"SELECT json_group_array(json_array({_COLUMNS})) FROM (SELECT * FROM deliveries "
-            f"WHERE issue = ? AND state = 'pending' AND id > ?{only} ORDER BY id LIMIT ?)",
-            (issue, after, limit),
-        ).fetchone()
-        return [Delivery(*row) for row in json.loads(found)]
-
-    def pending_rows(
-        self, issue: str, limit: int, after: int = 0
-    ) -> list[tuple[int, str, str, str]]:
-        """``(id, key, email, name)`` of pending rows after ``after``, in order: what
-        :meth:`next_pending` gives, without an object per row (SendGrid's 1,000 a request)."""
-        only = " AND key IN (SELECT key FROM focus)" if self._focused else ""
-        (found,) = self.db.execute(
-            "SELECT json_group_array(json_array(id, key, email, name)) FROM (SELECT * FROM "
-            f"deliveries WHERE issue = ? AND state = 'pending' AND id > ?{only} ORDER BY id "
-            "LIMIT ?)",
-            (issue, after, limit),
-        ).fetchone()
-        return [tuple(row) for row in json.loads(found)]
-
-    def mark_in_flight(self, issue: str, keys: Sequence[str], run: int) -> None:
-        """Committed before the hand-off of ``keys``: from here on they may be delivered."""
-        self.advance(issue, (), keys, run)
+    def mark_in_flight(self, issue: str, keys: Sequence[str], run: int) -> set[str]:
+        """Committed before the hand-off of ``keys``: from here on they may be delivered.
+        Returns those it marked (only pending rows are)."""
+        return self.advance(issue, (), keys, run)
 
     def record(self, issue: str, outcomes: Sequence[Outcome]) -> None:
         """Write each outcome of a hand-off; one transaction."""
@@ -295,7 +272,7 @@ class Journal(JournalReads):
 
     def advance(
         self, issue: str, outcomes: Sequence[Outcome], in_flight: Sequence[str], run: int
-    ) -> None:
+    ) -> set[str]:
         """One transaction (a group commit): record the outcomes of finished hand-offs
         and mark the next recipients ``in_flight`` before they are handed off.
 
@@ -303,9 +280,15 @@ class Journal(JournalReads):
         is still journaled before it leaves and again once its fate is known. Keys go in
         as one JSON array per statement: the send loop's worker threads keep the GIL
         busy, and a statement per row would wait for it once per row.
+
+        Returns the keys it put in flight: only a ``pending`` row is, so a recipient
+        taken twice (or skipped meanwhile) is never handed off twice (or after leaving).
         """
         pairs = [(o.email.strip().lower(), o) for o in outcomes]
-        self._advance(issue, "issue = ? AND key", pairs, list(in_flight), run)
+        claimed: set[str] = self._advance(
+            issue, "issue = ? AND key", pairs, list(in_flight), run, "key"
+        )
+        return claimed
 
     def advance_rows(
         self,
@@ -313,11 +296,14 @@ class Journal(JournalReads):
         outcomes: Sequence[tuple[int, Outcome]],
         in_flight: Sequence[int],
         run: int,
-    ) -> None:
+    ) -> set[int]:
         """:meth:`advance` by journal row id (as :meth:`pending_rows` gives them): a
         row-id look-up per row instead of one in the (issue, key) index, a fifth less
         of SQLite's time for SendGrid's 2,000 rows a request."""
-        self._advance(issue, "+issue = ? AND id", outcomes, list(in_flight), run)
+        claimed: set[int] = self._advance(
+            issue, "+issue = ? AND id", outcomes, list(in_flight), run, "id"
+        )
+        return claimed
 
     def _advance(
         self,
@@ -326,7 +312,8 @@ class Journal(JournalReads):
         outcomes: Sequence[tuple[str | int, Outcome]],
         in_flight: list[str] | list[int],
         run: int,
-    ) -> None:
+        column: str,
+    ) -> Any:
         now = _now()
         groups: dict[tuple[str, str | None, str | None, int], list[str | int]] = {}
         for row, o in outcomes:
@@ -342,7 +329,8 @@ class Journal(JournalReads):
                 what = ("pending", None, o.reason or None, 0)
             groups.setdefault(what, []).append(row)
         if not groups and not in_flight:
-            return
+            return set()
+        claimed: set[Any] = set()
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -354,16 +342,21 @@ class Journal(JournalReads):
                     (state, provider_id, reason, permanent, now, issue, json.dumps(rows)),
                 )
             if in_flight:
-                db.execute(
-                    "UPDATE deliveries SET state = 'in_flight', run = ?, "
-                    f"attempts = attempts + 1, updated_at = ? WHERE {where} IN "
-                    "(SELECT value FROM json_each(?))",
-                    (run, now, issue, json.dumps(in_flight)),
-                )
+                claimed = {
+                    row[0]
+                    for row in db.execute(
+                        "UPDATE deliveries SET state = 'in_flight', run = ?, "
+                        f"attempts = attempts + 1, updated_at = ? WHERE {where} IN "
+                        "(SELECT value FROM json_each(?)) AND state = 'pending' "
+                        f"RETURNING {column}",
+                        (run, now, issue, json.dumps(in_flight)),
+                    ).fetchall()
+                }
             db.execute("COMMIT")
         except BaseException:
             rollback(db)
             raise
+        return claimed
 
     def mark_skipped(self, issue: str, keys: Sequence[str]) -> int:
         """Pending rows whose address left the list during the send: never handed off."""

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from newsletter.delivery.campaign import _file_signature
@@ -117,8 +118,8 @@ class AheadLoop:
 
     def _restart(self) -> None:
         """The file changed and the journal was re-synced: read everything again."""
-        if self.remaining is not None:
-            self.remaining += sum(len(o.keys) for o in self.orders) + len(self.rows)
+        if self.remaining is not None:  # rows read ahead were never counted against it
+            self.remaining += sum(len(o.keys) for o in self.orders)
         for order in self.orders:
             order.future.cancel()
         self.orders.clear()
@@ -211,7 +212,9 @@ class AheadLoop:
                     pair for ids, batch in finished for pair in zip(ids, batch, strict=True)
                 ]
                 ids = [i for r in starting for i in r.ids]
-                c.journal.advance_rows(c.issue, outcomes, ids, self.run_id)
+                claimed = c.journal.advance_rows(c.issue, outcomes, ids, self.run_id)
+                # only rows the journal put in flight leave (it takes pending rows only)
+                starting = [r for r in map(partial(_claimed, claimed), starting) if r]
                 for _, batch in finished:
                     c._account(batch, self.report, progress)
                 finished.clear()
@@ -257,3 +260,17 @@ class AheadLoop:
         finally:
             writer.shutdown(wait=False, cancel_futures=True)
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _claimed(claimed: set[int], request: _Request) -> _Request | None:
+    """``request`` less the rows the journal did not put in flight, each row once (taken
+    out of ``claimed``); None when none is left."""
+    keep = [n for n, row_id in enumerate(request.ids) if row_id in claimed]
+    claimed.difference_update(request.ids[n] for n in keep)
+    if len(keep) == len(request.ids):
+        return request
+    if not keep:
+        return None
+    drop = set(range(len(request.ids))) - set(keep)
+    ids, keys = [request.ids[n] for n in keep], [request.keys[n] for n in keep]
+    return _Request(keys, ids, request.prepared.without(drop))

@@ -64,6 +64,9 @@ class Feed:
         self._since_check = 0
         #: keys committed in flight whose outcome is not committed yet
         self.in_flight: set[str] = set()
+        #: every key handed out this run: a re-read after the list changed (from the
+        #: journal's start) must not hand out again one the engine still holds
+        self._taken: set[str] = set()
         self._writer = _JournalWriter(campaign.journal.path, campaign.issue, run_id)
         self._submitted: _Work | None = None
 
@@ -110,7 +113,9 @@ class Feed:
                 return False
             rows = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
             self._since_check -= len(rows)
+            rows = [row for row in rows if row.key not in self._taken]
             rows = c._still_subscribed(rows, self.report)  # the ledger, right now
+            self._taken.update(row.key for row in rows)
             if self._remaining is not None:
                 self._remaining -= len(rows)
             self._ready.extend((row.key, c.make_recipient(row.email, row.name)) for row in rows)
@@ -137,8 +142,8 @@ class Feed:
         if not outcomes and not in_flight and not released:
             return
         c = self.campaign
-        c.journal.advance(c.issue, [*outcomes, *released], in_flight, self.run_id)
-        self._committed(outcomes, in_flight, released)
+        claimed = c.journal.advance(c.issue, [*outcomes, *released], in_flight, self.run_id)
+        self._committed(outcomes, _once_each(in_flight, claimed), released)
 
     @property
     def busy(self) -> bool:
@@ -161,8 +166,9 @@ class Feed:
         self._writer.put(work)
 
     def completed(self) -> list[str]:
-        """The keys the commit just done put in flight (their bodies may leave now); the
-        outcomes it recorded are counted. Raises what the commit raised."""
+        """The keys the commit just done put in flight (their bodies may leave now; a key
+        it did not, such as a second copy, must not); the outcomes it recorded are
+        counted. Raises what the commit raised."""
         self._writer.drain()
         if self._submitted is None or not self._writer.results:
             return []
@@ -174,14 +180,15 @@ class Feed:
             return None
         return self._finish(self._writer.wait())
 
-    def _finish(self, error: BaseException | None) -> list[str]:
+    def _finish(self, result: BaseException | set[str]) -> list[str]:
         work, self._submitted = self._submitted, None
         assert work is not None
-        if error is not None:
-            raise error
+        if isinstance(result, BaseException):
+            raise result
         outcomes, in_flight, released = work
-        self._committed(outcomes, in_flight, released)
-        return in_flight
+        claimed = _once_each(in_flight, result)
+        self._committed(outcomes, claimed, released)
+        return claimed
 
     def _committed(
         self, outcomes: Sequence[Outcome], in_flight: Sequence[str], released: Sequence[Outcome]
@@ -202,6 +209,18 @@ class Feed:
         self._writer.close()
 
 
+def _once_each(in_flight: Sequence[str], claimed: set[str]) -> list[str]:
+    """``in_flight`` as the journal put it in flight: each claimed key once, in order (a
+    key listed twice, or not pending any more, has no second hand-off)."""
+    left = set(claimed)
+    out = []
+    for key in in_flight:
+        if key in left:
+            left.discard(key)
+            out.append(key)
+    return out
+
+
 class _JournalWriter:
     """A thread with its own connection to the journal that runs one commit at a time
     (SQLite waits for the disk without the GIL, so the engine goes on meanwhile)."""
@@ -211,8 +230,8 @@ class _JournalWriter:
         self.wake_r, self._wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._done: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
-        self.results: deque[BaseException | None] = deque()
+        self._done: queue.SimpleQueue[BaseException | set[str]] = queue.SimpleQueue()
+        self.results: deque[BaseException | set[str]] = deque()
         self._thread: threading.Thread | None = None
 
     def put(self, work: _Work) -> None:
@@ -227,13 +246,15 @@ class _JournalWriter:
         journal: Journal | None = None
         while (work := self._work.get()) is not None:
             outcomes, in_flight, released = work
+            result: BaseException | set[str]
             try:
                 journal = journal or Journal(self.path)
-                journal.advance(self.issue, [*outcomes, *released], in_flight, self.run_id)
-                error: BaseException | None = None
+                result = journal.advance(
+                    self.issue, [*outcomes, *released], in_flight, self.run_id
+                )
             except BaseException as exc:  # handed to the engine's thread, raised there
-                error = exc
-            self._done.put(error)
+                result = exc
+            self._done.put(result)
             with contextlib.suppress(OSError):
                 self._wake_w.send(b"x")
         if journal is not None:
@@ -249,7 +270,7 @@ class _JournalWriter:
             except queue.Empty:
                 return
 
-    def wait(self) -> BaseException | None:
+    def wait(self) -> BaseException | set[str]:
         if self.results:
             return self.results.popleft()
         return self._done.get()

@@ -12,9 +12,8 @@ The journal rules, kept (:class:`~newsletter.delivery.stream.Feed`):
 * the next message's envelope may go out before it is journaled: no message is
   delivered without its body, and a connection that drops with an envelope open (or a
   stop) leaves the recipient pending, nothing delivered;
-* its body goes out only after a commit marks it in flight, in the same transaction
-  that records the connection's previous outcome: each connection holds at most one
-  message in doubt, so a kill -9 leaves at most ``concurrency``;
+* its body goes out only after a commit marks it in flight (only a pending row is), in
+  the same transaction as the connection's previous outcome: at most ``concurrency`` in doubt;
 * what the replies mean is the same as the threaded path's (:mod:`.smtp`): 4xx retried
   with backoff, 5xx failed (bounced when about the address), a lost answer after the
   body uncertain, a refused sender or a run of policy refusals stops the send.
@@ -27,6 +26,7 @@ import heapq
 import random
 import selectors
 import time
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from newsletter.compose.message import ascii_address
@@ -116,8 +116,7 @@ class PipelinedSender:
             for key, mask in self.sel.select(timeout):
                 link = key.data
                 if link is None:  # the journal committed
-                    feed.completed()  # (raises what the commit raised)
-                    self._send_committed()
+                    self._send_committed(feed.completed())  # (raises what it raised)
                     continue
                 if mask & selectors.EVENT_WRITE:
                     self._flush(link)
@@ -152,12 +151,19 @@ class PipelinedSender:
         self.done, self.released = [], []
         self.feed.submit(done, [job.key for _, job in self.committing], released)
 
-    def _send_committed(self) -> None:
-        """The commit is done: the bodies it put in flight leave now."""
+    def _send_committed(self, claimed: list[str]) -> None:
+        """The commit is done: the bodies it put in flight leave now; one it did not (its
+        row was not pending: another copy's, or it left) never does, and records nothing."""
         committing, self.committing = self.committing, []
         stopping = self.feed.stopping or self.t.stop_event.is_set()
         now = time.monotonic()
+        left = Counter(claimed)
         for link, job in committing:
+            if left[job.key] <= 0:
+                if link.envelope is job:
+                    self._drop(link)  # in DATA with no body sent: nothing is delivered
+                continue
+            left[job.key] -= 1
             if stopping:  # in flight, never sent: pending again
                 self.released.append(Outcome.not_attempted(job.email, "not sent"))
                 if link.envelope is job:
@@ -179,9 +185,11 @@ class PipelinedSender:
 
     def _finish(self) -> None:
         """The last commit; what a commit still under way put in flight never left."""
-        self.feed.settle()
-        for _, job in self.committing:
-            self.released.append(Outcome.not_attempted(job.email, "not sent"))
+        left = Counter(self.feed.settle() or [])
+        for _, job in self.committing:  # only a row this run put in flight is its to release
+            if left[job.key] > 0:
+                left[job.key] -= 1
+                self.released.append(Outcome.not_attempted(job.email, "not sent"))
         self.committing = []
         self.feed.commit(self.done, [], self.released)
 
