@@ -47,6 +47,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+#: the reason of an outcome for a reader the consent ledger held when a request was
+#: about to go out again after a wait: not sent, and the send loop marks them skipped
+LEFT_WHILE_WAITING = "left the list while the request waited to be sent again; not sent"
+
+
 class Status(StrEnum):
     SENT = "sent"
     FAILED = "failed"

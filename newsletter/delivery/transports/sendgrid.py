@@ -41,6 +41,7 @@ from json.encoder import encode_basestring_ascii as _q
 from typing import Any
 
 from newsletter.delivery.transports.base import (
+    LEFT_WHILE_WAITING,
     BuilderLike,
     Outcome,
     RecipientLike,
@@ -117,6 +118,9 @@ class SendGridTransport(Transport):
         self.requests = 0
         self._lock = threading.Lock()
         self._local = threading.local()  # each thread's own client (its own connection)
+        #: the send loop's "who of these left the list?" (the consent ledger), asked again
+        #: before a request goes out after a rate-limit or error wait: None asks nobody
+        self.recheck: Callable[[list[str]], set[str]] | None = None
         self._open = False
         self._tail = ""  # the request body after the personalizations, encoded once
         self._slug = _q(builder.rendered.slug)
@@ -250,8 +254,21 @@ class SendGridTransport(Transport):
         attempt = 0
         limited = 0.0  # seconds this request has waited for rate limits
         while True:
+            before = getattr(self._local, "waited_for", 0.0)
             if self._hold():
                 return [Outcome.not_attempted(email, "stopped") for email in emails]
+            waited = attempt or limited or getattr(self._local, "waited_for", 0.0) != before
+            left = self.recheck(emails) if waited and self.recheck is not None else set()
+            if left:  # asked again after the wait: who left the list meanwhile gets no copy
+                keep = [i for i, email in enumerate(emails) if email not in left]
+                kept = [emails[i] for i in keep], [parts[i] for i in keep]
+                again = iter(self._deliver(*kept) if keep else [])
+                return [
+                    Outcome.not_attempted(email, LEFT_WHILE_WAITING)
+                    if email in left
+                    else next(again)
+                    for email in emails
+                ]
             try:
                 return self._post_once(emails, body, ApiHTTPError)
             except RateLimited as wait:
