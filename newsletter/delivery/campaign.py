@@ -20,9 +20,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from newsletter.delivery.journal import Delivery, Journal
@@ -30,6 +31,7 @@ from newsletter.delivery.plan import Plan as Plan
 from newsletter.delivery.plan import Report as Report
 from newsletter.delivery.plan import StoreLike as StoreLike
 from newsletter.delivery.transports.base import (
+    LEFT_WHILE_WAITING,
     BuilderLike,
     Outcome,
     RecipientLike,
@@ -158,6 +160,9 @@ class Campaign:
         finished and marks the next ones in flight before they leave (a group commit), so
         after a kill -9 only the batches actually in flight are in doubt.
         """
+        held_of = getattr(self.store, "held", None)
+        if held_of is not None:  # asked again by a hand-off that waited (a 4xx, a 429)
+            self.transport.recheck = partial(_left, held_of)
         if getattr(self.transport, "pipelined", False):  # one thread drives every connection
             from newsletter.delivery.stream import run_streamed
 
@@ -229,6 +234,9 @@ class Campaign:
                 claimed = self.journal.advance(
                     self.issue, outcomes, [k for keys, _ in starting for k in keys], run_id
                 )
+                left = [o.email.lower() for o in outcomes if o.reason == LEFT_WHILE_WAITING]
+                if left:  # pending again by that commit: skipped, as the loop skips leavers
+                    report.skipped += self.journal.mark_skipped(self.issue, left)
                 for _, batch_outcomes in finished:
                     self._account(batch_outcomes, report, progress)
                 finished.clear()
@@ -381,3 +389,9 @@ def _take(claimed: set[str], key: str) -> bool:
         claimed.discard(key)
         return True
     return False
+
+
+def _left(held_of: Callable[[list[str]], Mapping[str, object]], emails: list[str]) -> set[str]:
+    """Those of ``emails`` the consent ledger holds now (they left the list)."""
+    held = held_of([email.strip().lower() for email in emails])
+    return {email for email in emails if email.strip().lower() in held}

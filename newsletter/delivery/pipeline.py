@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
@@ -193,9 +193,6 @@ class AheadLoop:
         transport = c.transport
         slots = max(1, transport.concurrency)
         send = transport.send_prepared  # type: ignore[attr-defined]
-        held_of = getattr(c.store, "held", None)
-        if held_of is not None and hasattr(transport, "recheck"):
-            transport.recheck = partial(_left, held_of)  # asked again after a wait
         in_flight: dict[Future[list[Outcome]], _Request] = {}
         finished: list[tuple[list[int], list[Outcome]]] = []
         pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix=transport.name)
@@ -280,9 +277,3 @@ def _claimed(claimed: set[int], request: _Request) -> _Request | None:
     drop = set(range(len(request.ids))) - set(keep)
     ids, keys = [request.ids[n] for n in keep], [request.keys[n] for n in keep]
     return _Request(keys, ids, request.prepared.without(drop))
-
-
-def _left(held_of: Callable[[list[str]], Mapping[str, object]], emails: list[str]) -> set[str]:
-    """Those of ``emails`` the consent ledger holds now (they left the list)."""
-    held = held_of([email.strip().lower() for email in emails])
-    return {email for email in emails if email.strip().lower() in held}

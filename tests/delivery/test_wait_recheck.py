@@ -1,5 +1,6 @@
-"""A SendGrid request that waits (a 429's pause, a 5xx's backoff) asks the consent ledger
-again before it goes out: a reader who left meanwhile gets no copy and is skipped.
+"""A hand-off that waits (a SendGrid 429's pause or 5xx's backoff, an SMTP 4xx's backoff)
+asks the consent ledger again before it goes out: who left meanwhile gets no copy and is
+skipped.
 
 Found by a review of the send loops (failed before the fix: the request was posted again
 as written, up to SENDGRID_RATE_LIMIT_WAIT = 600 s after its ledger check).
@@ -14,9 +15,11 @@ import pytest
 from newsletter.audience.events import apply_suppressions
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.delivery.transports.sendgrid import SendGridTransport
+from newsletter.delivery.transports.smtp import SmtpTransport
 from tests.delivery.test_campaign import campaign, setup
 from tests.support.sendgrid_server import SendGridServer
 from tests.support.sendkit import address, make_settings
+from tests.support.smtp_server import SmtpServer
 
 
 @pytest.mark.parametrize("answer", ["429", "500"])
@@ -39,6 +42,31 @@ def test_a_reader_who_leaves_while_a_request_waits_gets_no_copy(home: Path, answ
         assert waited, "the request did wait"
         assert srv.copies().get(address(2), 0) == 0
         assert all(srv.copies()[address(n)] == 1 for n in (0, 1, 3, 4))
+    assert report.sent == 4 and report.skipped == 1
+    states = {row.email: row.state for row in journal.rows("vol-2.19", ("skipped", "sent"))}
+    assert states[address(2)] == "skipped"
+
+
+def test_an_smtp_reader_who_leaves_while_waiting_out_a_4xx_gets_no_copy(home: Path) -> None:
+    # the thread-per-connection path (a server without PIPELINING); the pipelined engine
+    # asks the ledger itself before a retry (tests/delivery/transports/test_smtp_pipeline.py)
+    builder, store, journal = setup(home, 5)
+    web = SubscriberStore.from_settings(make_settings(home))
+
+    def sleep(_delay: float) -> None:  # the backoff: the greylisted reader leaves meanwhile
+        apply_suppressions(web, {address(2): ("unsubscribed", "one-click")})
+
+    with SmtpServer() as server:
+        server.handler.pipelining = False
+        server.handler.replies[address(2)] = ["451 4.7.1 greylisted, try again later"]
+        t = SmtpTransport(builder, host="127.0.0.1", port=server.port, security="none",
+                          concurrency=2, sleep=sleep)  # fmt: skip
+        c = campaign(builder, store, journal, t)
+        c.plan()
+        with t:
+            assert not t.pipelined
+            report = c.run(run_id=1)
+        assert server.handler.copies().get(address(2), 0) == 0
     assert report.sent == 4 and report.skipped == 1
     states = {row.email: row.state for row in journal.rows("vol-2.19", ("skipped", "sent"))}
     assert states[address(2)] == "skipped"

@@ -123,6 +123,9 @@ class Transport(ABC):
     max_backoff: float = 30.0
     #: replaces the wait in :meth:`pause` when set (tests record the delays instead)
     _sleep: Sleep | None = None
+    #: the send loop's "who of these left the list?" (the consent ledger), asked again
+    #: before a hand-off goes out after a wait (a 4xx's, a 429's): None asks nobody
+    recheck: Callable[[list[str]], set[str]] | None = None
 
     def __init__(self) -> None:
         self.fatal: TransportError | None = None

@@ -118,9 +118,6 @@ class SendGridTransport(Transport):
         self.requests = 0
         self._lock = threading.Lock()
         self._local = threading.local()  # each thread's own client (its own connection)
-        #: the send loop's "who of these left the list?" (the consent ledger), asked again
-        #: before a request goes out after a rate-limit or error wait: None asks nobody
-        self.recheck: Callable[[list[str]], set[str]] | None = None
         self._open = False
         self._tail = ""  # the request body after the personalizations, encoded once
         self._slug = _q(builder.rendered.slug)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from newsletter.compose.message import ascii_address
 from newsletter.delivery.transports.base import (
+    LEFT_WHILE_WAITING,
     BuilderLike,
     Outcome,
     RecipientLike,
@@ -276,9 +277,11 @@ class SmtpTransport(Transport):
             self._checkin(item if reuse else None)
             if isinstance(outcome, Outcome):
                 return outcome
-            # a 4xx (outcome is its reply text): back off and try again
+            # a 4xx (outcome is its reply text): back off and try again, if still wanted
             if attempt >= self.max_attempts or self.pause(attempt):
                 return Outcome.retry(r.email, outcome)
+            if self.recheck is not None and self.recheck([r.email]):
+                return Outcome.not_attempted(r.email, LEFT_WHILE_WAITING)
 
     def _transaction(
         self, conn: smtplib.SMTP, rcpt: str, payload: bytes, mail_from: str
