@@ -347,7 +347,7 @@ class Journal(JournalReads):
                     for row in db.execute(
                         "UPDATE deliveries SET state = 'in_flight', run = ?, "
                         f"attempts = attempts + 1, updated_at = ? WHERE {where} IN "
-                        "(SELECT value FROM json_each(?)) AND state = 'pending' "
+                        "(SELECT value FROM json_each(?)) AND +state = 'pending' "
                         f"RETURNING {column}",
                         (run, now, issue, json.dumps(in_flight)),
                     ).fetchall()
