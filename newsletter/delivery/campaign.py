@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from newsletter.delivery.journal import Delivery, Journal
+from newsletter.delivery.journal import Delivery, Journal, first_claims
 from newsletter.delivery.plan import Plan as Plan
 from newsletter.delivery.plan import Report as Report
 from newsletter.delivery.plan import StoreLike as StoreLike
@@ -243,7 +243,7 @@ class Campaign:
                 # 3. hand them off: only what the journal put in flight, each once (a
                 # re-read after the list changed may have taken a reader twice)
                 for keys, batch in starting:
-                    mine = [i for i, key in enumerate(keys) if _take(claimed, key)]
+                    mine = first_claims(keys, claimed)
                     if mine:
                         batch_keys = [keys[i] for i in mine]
                         handed = [batch[i] for i in mine]
@@ -381,14 +381,6 @@ class Campaign:
         report.stopped = self.stopping
         report.elapsed = time.perf_counter() - started
         return report
-
-
-def _take(claimed: set[str], key: str) -> bool:
-    """Whether ``key`` is in ``claimed``, taking it out: the first copy goes, not a second."""
-    if key in claimed:
-        claimed.discard(key)
-        return True
-    return False
 
 
 def _left(held_of: Callable[[list[str]], Mapping[str, object]], emails: list[str]) -> set[str]:

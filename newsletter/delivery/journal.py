@@ -72,6 +72,17 @@ def _now() -> str:
 SYNC_CHUNK = 5000
 
 
+def first_claims(keys: Sequence[Any], claimed: set[Any]) -> list[int]:
+    """Positions in ``keys`` to hand off: each key the journal put in flight, once (taken
+    out of ``claimed``; a key listed twice, or not pending any more, has no second)."""
+    out = []
+    for n, key in enumerate(keys):
+        if key in claimed:
+            claimed.discard(key)
+            out.append(n)
+    return out
+
+
 class SyncAborted(Exception):
     """The subscriber rows could not all be read: the sync writes nothing."""
 
@@ -277,18 +288,12 @@ class Journal(JournalReads):
         and mark the next recipients ``in_flight`` before they are handed off.
 
         Concurrent hand-offs share one commit (one fsync) this way, yet every recipient
-        is still journaled before it leaves and again once its fate is known. Keys go in
-        as one JSON array per statement: the send loop's worker threads keep the GIL
-        busy, and a statement per row would wait for it once per row.
-
-        Returns the keys it put in flight: only a ``pending`` row is, so a recipient
-        taken twice (or skipped meanwhile) is never handed off twice (or after leaving).
+        is still journaled before it leaves and again once its fate is known (keys go in
+        as one JSON array per statement: a statement per row waits for the GIL per row).
+        Returns the keys it put in flight: only pending rows (see :func:`first_claims`).
         """
         pairs = [(o.email.strip().lower(), o) for o in outcomes]
-        claimed: set[str] = self._advance(
-            issue, "issue = ? AND key", pairs, list(in_flight), run, "key"
-        )
-        return claimed
+        return set(self._advance(issue, "issue = ? AND key", pairs, list(in_flight), run, "key"))
 
     def advance_rows(
         self,

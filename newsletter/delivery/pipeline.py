@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from newsletter.delivery.campaign import _file_signature
 from newsletter.delivery.collector import fewer_collections
+from newsletter.delivery.journal import first_claims
 from newsletter.delivery.transports.base import LEFT_WHILE_WAITING, Outcome
 from newsletter.errors import TransportError
 
@@ -268,8 +269,7 @@ class AheadLoop:
 def _claimed(claimed: set[int], request: _Request) -> _Request | None:
     """``request`` less the rows the journal did not put in flight, each row once (taken
     out of ``claimed``); None when none is left."""
-    keep = [n for n, row_id in enumerate(request.ids) if row_id in claimed]
-    claimed.difference_update(request.ids[n] for n in keep)
+    keep = first_claims(request.ids, claimed)
     if len(keep) == len(request.ids):
         return request
     if not keep:

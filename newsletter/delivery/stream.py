@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from newsletter.delivery.journal import first_claims
 from newsletter.delivery.plan import Report
 from newsletter.delivery.transports.base import Outcome, RecipientLike, Status
 
@@ -143,7 +144,7 @@ class Feed:
             return
         c = self.campaign
         claimed = c.journal.advance(c.issue, [*outcomes, *released], in_flight, self.run_id)
-        self._committed(outcomes, _once_each(in_flight, claimed), released)
+        self._committed(outcomes, _claimed(in_flight, claimed), released)
 
     @property
     def busy(self) -> bool:
@@ -186,7 +187,7 @@ class Feed:
         if isinstance(result, BaseException):
             raise result
         outcomes, in_flight, released = work
-        claimed = _once_each(in_flight, result)
+        claimed = _claimed(in_flight, result)
         self._committed(outcomes, claimed, released)
         return claimed
 
@@ -209,16 +210,8 @@ class Feed:
         self._writer.close()
 
 
-def _once_each(in_flight: Sequence[str], claimed: set[str]) -> list[str]:
-    """``in_flight`` as the journal put it in flight: each claimed key once, in order (a
-    key listed twice, or not pending any more, has no second hand-off)."""
-    left = set(claimed)
-    out = []
-    for key in in_flight:
-        if key in left:
-            left.discard(key)
-            out.append(key)
-    return out
+def _claimed(in_flight: Sequence[str], claimed: set[str]) -> list[str]:
+    return [in_flight[n] for n in first_claims(in_flight, set(claimed))]
 
 
 class _JournalWriter:

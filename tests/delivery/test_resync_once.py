@@ -17,6 +17,7 @@ import pytest
 
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.compose.message import Recipient
+from newsletter.delivery.campaign import Campaign
 from newsletter.delivery.transports import Outcome
 from newsletter.delivery.transports.smtp import SmtpTransport
 from tests.delivery.test_campaign import campaign, setup
@@ -46,6 +47,19 @@ def appender(send: Send, smtp: SmtpServer, at: list[int]) -> Callable[[list[Any]
     return progress
 
 
+def greylisting(home: Path, smtp: SmtpServer) -> tuple[Send, SmtpTransport, Campaign]:
+    """A planned send of 300 whose reader 3 is greylisted once (451 at RCPT), on 2
+    pipelined connections that wait 0.5-1 s before trying again."""
+    send = make_send(home, smtp, 300)
+    smtp.handler.delay = 0.003
+    smtp.handler.replies[address(3)] = ["451 4.7.1 greylisted, try again later"]
+    t = SmtpTransport(send.builder, host="127.0.0.1", port=smtp.port, security="none",
+                      concurrency=2, backoff=0.5, max_backoff=1.0)  # fmt: skip
+    c = send.campaign(t)
+    c.plan()
+    return send, t, c
+
+
 def duplicates(smtp: SmtpServer) -> dict[str, int]:
     return {k: v for k, v in smtp.handler.copies().items() if v > 1}
 
@@ -68,13 +82,7 @@ def test_a_file_change_mid_send_sends_nobody_twice_pipelined(
 def test_a_reader_waiting_out_a_4xx_is_sent_once_across_a_file_change(
     home: Path, server: SmtpServer
 ) -> None:
-    send = make_send(home, server, 300)
-    server.handler.delay = 0.003
-    server.handler.replies[address(3)] = ["451 4.7.1 greylisted, try again later"]
-    t = SmtpTransport(send.builder, host="127.0.0.1", port=server.port, security="none",
-                      concurrency=2, backoff=0.5, max_backoff=1.0)  # fmt: skip
-    c = send.campaign(t)
-    c.plan()
+    send, t, c = greylisting(home, server)
     with t:
         c.run(run_id=1, progress=appender(send, server, [20]))
     assert server.handler.copies()[address(3)] == 1
@@ -85,13 +93,7 @@ def test_a_reader_waiting_out_a_4xx_is_sent_once_across_a_file_change(
 def test_a_reader_unsubscribed_in_the_file_while_waiting_out_a_4xx_gets_no_copy(
     home: Path, server: SmtpServer
 ) -> None:
-    send = make_send(home, server, 300)
-    server.handler.delay = 0.003
-    server.handler.replies[address(3)] = ["451 4.7.1 greylisted, try again later"]
-    t = SmtpTransport(send.builder, host="127.0.0.1", port=server.port, security="none",
-                      concurrency=2, backoff=0.5, max_backoff=1.0)  # fmt: skip
-    c = send.campaign(t)
-    c.plan()
+    send, t, c = greylisting(home, server)
     edited: list[bool] = []
 
     def progress(_outcomes: list[Any]) -> None:
