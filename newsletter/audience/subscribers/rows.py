@@ -77,14 +77,15 @@ class SeenKeys:
     open-addressing table of 128-bit BLAKE2b digests and line numbers in flat arrays
     (20 bytes a slot, under 40 bytes a row) instead of a dict of strings (~130 bytes a
     row). Two distinct addresses share a digest with odds of about 2^-127: never.
-    Up to ``small`` keys (the usual list) a plain dict holds them: a third of the time
-    a row for at most ~17 MB; past that its keys move into the table, and the memory
+    Up to ``small`` keys a plain dict holds them (a tenth of the time a key); past that
+    they move into the table. The dict's strings leave holes in the heap when it goes,
+    so a big file (:func:`dict_keys_for`) uses the table from its first row: the memory
     of a million-row file stays flat.
     """
 
     _LOAD = 0.6
-    #: keys held in a plain dict before the compact table takes over
-    SMALL = 1 << 17
+    #: keys held in a plain dict before the compact table takes over (~4 MB of them)
+    SMALL = 1 << 15
 
     def __init__(self, capacity: int = 1 << 12, *, small: int = SMALL) -> None:
         self._alloc(capacity)
@@ -158,13 +159,26 @@ class SeenKeys:
         return (self._mask + 1) * 20
 
 
+#: a file up to this size (~180,000 rows of a plain list) keeps its keys in a dict...
+DICT_FILE_BYTES = 8 << 20
+#: ... of up to this many keys (~30 MB, less than a million-row file's table needs)
+DICT_FILE_KEYS = 1 << 18
+
+
+def dict_keys_for(file_bytes: int | None) -> int:
+    """How many keys :class:`SeenKeys` may hold in a dict for a file of that size."""
+    if file_bytes is None:  # not a file (a stream): a few, whatever its length
+        return SeenKeys.SMALL
+    return DICT_FILE_KEYS if file_bytes <= DICT_FILE_BYTES else 0
+
+
 class RowValidator:
     """Turns records into :class:`SubscriberRow`, remembering keys to find duplicates."""
 
     def __init__(self, display: str, header: Header) -> None:
         self.display = display
         self.header = header
-        self.seen = SeenKeys()
+        self.seen = SeenKeys(small=dict_keys_for(header.file_bytes))
         self.columns = [header.index.get(name, -1) for name in FIELDS]
         # optional, so not in FIELDS: a file gains the column when a language is known
         self.language_column = header.index.get("language", -1)

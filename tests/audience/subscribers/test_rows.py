@@ -4,12 +4,20 @@ subscribers, the same problems on the same lines, the same duplicates' first lin
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsletter.audience.subscribers.csvio import read_records
-from newsletter.audience.subscribers.rows import RowValidator, SeenKeys, SubscriberRow
+from newsletter.audience.subscribers.rows import (
+    DICT_FILE_BYTES,
+    DICT_FILE_KEYS,
+    RowValidator,
+    SeenKeys,
+    SubscriberRow,
+    dict_keys_for,
+)
 
 cell = st.sampled_from(
     ["", " ", "active", " Active ", "pending", "nope", "2024-05-01", "2024-05-01T09:30:00Z",
@@ -74,3 +82,21 @@ def test_seen_keys_stay_in_the_dict_up_to_its_size() -> None:
     seen.first_line("k10@example.org", 51)
     assert seen.compact and seen.count == 11
     assert seen.first_line("k10@example.org", 52) == 51
+
+
+def test_a_big_file_keeps_its_keys_compact_from_the_first_row(tmp_path: Path) -> None:
+    """The dict's strings would leave holes in the heap: a million-row file never has one."""
+    small, big = tmp_path / "small.csv", tmp_path / "big.csv"
+    small.write_text("email,status\na@example.org,active\n")
+    with big.open("w") as fh:
+        fh.write("email,status\n")
+        fh.write("x" * (DICT_FILE_BYTES + 1) + "\n")  # one long line is enough for its size
+    for path, dict_keys in ((small, DICT_FILE_KEYS), (big, 0)):
+        with path.open("rb") as fh:
+            header, _records = read_records(fh, path.name)
+            assert header is not None and header.file_bytes == path.stat().st_size
+            assert dict_keys_for(header.file_bytes) == dict_keys
+            assert RowValidator(path.name, header).seen.compact is (dict_keys == 0)
+    header, _records = read_records(io.BytesIO(b"email,status\n"), "stream")
+    assert header is not None and header.file_bytes is None
+    assert dict_keys_for(None) == SeenKeys.SMALL
