@@ -186,21 +186,8 @@ def send(
     smtp, sendgrid).
     """
     # imported here, not at the top: `--help` and the other commands stay quick to start
-    from filelock import FileLock, Timeout
-
-    from newsletter.cli import send_run
-    from newsletter.cli.send_evidence import evidence_gate, note_send
-    from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
     from newsletter.cli.send_prefetch import ListReadAhead, closed_on_error
-    from newsletter.cli.send_setup import (
-        campaign_statuses,
-        publish_page,
-        rehearsal_journal,
-        sandboxed,
-    )
-    from newsletter.compose.message import MessageBuilder, Recipient
     from newsletter.config import load_settings
-    from newsletter.delivery.transports import make_transport
 
     settings = load_settings(concurrency=concurrency)
     when = _when(at, tz, to=bool(to), dry_run=dry_run, limit=limit)
@@ -209,7 +196,21 @@ def send(
         raise UsageError("--hold needs --seed or --canary; those go without --at, --to, --limit")
     # the list is read in a forked child meanwhile (send_prefetch), used if still current
     read_ahead = None if to else ListReadAhead.start(settings)
-    with closed_on_error(read_ahead):
+    with closed_on_error(read_ahead):  # (the send goes no further: nor does the child)
+        from filelock import FileLock, Timeout
+
+        from newsletter.cli import send_run
+        from newsletter.cli.send_evidence import evidence_gate, note_send
+        from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
+        from newsletter.cli.send_setup import (
+            campaign_statuses,
+            publish_page,
+            rehearsal_journal,
+            sandboxed,
+        )
+        from newsletter.compose.message import MessageBuilder, Recipient
+        from newsletter.delivery.transports import make_transport
+
         loaded, rendered, warnings = _load(issue, settings)
     slug: str = rendered.slug
     command = f"newsletter send {issue}"
