@@ -19,8 +19,6 @@ above :data:`MAX_BYTES` are read in the process, so a million-row send keeps one
 its keys in memory, not two.
 """
 
-from __future__ import annotations
-
 import contextlib
 import json
 import os
@@ -54,7 +52,7 @@ class ListReadAhead:
         self._stream: IO[bytes] | None = stream
 
     @classmethod
-    def start(cls, settings: Settings) -> ListReadAhead | None:
+    def start(cls, settings: "Settings") -> "ListReadAhead | None":
         """Fork the reader, or None where a fork does not pay (or cannot be made)."""
         if not hasattr(os, "fork"):
             return None
@@ -81,7 +79,7 @@ class ListReadAhead:
         os.close(write_fd)
         return cls(pid, open(read_fd, "rb"))
 
-    def __call__(self, campaign: Campaign) -> Presynced | None:
+    def __call__(self, campaign: "Campaign") -> "Presynced | None":
         """Sync the journal from the child's rows; None (nothing written) to read here."""
         from newsletter.delivery.active import Presynced, file_signature
 
@@ -131,7 +129,7 @@ class ListReadAhead:
 
 
 @contextlib.contextmanager
-def closed_on_error(read_ahead: ListReadAhead | None) -> Iterator[None]:
+def closed_on_error(read_ahead: "ListReadAhead | None") -> Iterator[None]:
     """Stop the child if the block fails (the send goes no further)."""
     try:
         yield
@@ -150,7 +148,7 @@ def overlay_of(store: object) -> object:
     return (overlay.changes, overlay.holds)
 
 
-def _child(settings: Settings, write_fd: int) -> None:
+def _child(settings: "Settings", write_fd: int) -> None:
     """The child: the send's read of the list, streamed; every other descriptor closed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
