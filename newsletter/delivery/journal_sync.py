@@ -117,6 +117,7 @@ class JournalSync:
             now = _now()
             db.execute("BEGIN IMMEDIATE")
             db.execute("DELETE FROM active_now")
+            added, last = 0, 0
             while (chunk := chunks.get()) is not None:
                 # one statement a chunk: the GIL is taken back once, not once a row
                 db.execute(
@@ -125,14 +126,19 @@ class JournalSync:
                     "FROM json_each(?)",
                     (chunk if isinstance(chunk, str) else json.dumps(chunk),),
                 )
+                # the new recipients of this chunk now, in list order, while the next
+                # chunk is read (not all at the end, when nothing else is left to do)
+                added += db.execute(
+                    "INSERT OR IGNORE INTO deliveries (issue, key, email, name, state, "
+                    "updated_at) SELECT ?, key, email, name, 'pending', ? FROM active_now "
+                    "WHERE rowid > ? ORDER BY rowid",
+                    (issue, now, last),
+                ).rowcount
+                (top,) = db.execute("SELECT max(rowid) FROM active_now").fetchone()
+                last = top or last
             ended = True
             if done:  # the reading half failed: write nothing
                 raise SyncAborted()
-            added = db.execute(
-                "INSERT OR IGNORE INTO deliveries (issue, key, email, name, state, updated_at) "
-                "SELECT ?, key, email, name, 'pending', ? FROM active_now ORDER BY rowid",
-                (issue, now),
-            ).rowcount
             skipped = db.execute(
                 "UPDATE deliveries SET state = 'skipped', updated_at = ?, "
                 "reason = 'no longer active in the subscriber list' "
