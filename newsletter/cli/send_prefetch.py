@@ -14,9 +14,11 @@ A fold that rewrote the file, an edit, an unsubscribe recorded meanwhile: any di
 and any failure of the child, and the send reads the file itself as it always did, in the
 same transaction (nothing of the child's is committed before the check). The child holds
 no file of the parent's (it never had the send's lock: it is forked before it is taken)
-and dies with its pipe. Lists below :data:`MIN_BYTES` are read quicker than a fork; lists
-above :data:`MAX_BYTES` are read in the process, so a million-row send keeps one copy of
-its keys in memory, not two.
+and dies with its pipe. It opens the ledger itself, only one that exists (the parent
+makes a missing one first), and only when the parent has it closed (SQLite must not cross
+a fork: the send forks before it opens the ledger). Lists below :data:`MIN_BYTES` are
+read quicker than a fork; lists above :data:`MAX_BYTES` are read in the process, so a
+million-row send keeps one copy of its keys in memory, not two.
 """
 
 import contextlib
@@ -27,7 +29,9 @@ import signal
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
+from newsletter.audience.subscribers.ledger import LEDGER_NAME
 from newsletter.audience.subscribers.rows import DICT_FILE_BYTES
+from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -61,6 +65,23 @@ class ListReadAhead:
         except OSError:
             return None
         if not MIN_BYTES <= size <= MAX_BYTES:
+            return None
+        from newsletter.audience.subscribers import live
+        from newsletter.audience.subscribers.ledger import Ledger
+
+        ledger = settings.state_dir / LEDGER_NAME
+        if not ledger.exists():
+            # made here, as the send would make it next, and closed: the child must not
+            # make it while the parent does (two processes creating one SQLite file can
+            # fail: "database is locked" on its switch to WAL)
+            try:
+                Ledger(ledger).connection().close()
+            except NewsletterError:
+                return None  # (the send reports it when it opens the ledger itself)
+
+        if ledger.resolve() in live._OPEN:
+            # SQLite must not cross a fork: a child of a process with the ledger open
+            # fails to open it ("locking protocol"); the send forks before it opens any
             return None
         read_fd, write_fd = os.pipe()
         try:

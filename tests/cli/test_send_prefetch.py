@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +26,7 @@ from newsletter.delivery.journal import Journal
 from newsletter.delivery.transports import MockTransport
 from tests.support.sendkit import address, make_builder, make_settings, write_subscribers
 
+ROOT = Path(__file__).resolve().parents[2]
 READERS = 3000
 EXTRA = (
     "\n"  # a blank line
@@ -43,10 +46,28 @@ def small_lists_too(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_list(home: Path) -> None:
-    path = make_settings(home).subscribers_file
-    write_subscribers(path, READERS, inactive={"left@example.org": "unsubscribed"})
-    with path.open("a") as fh:
+    settings = make_settings(home)
+    write_subscribers(
+        settings.subscribers_file, READERS, inactive={"left@example.org": "unsubscribed"}
+    )
+    with settings.subscribers_file.open("a") as fh:
         fh.write(EXTRA)
+    make_ledger(home)
+
+
+def make_ledger(home: Path) -> None:
+    """The ledger, made by another process (as by `serve` or an earlier command): this
+    one has none open when it forks, as the send has none open when it does."""
+    code = (
+        "from newsletter.audience.subscribers import SubscriberStore\n"
+        "from tests.support.sendkit import make_settings\n"
+        "from pathlib import Path\n"
+        "import sys\n"
+        "SubscriberStore.from_settings(make_settings(Path(sys.argv[1]))).fold()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code, str(home)], cwd=home, env=env, check=True)
+    assert (make_settings(home).state_dir / "ledger.sqlite3").exists()
 
 
 class Used:
@@ -177,6 +198,23 @@ def test_lists_too_small_or_too_big_for_a_child(
     read_ahead = ListReadAhead.start(settings)
     assert read_ahead is not None
     read_ahead.close()
+
+
+def test_a_missing_ledger_is_made_before_the_child_and_an_open_one_stops_it(
+    home: Path,
+) -> None:
+    """The child never creates the ledger (two processes creating one can fail), and no
+    child is forked from a process that has it open (SQLite must not cross a fork)."""
+    settings = make_settings(home)
+    write_subscribers(settings.subscribers_file, READERS)
+    ledger = settings.state_dir / "ledger.sqlite3"
+    assert not ledger.exists()
+    used = Used(ListReadAhead.start(settings))
+    assert ledger.exists()  # made (and closed) before the fork
+    plan(home, used)
+    assert used.took is True
+    SubscriberStore.from_settings(settings).fold()  # open in this process now
+    assert ListReadAhead.start(settings) is None
 
 
 def test_the_child_holds_nothing_of_the_send(home: Path) -> None:
