@@ -19,8 +19,11 @@ import typer
 import typer.core
 import typer.main
 
-from newsletter.audience.subscribers import STATUSES
+from newsletter.audience.subscribers import STATUSES, SubscriberStore
 from newsletter.cli.app import PROVIDERS, build_app
+from newsletter.cli.subscribers import COMMANDS as SUBSCRIBER_COMMANDS
+from newsletter.cli.subscribers import build_app as build_subscribers_app
+from newsletter.cli.subscribers import command_named
 from newsletter.cli.subscribers.options import STATUS_HELP
 from newsletter.config import load_settings
 from newsletter.home import read_home
@@ -84,6 +87,26 @@ def test_subscribers_stats_loads_the_store_only(home: Path) -> None:
     assert not mods & {"pydantic_settings", "yaml", "filelock", "rich", "email_validator"}
     assert "newsletter.audience.subscribers.store" in mods
     assert not {m for m in mods if m.startswith(("newsletter.compose", "newsletter.delivery"))}
+    assert "newsletter.audience.subscribers.fold" in mods  # a new file: its first fold
+    # nothing to fold since: the fold's code is not loaded; only the command run is registered
+    mods = loaded(home, "subscribers", "stats")
+    fold_code = {
+        f"newsletter.audience.subscribers.{m}" for m in ("fold", "importledger", "fastpass")
+    }
+    assert not mods & fold_code, mods & fold_code
+    assert not mods & {"newsletter.cli.subscribers.changes", "newsletter.cli.subscribers.sync"}
+
+
+def test_subscribers_stats_loads_the_fold_when_there_is_something_to_fold(home: Path) -> None:
+    # the same run with an unfolded ledger change: the fold runs (and says what it did)
+    write_subscribers(home / "subscribers" / "subscribers.csv", 5)
+    loaded(home, "subscribers", "stats")  # the new file's first fold
+    settings = load_settings(None, home=home)
+    store = SubscriberStore.from_settings(settings)
+    store.suppress({"reader00001@example.org": ("unsubscribed", "test")}, source="test")
+    mods = loaded(home, "subscribers", "stats")
+    assert "newsletter.audience.subscribers.fold" in mods
+    assert "email_validator" not in mods
 
 
 def test_check_renders_with_premailer_but_without_requests(home: Path) -> None:
@@ -138,6 +161,40 @@ def test_read_home_agrees_with_the_settings(
     assert read_home(env) == Path(expected) == load_settings(env).home
     monkeypatch.setenv("NEWSLETTER_HOME", "from-env")  # the environment wins, as there
     assert read_home(env) == Path("from-env") == load_settings(env).home
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["stats"], "stats"),
+        (["stats", "--top", "3"], "stats"),
+        (["--file", "x.csv", "stats"], "stats"),
+        (["-f", "stats", "list"], "list"),  # a file named "stats"
+        (["--file=x.csv", "--lock-timeout", "2", "import", "a.csv"], "import"),
+        (["--help"], None),
+        ([], None),
+        (["stat"], None),  # a typo: every command, so click can suggest the right one
+        (["--", "stats"], None),
+    ],
+)
+def test_the_subscribers_group_finds_the_command_a_run_names(
+    args: list[str], expected: str | None
+) -> None:
+    assert command_named(args) == expected
+
+
+def test_each_subscribers_command_registered_alone_is_the_same_command() -> None:
+    full = typer.main.get_command(build_subscribers_app())
+    assert isinstance(full, typer.core.TyperGroup)
+    assert list(full.commands) == list(SUBSCRIBER_COMMANDS)
+    for name in SUBSCRIBER_COMMANDS:
+        alone = typer.main.get_command(build_subscribers_app(name))
+        assert isinstance(alone, typer.core.TyperGroup)
+        assert list(alone.commands) == [name]
+        assert alone.commands[name].help == full.commands[name].help
+        assert [p.name for p in alone.commands[name].params] == [
+            p.name for p in full.commands[name].params
+        ]
 
 
 def test_each_command_is_registered_by_the_module_its_provider_entry_names() -> None:
