@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from newsletter.emailsyntax import AddressSyntaxError, normalize_syntax
 from newsletter.errors import ConfigError
+from newsletter.lazyimport import deferring
+
+with deferring("asyncio"):  # used only by pydantic-settings' own CLI runner
+    from pydantic_settings import BaseSettings, SettingsConfigDict
 from newsletter.tokens import SECRET_KEY_HINT, secret_key_problem
 
 DEFAULT_FROM = "newsletter@example.org"

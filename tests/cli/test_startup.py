@@ -133,6 +133,55 @@ def test_premailer_still_reaches_the_real_requests_when_it_asks() -> None:
     assert proc.stdout == "ok\n", proc.stderr
 
 
+def test_settings_load_without_asyncio_which_pydantic_settings_still_reaches() -> None:
+    probe = (
+        "import sys; from newsletter.config import load_settings\n"
+        "import pydantic_settings.main as m\n"
+        "load_settings(None)\n"
+        "assert 'asyncio' not in sys.modules\n"
+        "stand_in = m.asyncio\n"
+        "import asyncio\n"
+        "assert stand_in.run is asyncio.run\n"
+        "assert stand_in.get_running_loop is asyncio.get_running_loop\n"
+        "print('ok')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert proc.stdout == "ok\n", proc.stderr
+
+
+def test_a_stand_in_gives_way_to_the_real_module_on_first_use() -> None:
+    probe = (
+        "import sys; from newsletter.lazyimport import deferring\n"
+        "with deferring('colorsys', 'json'):\n"
+        "    import colorsys\n"
+        "    assert sys.modules['colorsys'] is colorsys and 'ONE_THIRD' not in vars(colorsys)\n"
+        "    assert colorsys.rgb_to_hsv(1, 0, 0) == (0, 1, 1)\n"  # the real one, now
+        "    assert sys.modules['colorsys'] is not colorsys\n"
+        "assert 'json' not in sys.modules\n"  # never imported: no stand-in left behind
+        "print('ok')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert proc.stdout == "ok\n", proc.stderr
+
+
+def test_the_cli_turns_off_pydantics_plugin_search_unless_told_otherwise(home: Path) -> None:
+    code = (
+        "import os, sys; sys.argv = ['newsletter', '--version']\n"
+        "from newsletter.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS')))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    env["PYTHONPATH"] = str(ROOT)
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.stdout.splitlines()[-1] == "'__all__'", run.stderr
+    env["PYDANTIC_DISABLE_PLUGINS"] = ""  # the user's choice stands
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.stdout.splitlines()[-1] == "''", run.stderr
+
+
 @pytest.mark.parametrize(
     "command",
     ["send", "check", "serve", "archive", "signups", "cancel", "run-due", "report", "doctor"],
