@@ -1,7 +1,8 @@
 """Importing a library without the heavy modules it imports for features a run never uses.
 
 premailer imports ``requests`` (urllib3, two charset detectors, http.cookiejar: about
-45 ms) only to fetch remote stylesheets, which ``allow_network=False`` never does;
+45 ms) and cssutils ``urllib.request`` (http.client, ssl: about 8 ms) and ``encutils``
+only to fetch remote stylesheets, which ``allow_network=False`` never does;
 pydantic-settings imports ``asyncio`` (with ``ssl`` and ``concurrent.futures``: about
 15 ms) only to run an async command of its own CLI, which the project does not use. While
 such a library is imported, :func:`deferring` puts a stand-in in ``sys.modules`` for
@@ -35,8 +36,19 @@ def _stand_in(name: str) -> types.ModuleType:
 
 @contextmanager
 def deferring(*names: str) -> Iterator[None]:
-    """Within the block, importing one of ``names`` (not imported yet) gives a stand-in."""
+    """Within the block, importing one of ``names`` (not imported yet) gives a stand-in.
+
+    A submodule's stand-in (``urllib.request``) is also its package's attribute, where
+    ``import urllib.request`` code looks it up when it runs; it stays there after the
+    block, until the real submodule's import replaces it.
+    """
     placed = {name: _stand_in(name) for name in names if name not in sys.modules}
+    for name, module in placed.items():
+        package, _, child = name.rpartition(".")
+        if package:
+            parent = importlib.import_module(package)
+            if not hasattr(parent, child):
+                setattr(parent, child, module)
     sys.modules.update(placed)
     try:
         yield

@@ -97,8 +97,9 @@ def _quiet_cssutils() -> None:
 
 @functools.cache
 def _premailer() -> Any:  # premailer has no type hints
-    """premailer, imported without importing requests (see :mod:`newsletter.lazyimport`)."""
-    with deferring("requests"):
+    """premailer, imported without requests, urllib.request and encutils (they fetch remote
+    stylesheets, which ``allow_network=False`` never does; :mod:`newsletter.lazyimport`)."""
+    with deferring("requests", "urllib.request", "encutils"):
         import premailer
     return premailer
 

@@ -124,7 +124,13 @@ def test_premailer_still_reaches_the_real_requests_when_it_asks() -> None:
     probe = (
         "import sys; from newsletter.compose.render import _premailer\n"
         "stand_in = _premailer().premailer.requests\n"
-        "assert 'requests' not in sys.modules\n"
+        "import cssutils.helper, cssutils._fetch as fetch\n"
+        "assert not {'requests', 'urllib.request', 'encutils'} & set(sys.modules)\n"
+        # cssutils' fetcher: urllib.request (a package attribute until used) and encutils
+        "assert cssutils.helper.path2url('/a b') == 'file:/a%20b'\n"
+        "import urllib.request, encutils\n"
+        "assert urllib.request.urlopen is fetch.urllib.request.urlopen\n"
+        "assert fetch.encutils.getHTTPInfo is encutils.getHTTPInfo\n"
         "import requests\n"
         "assert stand_in.get is requests.get and stand_in.Session is requests.Session\n"
         "print('ok')"
