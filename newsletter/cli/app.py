@@ -11,11 +11,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import typer
-from typer.core import TyperGroup
-
 from newsletter.console import err_console
 from newsletter.errors import ExitCode, NewsletterError
+from newsletter.lazyimport import deferring
+
+# typer imports subprocess for launch() (`preview`) and shell-completion installs only:
+# every other command starts without it (a stand-in until first used)
+with deferring("subprocess"):
+    import typer
+    from typer.core import TyperGroup
 
 
 class NewsletterGroup(TyperGroup):

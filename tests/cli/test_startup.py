@@ -64,6 +64,7 @@ def test_help_loads_no_library_a_command_uses(home: Path) -> None:
     # nor settings, the store, the journal or rich: --help prints Typer's text only
     heavy = {"pydantic", "pydantic_settings", "email_validator", "rich", "sqlite3", "yaml"}
     assert not mods & heavy, mods & heavy
+    assert "subprocess" not in mods  # typer's, for launch() and completion installs only
     assert not {m for m in mods if m.startswith(("newsletter.compose", "newsletter.audience"))}
 
 
@@ -95,6 +96,7 @@ def test_subscribers_stats_loads_the_store_only(home: Path) -> None:
     }
     assert not mods & fold_code, mods & fold_code
     assert not mods & {"newsletter.cli.subscribers.changes", "newsletter.cli.subscribers.sync"}
+    assert not mods & {"subprocess", "secrets"}  # (secrets: rebuilding the index)
 
 
 def test_subscribers_stats_loads_the_fold_when_there_is_something_to_fold(home: Path) -> None:
@@ -150,6 +152,19 @@ def test_settings_load_without_asyncio_which_pydantic_settings_still_reaches() -
         "import asyncio\n"
         "assert stand_in.run is asyncio.run\n"
         "assert stand_in.get_running_loop is asyncio.get_running_loop\n"
+        "print('ok')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert proc.stdout == "ok\n", proc.stderr
+
+
+def test_typer_still_reaches_subprocess_when_it_launches() -> None:
+    probe = (
+        "import sys; import newsletter.cli.app, typer.main as m\n"
+        "assert 'subprocess' not in sys.modules\n"
+        "import subprocess\n"
+        "assert m.subprocess.Popen is subprocess.Popen and m.subprocess.DEVNULL == -3\n"
         "print('ok')"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
