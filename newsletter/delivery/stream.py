@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from newsletter.delivery.journal import first_claims
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 #: seconds a busy thread keeps the GIL from the journal thread, at most (during a send)
 SWITCH_INTERVAL = 0.0002
+#: seconds a window's ledger check stays good: older (every connection was reopening,
+#: a backoff of up to a minute), the ledger is asked again before the window leaves
+CHECK_FRESH_FOR = 1.0
 
 
 class Feed:
@@ -51,8 +54,10 @@ class Feed:
         limit: int | None,
         progress: Progress | None,
         window: int,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.campaign = campaign
+        self._clock = clock
         self.report = report
         self.run_id = run_id
         self.progress = progress
@@ -60,6 +65,7 @@ class Feed:
         self._remaining = limit
         self._queue: deque[Delivery] = deque()  # pending rows read ahead, journal order
         self._ready: deque[tuple[str, RecipientLike]] = deque()  # ledger-checked
+        self._checked_at = 0.0  # when the ledger was asked about ``_ready`` (one window)
         self._cursor = 0
         self._exhausted = False
         self._since_check = 0
@@ -82,8 +88,22 @@ class Feed:
         while len(out) < n and not self.stopping:
             if not self._ready and not self._fill():
                 break
+            if self._clock() - self._checked_at > CHECK_FRESH_FOR:
+                self._check_ready_again()
+                continue
             out.append(self._ready.popleft())
         return out
+
+    def _check_ready_again(self) -> None:
+        """Ask the ledger again about the window waiting in ``_ready``: it was checked
+        before a wait (every connection reopening), and whoever left meanwhile is skipped."""
+        held_of = getattr(self.campaign.store, "held", None)
+        gone = held_of([key for key, _ in self._ready]) if held_of is not None else set()
+        if gone:
+            c = self.campaign
+            self.report.skipped += c.journal.mark_skipped(c.issue, sorted(gone))
+            self._ready = deque(item for item in self._ready if item[0] not in gone)
+        self._checked_at = self._clock()
 
     def _fill(self) -> bool:
         """The next window of recipients, checked against the ledger now."""
@@ -116,6 +136,7 @@ class Feed:
             self._since_check -= len(rows)
             rows = [row for row in rows if row.key not in self._taken]
             rows = c._still_subscribed(rows, self.report)  # the ledger, right now
+            self._checked_at = self._clock()
             self._taken.update(row.key for row in rows)
             if self._remaining is not None:
                 self._remaining -= len(rows)

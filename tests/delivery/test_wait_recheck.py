@@ -70,3 +70,34 @@ def test_an_smtp_reader_who_leaves_while_waiting_out_a_4xx_gets_no_copy(home: Pa
     assert report.sent == 4 and report.skipped == 1
     states = {row.email: row.state for row in journal.rows("vol-2.19", ("skipped", "sent"))}
     assert states[address(2)] == "skipped"
+
+
+def test_a_streamed_window_checked_before_a_long_wait_is_checked_again(home: Path) -> None:
+    # the pipelined SMTP engine takes a window of ledger-checked readers, then (every
+    # connection reopening, a backoff of up to a minute) may hand them out much later
+    from newsletter.delivery.plan import Report
+    from newsletter.delivery.stream import CHECK_FRESH_FOR, Feed
+
+    builder, store, journal = setup(home, 6)
+    web = SubscriberStore.from_settings(make_settings(home))
+    with SmtpServer() as server:
+        t = SmtpTransport(builder, host="127.0.0.1", port=server.port, security="none")
+        c = campaign(builder, store, journal, t)
+        c.plan()
+        now = [100.0]
+        report = Report("vol-2.19")
+        feed = Feed(c, report, run_id=1, limit=None, progress=None, window=4, clock=lambda: now[0])
+        try:
+            first = feed.take(1)  # the window 0-3 is checked now; 1-3 wait in it
+            apply_suppressions(web, {address(1): ("unsubscribed", "one-click")})
+            assert [key for key, _ in feed.take(1)] == [address(1)]  # fresh: as checked
+            apply_suppressions(web, {address(2): ("unsubscribed", "one-click")})
+            now[0] += CHECK_FRESH_FOR + 0.5  # the wait
+            later = [key for key, _ in feed.take(10)]
+        finally:
+            feed.close()
+    assert [key for key, _ in first] == [address(0)]
+    assert address(2) not in later and later == [address(n) for n in (3, 4, 5)]
+    assert report.skipped == 1
+    states = {row.email: row.state for row in journal.rows("vol-2.19", ("skipped",))}
+    assert states == {address(2): "skipped"}
