@@ -7,20 +7,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
 from newsletter.cli.send_evidence import note_send
 from newsletter.cli.send_report import finish_run, plural, run_result
@@ -33,13 +22,45 @@ if TYPE_CHECKING:
     from newsletter.delivery.transports.base import Outcome
 
 
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f}/s", style="cyan")
+class _NoBar:
+    """The progress bar where there is no terminal to draw it on (rich not even loaded)."""
+
+    def __enter__(self) -> "_NoBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: int) -> int:
+        return 0
+
+    def advance(self, task: int, advance: float) -> None:
+        return None
 
 
-def _progress() -> Progress:
+def _progress() -> Any:
+    if not err_console.is_terminal:
+        return _NoBar()
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class _RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:,.0f}/s", style="cyan")
+
+    # the bar enters its console (`with console:`): the console itself, not the stand-in
+    # that makes it on first use (a stand-in has no __enter__: the bar would raise)
+    made = getattr(err_console, "_get", None)
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -48,8 +69,7 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        console=err_console,
-        disable=not err_console.is_terminal,
+        console=made() if callable(made) else err_console,
     )
 
 
