@@ -4,7 +4,8 @@ against ``python -c pass`` (the same interpreter), from one run.
 Each command runs ``--repeat`` times in a fresh process, in rounds that run every
 command once; the best time counts (the machine's other load only ever adds). Commands
 run in a scratch home with vol-2.19 and a small subscriber list, after one run of
-`send` so `status` has a journal to read.
+`send` so `status` has a journal to read. Each `check` is a cold one: the issue file is
+edited (a comment line changes) just before it, as an editor's check follows an edit.
 
 Goals (issue 11): ``--help``, ``status``, ``subscribers stats`` within 4x of
 ``python -c pass``; ``check vol-2.19`` within 0.5 s.
@@ -59,14 +60,27 @@ def run_once(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     return elapsed
 
 
+def edit_issue(home: Path, round_no: int) -> None:
+    """Change vol-2.19.yaml as an edit would (its last line, a comment, says the round)."""
+    path = home / "issues" / "vol-2.19.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if lines and lines[-1].startswith("# bench edit"):
+        lines.pop()
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    path.write_text("".join(lines) + f"# bench edit {round_no}\n", encoding="utf-8")
+
+
 def best_of_each(
     commands: list[list[str]], repeat: int, cwd: Path, env: dict[str, str]
 ) -> list[float]:
     """Each command's best time over ``repeat`` rounds; a round runs every command once,
     so a burst of load on the shared machine hits the anchor and the commands alike."""
     best = [float("inf")] * len(commands)
-    for _ in range(repeat):
+    for round_no in range(repeat):
         for i, argv in enumerate(commands):
+            if "check" in argv:
+                edit_issue(cwd, round_no)
             best[i] = min(best[i], run_once(argv, cwd, env))
     return best
 

@@ -7,7 +7,8 @@ holds the rule):
   error tree and exit codes), :mod:`.files` (crash-safe writes), :mod:`.database`
   (SQLite files), :mod:`.tokens` (signed tokens), :mod:`.console` (terminal output),
   :mod:`.tls` (verifying TLS contexts), :mod:`.oauth` (OAuth 2.0 tokens for mail logins),
-  :mod:`.i18n` (message catalogues, choosing a reader's language);
+  :mod:`.i18n` (message catalogues, choosing a reader's language), :mod:`.emailsyntax`
+  (address syntax), :mod:`.lazyimport` (libraries without their unused heavy imports);
 * :mod:`.compose` -- issue file -> model -> render -> message;
 * :mod:`.delivery` -- send loop, journal, transports;
 * :mod:`.audience` -- subscriber store, inbound mail, signups, provider events;

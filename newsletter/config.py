@@ -12,11 +12,14 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from newsletter.emailsyntax import AddressSyntaxError, normalize_syntax
 from newsletter.errors import ConfigError
+from newsletter.lazyimport import deferring
+
+with deferring("asyncio"):  # used only by pydantic-settings' own CLI runner
+    from pydantic_settings import BaseSettings, SettingsConfigDict
 from newsletter.tokens import SECRET_KEY_HINT, secret_key_problem
 
 DEFAULT_FROM = "newsletter@example.org"
@@ -37,8 +40,8 @@ def _env(name: str) -> Any:
 def check_address(value: str) -> str:
     """Validate an address's syntax (no DNS) and return it normalised."""
     try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
+        return normalize_syntax(value)
+    except AddressSyntaxError as exc:
         raise ValueError(f"not a valid email address {value!r}: {exc}") from None
 
 

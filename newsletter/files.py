@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -29,6 +28,8 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = True, sync_dir: bool 
 
     ``sync_dir=False`` lets a caller writing many files fsync the folder once at the end.
     """
+    import tempfile  # here: a command that only reads (status, stats) never needs it
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

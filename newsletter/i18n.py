@@ -94,12 +94,13 @@ def catalogue_path(language: str, locale_dir: Path = PACKAGE_LOCALE) -> Path:
 @functools.cache
 def translations(language: str) -> gettext_module.NullTranslations:
     """The compiled catalogue of ``language`` (English, the source, needs none)."""
+    if language == DEFAULT_LANGUAGE or normalize_language(language) is None:
+        return gettext_module.NullTranslations()
+    # Babel loads only for a catalogue (about 20 ms an English run does not need)
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
     from babel.support import Translations
 
-    if language == DEFAULT_LANGUAGE or normalize_language(language) is None:
-        return gettext_module.NullTranslations()
     with catalogue_path(language).open("rb") as po:
         catalog = read_po(po, locale=language, domain=DOMAIN)
     buffer = io.BytesIO()

@@ -6,14 +6,20 @@ stderr and the class's exit code, so no command prints a traceback.
 """
 
 
+import os
 import sys
+from collections.abc import Sequence
 from typing import Any
-
-import typer
-from typer.core import TyperGroup
 
 from newsletter.console import err_console
 from newsletter.errors import ExitCode, NewsletterError
+from newsletter.lazyimport import deferring
+
+# typer imports subprocess for launch() (`preview`) and shell-completion installs only:
+# every other command starts without it (a stand-in until first used)
+with deferring("subprocess"):
+    import typer
+    from typer.core import TyperGroup
 
 
 class NewsletterGroup(TyperGroup):
@@ -99,12 +105,13 @@ PROVIDERS: dict[str, str] = {
 }
 
 
-def _register(app: typer.Typer, only: str | None = None) -> None:
+def _register(app: typer.Typer, only: str | None = None, rest: Sequence[str] = ()) -> None:
     # Command modules hold plain functions and sub-apps; registering them here keeps the
     # import graph one-way (command modules never import this module). Each imports
     # what its commands use inside them, so registering (and --help) stays cheap:
     # tests/cli/test_startup.py guards it. ``only`` names one command: the others are
-    # neither imported nor turned into click objects (start-up time).
+    # neither imported nor turned into click objects (start-up time); ``rest`` (the
+    # arguments after it) lets a group register the one subcommand they name.
     import importlib
 
     def wanted(name: str) -> bool:
@@ -120,18 +127,20 @@ def _register(app: typer.Typer, only: str | None = None) -> None:
             if wanted(command.__name__.replace("_", "-")):
                 app.command()(command)
     if wanted("subscribers"):
-        app.add_typer(provider("subscribers").app, name="subscribers")
+        group = provider("subscribers")
+        app.add_typer(group.build_app(group.command_named(rest)), name="subscribers")
     if wanted("signups"):
         app.add_typer(provider("signups").app, name="signups")
     if wanted("dkim"):
         app.add_typer(provider("doctor").dkim_app, name="dkim")
 
 
-def build_app(only: str | None = None) -> typer.Typer:
-    """The `newsletter` app with every command, or with ``only`` that one."""
+def build_app(only: str | None = None, rest: Sequence[str] = ()) -> typer.Typer:
+    """The `newsletter` app with every command, or with ``only`` that one (run with
+    the arguments ``rest``)."""
     made = typer.Typer(**_APP_OPTIONS)
     made.callback()(_root)
-    _register(made, only)
+    _register(made, only, rest)
     return made
 
 
@@ -156,4 +165,11 @@ def __getattr__(name: str) -> typer.Typer:
 
 def main() -> None:
     """Console-script entry point."""
-    build_app(_command_named(sys.argv[1:]))()
+    # pydantic looks for plugins (observability hooks) by reading the entry points of
+    # every installed distribution, the first time it builds a model: about 15 ms of
+    # `check`, for hooks this tool never uses. Its documented switch turns the search
+    # off; set PYDANTIC_DISABLE_PLUGINS= (empty) to have it search again.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    argv = sys.argv[1:]
+    name = _command_named(argv)
+    build_app(name, argv[1:] if name else ())()

@@ -18,7 +18,7 @@ from newsletter.errors import LockTimeoutError, NewsletterError
 
 if TYPE_CHECKING:
     from newsletter.audience.subscribers import SubscriberStore
-    from newsletter.audience.subscribers.fold import FoldReport
+    from newsletter.audience.subscribers.foldreport import FoldReport
 
 
 def say_fold(report: "FoldReport", display: str, *, quiet: bool = True) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from newsletter.compose.issuefile import load_issue
 from newsletter.compose.lint import check_html_size, lint_issue
-from newsletter.compose.message import MessageBuilder, Recipient
 from newsletter.compose.models import Issue
 from newsletter.compose.render import (
     PLACEHOLDER_UNSUBSCRIBE,
@@ -19,7 +18,8 @@ from newsletter.config import Settings
 from newsletter.errors import Problem
 from newsletter.files import write_atomic
 
-SAMPLE_RECIPIENT = Recipient("reader@example.org", "Sample Reader")
+#: the sample .eml's recipient (address, name)
+SAMPLE_RECIPIENT = ("reader@example.org", "Sample Reader")
 
 
 @dataclass
@@ -52,10 +52,14 @@ def check_issue(path: Path, settings: Settings) -> tuple[Issue, RenderedIssue, l
 
 def build_issue(path: Path, settings: Settings, out_dir: Path | None = None) -> BuildResult:
     """Render once and write the three files (plus images) into ``out_dir``."""
+    # the message builder (email headers, tokens) loads here, not for `check`
+    from newsletter.compose.message import MessageBuilder, Recipient
+
     issue, rendered, warnings = check_issue(path, settings)
     out = out_dir if out_dir is not None else settings.build_dir / issue.slug
     builder = MessageBuilder(rendered, settings)
-    sample_url = builder.unsubscribe_url(SAMPLE_RECIPIENT)
+    sample = Recipient(*SAMPLE_RECIPIENT)
+    sample_url = builder.unsubscribe_url(sample)
     result = BuildResult(issue, rendered, out, warnings=warnings)
     html = html_for_files(rendered).replace(
         PLACEHOLDER_UNSUBSCRIBE, sample_url.replace("&", "&amp;")
@@ -64,7 +68,7 @@ def build_issue(path: Path, settings: Settings, out_dir: Path | None = None) -> 
     outputs = {
         "email.html": html.encode("utf-8"),
         "email.txt": text.encode("utf-8"),
-        "email.eml": builder.to_bytes(SAMPLE_RECIPIENT),
+        "email.eml": builder.to_bytes(sample),
     }
     for image in rendered.images:
         outputs[image.filename] = image.data

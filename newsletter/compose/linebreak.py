@@ -14,8 +14,6 @@ import functools
 import re
 import unicodedata
 
-from wcwidth import wcwidth
-
 #: may not begin a line: closing brackets, stops and commas, small kana, iteration marks
 NO_START = frozenset(
     ")]}）〕］｝〉》」』】〙〗〟’”｠»"
@@ -35,11 +33,17 @@ _SPACE = re.compile(r"[^\S\u3000]+")
 @functools.lru_cache(maxsize=4096)
 def char_width(ch: str) -> int:
     """Columns a character takes in a terminal: 2 for CJK, 0 for combining marks."""
+    # imported on the first character that is not printable ASCII: wcwidth's tables take
+    # about 10 ms to load, and an English issue may have no such character
+    from wcwidth import wcwidth
+
     return max(wcwidth(ch), 0)
 
 
 def display_width(text: str) -> int:
     """Columns ``text`` takes in a terminal (a CJK character counts 2)."""
+    if text.isascii() and text.isprintable():
+        return len(text)  # U+0020..U+007E: one column each (tested against wcwidth)
     return sum(char_width(ch) for ch in text)
 
 

@@ -7,6 +7,7 @@ references), so a full Markdown engine would only add surprises. Pure functions.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -50,11 +51,13 @@ class MarkupError(ValueError):
 _ESCAPABLE = set("\\*_[]()`#")
 
 
+@functools.lru_cache(maxsize=2048)
 def parse_inline(source: str) -> tuple[Node, ...]:
     """Parse one paragraph of inline Markdown into a tree; whitespace is collapsed.
 
     A line break between two CJK characters folds to nothing (Japanese has no spaces
-    between words), any other whitespace to one space.
+    between words), any other whitespace to one space. The tree is immutable, so each
+    paragraph is parsed once however often the models, the renderer and the linter ask.
     """
     text = fold_lines(source).strip()
     nodes, _ = _parse(text, 0, closer=None)

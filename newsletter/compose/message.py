@@ -32,8 +32,6 @@ from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from email_validator import EmailNotValidError, validate_email
-
 from newsletter.compose.render import PLACEHOLDER_UNSUBSCRIBE, RenderedIssue
 from newsletter.errors import HeaderError
 from newsletter.tokens import (
@@ -79,6 +77,9 @@ def ascii_address(addr: str) -> str:
     """IDN domains become punycode; a non-ASCII local part would need SMTPUTF8."""
     if addr.isascii():
         return addr
+    # imported here: its grammar's regexes take about 20 ms to compile
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         result = validate_email(addr, check_deliverability=False)
     except EmailNotValidError as exc:

@@ -8,12 +8,9 @@ rendered and inlined once however many people receive it.
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import mimetypes
 import re
-import sys
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +22,7 @@ from newsletter.compose.linebreak import display_width, wrap_text
 from newsletter.compose.markup import LinkRefs, parse_inline, plain_text, to_html, to_text
 from newsletter.errors import IssueFileError, Problem
 from newsletter.i18n import choose_language, gettext_for, make_environment
+from newsletter.lazyimport import deferring
 
 if TYPE_CHECKING:
     from newsletter.compose.models import Issue
@@ -99,33 +97,10 @@ def _quiet_cssutils() -> None:
 
 @functools.cache
 def _premailer() -> Any:  # premailer has no type hints
-    """premailer, imported without importing requests.
-
-    premailer imports requests (urllib3, two charset detectors, http.cookiejar: about
-    45 ms of every check, build and send) only to fetch remote stylesheets, which
-    ``allow_network=False`` never does. While it is imported, ``requests`` is a stand-in
-    that imports the real one at its first attribute access, so nothing changes for a
-    caller that does fetch.
-    """
-    if "requests" in sys.modules:
+    """premailer, imported without requests, urllib.request and encutils (they fetch remote
+    stylesheets, which ``allow_network=False`` never does; :mod:`newsletter.lazyimport`)."""
+    with deferring("requests", "urllib.request", "encutils"):
         import premailer
-
-        return premailer
-
-    stand_in = types.ModuleType("requests")
-
-    def real(name: str) -> Any:
-        if sys.modules.get("requests") is stand_in:
-            del sys.modules["requests"]
-        return getattr(importlib.import_module("requests"), name)
-
-    stand_in.__getattr__ = real  # type: ignore[method-assign]  # PEP 562
-    sys.modules["requests"] = stand_in
-    try:
-        import premailer
-    finally:
-        if sys.modules.get("requests") is stand_in:
-            del sys.modules["requests"]
     return premailer
 
 

@@ -19,8 +19,11 @@ import typer
 import typer.core
 import typer.main
 
-from newsletter.audience.subscribers import STATUSES
+from newsletter.audience.subscribers import STATUSES, SubscriberStore
 from newsletter.cli.app import PROVIDERS, build_app
+from newsletter.cli.subscribers import COMMANDS as SUBSCRIBER_COMMANDS
+from newsletter.cli.subscribers import build_app as build_subscribers_app
+from newsletter.cli.subscribers import command_named
 from newsletter.cli.subscribers.options import STATUS_HELP
 from newsletter.config import load_settings
 from newsletter.home import read_home
@@ -61,6 +64,7 @@ def test_help_loads_no_library_a_command_uses(home: Path) -> None:
     # nor settings, the store, the journal or rich: --help prints Typer's text only
     heavy = {"pydantic", "pydantic_settings", "email_validator", "rich", "sqlite3", "yaml"}
     assert not mods & heavy, mods & heavy
+    assert "subprocess" not in mods  # typer's, for launch() and completion installs only
     assert not {m for m in mods if m.startswith(("newsletter.compose", "newsletter.audience"))}
 
 
@@ -79,23 +83,56 @@ def test_subscribers_stats_loads_the_store_only(home: Path) -> None:
     mods = loaded(home, "subscribers", "stats")
     assert not mods & OTHERS
     # sqlite3 is needed: the consent ledger is folded into the file before it is read;
-    # the lock is not taken when there is nothing to fold, and the counts print without rich
-    assert not mods & {"pydantic_settings", "yaml", "filelock", "rich"}
+    # the lock is not taken when there is nothing to fold, and the counts print without rich;
+    # plain ASCII addresses are checked without email-validator (newsletter.emailsyntax)
+    assert not mods & {"pydantic_settings", "yaml", "filelock", "rich", "email_validator"}
     assert "newsletter.audience.subscribers.store" in mods
     assert not {m for m in mods if m.startswith(("newsletter.compose", "newsletter.delivery"))}
+    assert "newsletter.audience.subscribers.fold" in mods  # a new file: its first fold
+    # nothing to fold since: the fold's code is not loaded; only the command run is registered
+    mods = loaded(home, "subscribers", "stats")
+    fold_code = {
+        f"newsletter.audience.subscribers.{m}" for m in ("fold", "importledger", "fastpass")
+    }
+    assert not mods & fold_code, mods & fold_code
+    assert not mods & {"newsletter.cli.subscribers.changes", "newsletter.cli.subscribers.sync"}
+    assert not mods & {"subprocess", "secrets", "tempfile"}  # (used by writes and rebuilds)
+
+
+def test_subscribers_stats_loads_the_fold_when_there_is_something_to_fold(home: Path) -> None:
+    # the same run with an unfolded ledger change: the fold runs (and says what it did)
+    write_subscribers(home / "subscribers" / "subscribers.csv", 5)
+    loaded(home, "subscribers", "stats")  # the new file's first fold
+    settings = load_settings(None, home=home)
+    store = SubscriberStore.from_settings(settings)
+    store.suppress({"reader00001@example.org": ("unsubscribed", "test")}, source="test")
+    mods = loaded(home, "subscribers", "stats")
+    assert "newsletter.audience.subscribers.fold" in mods
+    assert "email_validator" not in mods
 
 
 def test_check_renders_with_premailer_but_without_requests(home: Path) -> None:
     mods = loaded(home, "check", "vol-2.19")
     assert "premailer" in mods  # it did inline the CSS
     assert not mods & {"requests", "urllib3", "charset_normalizer", "chardet"}
+    # an English issue needs no catalogue (Babel) and, all printable ASCII, no wcwidth; ASCII
+    # addresses in the settings need no email-validator; checking builds no message
+    unneeded = {"babel", "email_validator", "wcwidth", "asyncio"}
+    assert not mods & unneeded, mods & unneeded
+    assert "newsletter.compose.message" not in mods
 
 
 def test_premailer_still_reaches_the_real_requests_when_it_asks() -> None:
     probe = (
         "import sys; from newsletter.compose.render import _premailer\n"
         "stand_in = _premailer().premailer.requests\n"
-        "assert 'requests' not in sys.modules\n"
+        "import cssutils.helper, cssutils._fetch as fetch\n"
+        "assert not {'requests', 'urllib.request', 'encutils'} & set(sys.modules)\n"
+        # cssutils' fetcher: urllib.request (a package attribute until used) and encutils
+        "assert cssutils.helper.path2url('/a b') == 'file:/a%20b'\n"
+        "import urllib.request, encutils\n"
+        "assert urllib.request.urlopen is fetch.urllib.request.urlopen\n"
+        "assert fetch.encutils.getHTTPInfo is encutils.getHTTPInfo\n"
         "import requests\n"
         "assert stand_in.get is requests.get and stand_in.Session is requests.Session\n"
         "print('ok')"
@@ -103,6 +140,68 @@ def test_premailer_still_reaches_the_real_requests_when_it_asks() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert proc.stdout == "ok\n", proc.stderr
+
+
+def test_settings_load_without_asyncio_which_pydantic_settings_still_reaches() -> None:
+    probe = (
+        "import sys; from newsletter.config import load_settings\n"
+        "import pydantic_settings.main as m\n"
+        "load_settings(None)\n"
+        "assert 'asyncio' not in sys.modules\n"
+        "stand_in = m.asyncio\n"
+        "import asyncio\n"
+        "assert stand_in.run is asyncio.run\n"
+        "assert stand_in.get_running_loop is asyncio.get_running_loop\n"
+        "print('ok')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert proc.stdout == "ok\n", proc.stderr
+
+
+def test_typer_still_reaches_subprocess_when_it_launches() -> None:
+    probe = (
+        "import sys; import newsletter.cli.app, typer.main as m\n"
+        "assert 'subprocess' not in sys.modules\n"
+        "import subprocess\n"
+        "assert m.subprocess.Popen is subprocess.Popen and m.subprocess.DEVNULL == -3\n"
+        "print('ok')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert proc.stdout == "ok\n", proc.stderr
+
+
+def test_a_stand_in_gives_way_to_the_real_module_on_first_use() -> None:
+    probe = (
+        "import sys; from newsletter.lazyimport import deferring\n"
+        "with deferring('colorsys', 'json'):\n"
+        "    import colorsys\n"
+        "    assert sys.modules['colorsys'] is colorsys and 'ONE_THIRD' not in vars(colorsys)\n"
+        "    assert colorsys.rgb_to_hsv(1, 0, 0) == (0, 1, 1)\n"  # the real one, now
+        "    assert sys.modules['colorsys'] is not colorsys\n"
+        "assert 'json' not in sys.modules\n"  # never imported: no stand-in left behind
+        "print('ok')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert proc.stdout == "ok\n", proc.stderr
+
+
+def test_the_cli_turns_off_pydantics_plugin_search_unless_told_otherwise(home: Path) -> None:
+    code = (
+        "import os, sys; sys.argv = ['newsletter', '--version']\n"
+        "from newsletter.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS')))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    env["PYTHONPATH"] = str(ROOT)
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.stdout.splitlines()[-1] == "'__all__'", run.stderr
+    env["PYDANTIC_DISABLE_PLUGINS"] = ""  # the user's choice stands
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.stdout.splitlines()[-1] == "''", run.stderr
 
 
 @pytest.mark.parametrize(
@@ -137,6 +236,40 @@ def test_read_home_agrees_with_the_settings(
     assert read_home(env) == Path(expected) == load_settings(env).home
     monkeypatch.setenv("NEWSLETTER_HOME", "from-env")  # the environment wins, as there
     assert read_home(env) == Path("from-env") == load_settings(env).home
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["stats"], "stats"),
+        (["stats", "--top", "3"], "stats"),
+        (["--file", "x.csv", "stats"], "stats"),
+        (["-f", "stats", "list"], "list"),  # a file named "stats"
+        (["--file=x.csv", "--lock-timeout", "2", "import", "a.csv"], "import"),
+        (["--help"], None),
+        ([], None),
+        (["stat"], None),  # a typo: every command, so click can suggest the right one
+        (["--", "stats"], None),
+    ],
+)
+def test_the_subscribers_group_finds_the_command_a_run_names(
+    args: list[str], expected: str | None
+) -> None:
+    assert command_named(args) == expected
+
+
+def test_each_subscribers_command_registered_alone_is_the_same_command() -> None:
+    full = typer.main.get_command(build_subscribers_app())
+    assert isinstance(full, typer.core.TyperGroup)
+    assert list(full.commands) == list(SUBSCRIBER_COMMANDS)
+    for name in SUBSCRIBER_COMMANDS:
+        alone = typer.main.get_command(build_subscribers_app(name))
+        assert isinstance(alone, typer.core.TyperGroup)
+        assert list(alone.commands) == [name]
+        assert alone.commands[name].help == full.commands[name].help
+        assert [p.name for p in alone.commands[name].params] == [
+            p.name for p in full.commands[name].params
+        ]
 
 
 def test_each_command_is_registered_by_the_module_its_provider_entry_names() -> None:

@@ -196,3 +196,14 @@ def test_link_reference_hugs_japanese_text() -> None:
     assert text == "詳細は公式サイト[1]を参照。" and used == [1]
     english, _ = to_text(parse_inline("see [the site](https://example.org/)."), LinkRefs())
     assert english == "see the site [1]."
+
+
+def test_display_width_agrees_with_wcwidth_on_ascii_and_beyond() -> None:
+    from wcwidth import wcwidth
+
+    printable = "".join(chr(c) for c in range(0x20, 0x7F))
+    # the quick path (printable ASCII, no wcwidth) gives what wcwidth gives
+    assert all(wcwidth(ch) == 1 for ch in printable)
+    assert display_width(printable) == len(printable) == 95
+    for text in ["tab\there", "bell\a", "日本語 text", "e\u0301", "\x00", "·", "", "ｶﾀｶﾅ"]:
+        assert display_width(text) == sum(max(wcwidth(ch), 0) for ch in text), text

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Final
 
+from newsletter.emailsyntax import MAX_ADDRESS, MAX_LOCAL, ROLE_MAILBOXES, quick_normalize
 from newsletter.errors import NewsletterError
 
 STATUSES: Final = ("pending", "active", "unsubscribed", "bounced", "complained")
@@ -24,9 +25,6 @@ def utc_now() -> str:
 
 
 _FAST_LOCAL: Final = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*\Z")
-#: email-validator's mailbox names that compare ignoring case (postmaster, ...); loaded
-#: with it on the first full check, which always precedes the fast path's first use
-_case_insensitive: frozenset[str] = frozenset()
 _domains: dict[str, tuple[str, int]] = {}  # domain as typed -> (normalised, longest form)
 
 
@@ -35,28 +33,31 @@ def normalize_address(value: str) -> str:
 
     Raises :class:`AddressError`. Internationalised local parts and domains are
     accepted; an IDNA ``xn--`` domain is normalised to Unicode, so both spellings
-    compare equal. Domains already validated by ``email-validator`` are remembered,
-    so a plain ASCII local part at a known domain is checked by the same rule without
-    re-validating the domain (the rule is tested against ``email-validator``).
+    compare equal. ``email-validator`` decides, except for two quick paths that take a
+    strict subset of what it accepts and give the same result (both are tested against
+    it): a plain ASCII address (:func:`~newsletter.emailsyntax.quick_normalize`, which
+    keeps ``email-validator`` from being imported for a list of ordinary addresses), and
+    a plain ASCII local part at a domain one of them has already accepted.
     """
-    global _case_insensitive
     value = value.strip()
     local, at, domain = value.rpartition("@")
     known = _domains.get(domain) if at else None
     if (
         known is not None
-        and len(local) <= 64
+        and len(local) <= MAX_LOCAL
         and _FAST_LOCAL.match(local)
-        and local.lower() not in _case_insensitive
-        and len(local) + 1 + known[1] <= 254
+        and local.lower() not in ROLE_MAILBOXES
+        and len(local) + 1 + known[1] <= MAX_ADDRESS
     ):
         return f"{local}@{known[0]}"
-    # imported here, not at start-up: it compiles its grammar's regexes (about 20 ms),
-    # and a command reading a fresh index never checks an address
+    quick = quick_normalize(value)
+    if quick is not None:
+        if len(_domains) < 100_000:
+            _domains[domain] = (quick[len(local) + 1 :], len(domain))
+        return quick
+    # imported here, not at start-up: it compiles its grammar's regexes (about 20 ms)
     from email_validator import EmailNotValidError, validate_email
-    from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
-    _case_insensitive = _case_insensitive or frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:

@@ -36,6 +36,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from newsletter.audience.subscribers.csvio import Header, neutralize_cell
+from newsletter.audience.subscribers.foldreport import FoldReport
 from newsletter.audience.subscribers.importledger import Imported, row_stamp
 from newsletter.audience.subscribers.ledger import (
     Change,
@@ -55,25 +56,6 @@ if TYPE_CHECKING:
 RECHECK_SECONDS: Final = 24 * 3600
 #: How much earlier than a request a confirmation token may say it was made (clocks).
 CLOCK_SLACK: Final = 2
-
-
-@dataclass(slots=True)
-class FoldReport:
-    """What one fold did."""
-
-    applied: int = 0  # changes written into the file for the first time
-    folded: int = 0  # ledger changes this fold covered (applied or found already true)
-    wrote: bool = False  # whether the file was rewritten (one backup)
-    reapplied: list[str] = field(default_factory=list)  # "file:line: email: what", said aloud
-    conflicts: list[str] = field(default_factory=list)  # machine changes a hand edit overrode
-
-    def summary(self, display: str) -> str:
-        parts = [f"{self.folded} ledger change(s) folded into {display}"]
-        if self.reapplied:
-            parts.append(f"{len(self.reapplied)} re-applied after a hand edit undid them")
-        if self.conflicts:
-            parts.append(f"{len(self.conflicts)} left as edited by hand")
-        return "; ".join(parts)
 
 
 def _append_note(old: str, note: str) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import sqlite3
 import threading
 import time
@@ -191,6 +190,8 @@ class RowIndex:
         holds :meth:`locked`). Returns the suppressed rows of the previous generation (of
         the same file) that the new one lacks: ``(key, email, status)``, rows deleted by
         hand whose suppression must outlive them."""
+        import secrets  # here: a command that only reads the index never needs it
+
         name = f"{_PREFIX}{time.time_ns():x}-{os.getpid()}-{secrets.token_hex(3)}.sqlite3"
         target = self.folder / name
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ with the file, and folds the ledger into the file (:meth:`LiveList.fold`).
 from __future__ import annotations
 
 import io
-import logging
 import os
 import sqlite3
 import threading
@@ -20,14 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, cast
 
-from newsletter.audience.subscribers import importledger
 from newsletter.audience.subscribers.addresses import (
     address_key,
     check_status,
     normalize_address,
 )
-from newsletter.audience.subscribers.fastpass import run_fast_pass
-from newsletter.audience.subscribers.fold import RECHECK_SECONDS, FoldMutation, FoldReport
+from newsletter.audience.subscribers.foldreport import FoldReport
 from newsletter.audience.subscribers.index import (
     INDEX_NAME,
     RowIndex,
@@ -47,10 +44,9 @@ from newsletter.audience.subscribers.rows import Subscriber
 from newsletter.audience.subscribers.scan import UnindexedRows, rebuild_index
 
 if TYPE_CHECKING:
+    from newsletter.audience.subscribers.fold import FoldMutation
     from newsletter.audience.subscribers.rows import SubscriberRow
     from newsletter.audience.subscribers.store import SubscriberStore
-
-log = logging.getLogger("newsletter.subscribers")
 
 #: One Ledger and one RowIndex per file in a process: their write locks must be shared.
 _OPEN: dict[Path, Ledger | RowIndex] = {}
@@ -245,6 +241,8 @@ class LiveList:
                 return self.store.apply_pass(mutation, out)
             out.flush()
             now = self.store.clock()
+            from newsletter.audience.subscribers.fastpass import run_fast_pass
+
             changed = run_fast_pass(mutation, fh, keys, now, binary, self.store.display)
             return changed, signature
 
@@ -256,6 +254,13 @@ class LiveList:
         report = FoldReport()
         if upto == after and signature_text(signature) == ledger.meta("fold_signature"):
             return report  # nothing new, and the file is as the last fold left it
+        # the fold's code loads only when there is something to fold (start-up time)
+        import logging
+
+        from newsletter.audience.subscribers import importledger
+        from newsletter.audience.subscribers.fold import RECHECK_SECONDS, FoldMutation
+
+        log = logging.getLogger("newsletter.subscribers")
         since = datetime.fromtimestamp(time.time() - RECHECK_SECONDS, UTC)
         changes = ledger.changes_for_fold(upto, since.strftime("%Y-%m-%dT%H:%M:%SZ"))
         history = ledger.history(changes)

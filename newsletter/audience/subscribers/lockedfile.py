@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,6 +83,8 @@ class LockedFile:
         Returns True if the file was replaced (False if the pass changed nothing). When
         the file on disk is no longer the one the pass read, the pass runs again.
         """
+        import tempfile  # here: reading the list never needs it (start-up time)
+
         with self._locked():
             for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
                 self.write_attempts = attempt

@@ -23,7 +23,6 @@ from newsletter.audience.subscribers.addresses import (
     utc_now,
 )
 from newsletter.audience.subscribers.csvio import Header, file_error, read_records
-from newsletter.audience.subscribers.fold import FoldReport
 from newsletter.audience.subscribers.ledger import RowState
 from newsletter.audience.subscribers.live import LiveList
 from newsletter.audience.subscribers.lockedfile import FileSignature, LockedFile
@@ -40,6 +39,7 @@ from newsletter.audience.subscribers.rows import RowValidator, Subscriber, Subsc
 from newsletter.errors import Problem, SubscriberFileError
 
 if TYPE_CHECKING:
+    from newsletter.audience.subscribers.foldreport import FoldReport
     from newsletter.audience.subscribers.importer import ImportEntry, ImportReport
     from newsletter.config import Settings
 

@@ -7,7 +7,6 @@ the rest; ``check`` reports every problem with FILE:LINE and sets the exit code.
 
 import dataclasses
 import itertools
-import json
 import sys
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
@@ -279,6 +278,8 @@ def show(
         history = events.history(sub.key)
     if as_json:
         data = {"row": columns, "events": [dataclasses.asdict(e) for e in history]}
+        import json
+
         say(json.dumps(data, indent=2, ensure_ascii=False))
         return
     say(f"{sub.email} (line {sub.line} of {store.display})")
