@@ -207,8 +207,8 @@ def main() -> None:
     print(f"  latency floor (requests x latency / {concurrency})       {floor:7.2f} s")
     print(f"  newsletter send, whole process             {ours:7.2f} s  = {ours / floor:.2f} x "
           f"the floor, {ours / 3.0:.2f} x the 3 s goal: {goal_time}")  # fmt: skip
-    print(f"    CPU time of that process: {cpu:.2f} s; most requests in flight at once: "
-          f"{in_flight}")  # fmt: skip
+    print(f"    CPU time of that process and its forked children: {cpu:.2f} s; most "
+          f"requests in flight at once: {in_flight}")  # fmt: skip
     print(f"    of which the hand-off (the CLI's own figure): {handoff}")
     print(f"  SDK helper objects, {concurrency} threads, in-process  {sdk:7.2f} s"
           f"  -> newsletter is {sdk / ours:.1f} x faster; goal >= 5 x: {goal_ratio}")  # fmt: skip

@@ -186,27 +186,32 @@ def send(
     smtp, sendgrid).
     """
     # imported here, not at the top: `--help` and the other commands stay quick to start
-    from filelock import FileLock, Timeout
-
-    from newsletter.cli import send_run
-    from newsletter.cli.send_evidence import evidence_gate, note_send
-    from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
-    from newsletter.cli.send_setup import (
-        campaign_statuses,
-        publish_page,
-        rehearsal_journal,
-        sandboxed,
-    )
-    from newsletter.compose.message import MessageBuilder, Recipient
+    from newsletter.cli.send_prefetch import ListReadAhead, closed_on_error
     from newsletter.config import load_settings
-    from newsletter.delivery.transports import make_transport
 
     settings = load_settings(concurrency=concurrency)
     when = _when(at, tz, to=bool(to), dry_run=dry_run, limit=limit)
     staged = seed or canary is not None
     if (hold and not staged) or (staged and (when or to or limit)):
         raise UsageError("--hold needs --seed or --canary; those go without --at, --to, --limit")
-    loaded, rendered, warnings = _load(issue, settings)
+    # the list is read in a forked child meanwhile (send_prefetch), used if still current
+    read_ahead = None if to else ListReadAhead.start(settings)
+    with closed_on_error(read_ahead):  # (the send goes no further: nor does the child)
+        from filelock import FileLock, Timeout
+
+        from newsletter.cli import send_run
+        from newsletter.cli.send_evidence import evidence_gate, note_send
+        from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
+        from newsletter.cli.send_setup import (
+            campaign_statuses,
+            publish_page,
+            rehearsal_journal,
+            sandboxed,
+        )
+        from newsletter.compose.message import MessageBuilder, Recipient
+        from newsletter.delivery.transports import make_transport
+
+        loaded, rendered, warnings = _load(issue, settings)
     slug: str = rendered.slug
     command = f"newsletter send {issue}"
 
@@ -225,9 +230,12 @@ def send(
     rehearsal: Path | None = None  # a sandbox run's throw-away journal
     lock = FileLock(str(settings.state_dir / f"send-{slug}.lock"))
     stack = ExitStack()
+    if read_ahead is not None:
+        stack.callback(read_ahead.close)
     try:
         lock.acquire(timeout=0)
     except Timeout:
+        stack.close()
         raise SendRefusedError(
             f"{slug}: another `newsletter send` of this issue is running",
             hint="wait for it to finish; `newsletter status` shows its progress",
@@ -249,6 +257,7 @@ def send(
                 store=store,
                 store_path=settings.subscribers_file,
                 make_recipient=Recipient,
+                presync=read_ahead,
             )
             plan = campaign.plan(
                 resend_uncertain=resend_uncertain and not dry_run,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from newsletter.delivery.active import Presynced, active_rows, file_signature
 from newsletter.delivery.journal import Delivery, Journal, first_claims
 from newsletter.delivery.plan import Plan as Plan
 from newsletter.delivery.plan import Report as Report
@@ -41,8 +42,7 @@ from newsletter.delivery.transports.base import (
 from newsletter.errors import NewsletterError, Problem, SendRefusedError, TransportError
 
 RecipientFactory = Callable[[str, str], RecipientLike]
-#: statuses a row with problems may carry and still not be a would-be recipient
-_NOT_RECIPIENTS = frozenset({"pending", "unsubscribed", "bounced", "complained"})
+_file_signature = file_signature  # (the loops' name for it)
 Progress = Callable[[list[Outcome]], None]
 #: pending journal rows read at once (the send loop takes its batches from them)
 READ_AHEAD = 256
@@ -51,14 +51,6 @@ RECHECK_EVERY = 32
 #: a list that loses more than this share of its readers (and SHRINK_MIN) mid-send stops it
 SHRINK_SHARE = 0.10
 SHRINK_MIN = 20
-
-
-def _file_signature(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
 
 
 @dataclass(kw_only=True, eq=False)
@@ -81,6 +73,9 @@ class Campaign:
     _counted: int = field(default=0, init=False, repr=False)
     #: why the loop itself stopped the send (the list shrank under it)
     fatal: NewsletterError | None = field(default=None, init=False, repr=False)
+    #: the first sync's rows read ahead (the CLI's read of the list in a forked child):
+    #: it syncs the journal from them and says so, or returns None to read the file here
+    presync: Callable[[Campaign], Presynced | None] | None = field(default=None, repr=False)
 
     def stop(self) -> None:
         """Hand off nothing more; the hand-off under way finishes and is recorded."""
@@ -100,31 +95,16 @@ class Campaign:
             yield row
 
     def _active_rows(self) -> Iterator[tuple[str, str, str]]:
-        iter_rows = getattr(self.store, "iter_rows", None)
-        if iter_rows is None:  # a minimal store (tests): valid active rows only
-            for sub in self.store.iter_active():
-                yield (sub.key, sub.email, sub.name or "")
-            return
-        header = self.store.header() if hasattr(self.store, "header") else None
-        status_at = header.index.get("status", -1) if header is not None else -1
-        for row in iter_rows():
-            sub = row.subscriber
-            if sub is not None:
-                if sub.status == "active":
-                    yield (sub.key, sub.email, sub.name or "")
-                continue
-            if not row.problems:
-                continue  # a blank line
-            status = row.cells[status_at].strip().lower() if 0 <= status_at < len(row.cells) else ""
-            if status in _NOT_RECIPIENTS:
-                continue  # would not be sent to anyway
-            if all("is a duplicate of line" in p.message for p in row.problems):
-                self.duplicates.extend(row.problems)
-            else:
-                self.invalid.extend(p for p in row.problems if "duplicate" not in p.message)
+        return active_rows(self.store, self.invalid, self.duplicates)
 
     def _sync(self) -> int:
         """Match the journal to the subscriber file; returns how many were skipped."""
+        presync, self.presync = self.presync, None  # (the first sync only)
+        done = presync(self) if presync is not None else None
+        if done is not None:  # the list as read ahead, and the file is still that file
+            self._signature, self._counted = done.signature, done.counted
+            self.invalid, self.duplicates = done.invalid, done.duplicates
+            return done.skipped
         self._signature = _file_signature(self.store_path)
         return self.journal.sync(self.issue, self._active()).skipped
 

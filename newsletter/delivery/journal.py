@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from newsletter.database import open_database, rollback
-from newsletter.delivery.collector import fewer_collections
 from newsletter.delivery.journal_reads import Delivery as Delivery  # the send loop's rows
 from newsletter.delivery.journal_reads import JournalReads
+from newsletter.delivery.journal_sync import SYNC_CHUNK as SYNC_CHUNK
+from newsletter.delivery.journal_sync import JournalSync
+from newsletter.delivery.journal_sync import SyncAborted as SyncAborted
+from newsletter.delivery.journal_sync import SyncResult as SyncResult
 from newsletter.delivery.transports.base import Outcome, Status
 
 INTERRUPTED = "the send stopped while this message was being handed off; it may have been delivered"
@@ -68,10 +68,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-#: rows :meth:`Journal.sync` writes per statement
-SYNC_CHUNK = 5000
-
-
 def first_claims(keys: Sequence[Any], claimed: set[Any]) -> list[int]:
     """Positions in ``keys`` to hand off: each key the journal put in flight, once (taken
     out of ``claimed``; a key listed twice, or not pending any more, has no second)."""
@@ -83,18 +79,7 @@ def first_claims(keys: Sequence[Any], claimed: set[Any]) -> list[int]:
     return out
 
 
-class SyncAborted(Exception):
-    """The subscriber rows could not all be read: the sync writes nothing."""
-
-
-@dataclass(frozen=True, slots=True)
-class SyncResult:
-    added: int
-    skipped: int
-    restored: int
-
-
-class Journal(JournalReads):
+class Journal(JournalReads, JournalSync):
     """The journal database at ``path`` (usually ``.newsletter/journal.sqlite3``)."""
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
@@ -157,111 +142,6 @@ class Journal(JournalReads):
             (_now(), issue),
         )
         return cur.rowcount
-
-    def sync(self, issue: str, active: Iterable[tuple[str, str, str]]) -> SyncResult:
-        """Match the journal to the subscribers active now: ``(key, email, name)`` rows.
-
-        New subscribers are added as pending; pending rows no longer active are skipped;
-        skipped rows active again are pending again. Streams: memory stays flat. The
-        rows are written by a second thread in chunks of :data:`SYNC_CHUNK` while this
-        one reads them (SQLite works without the GIL): the list's parsing and its
-        writing overlap, on two cores where there are two.
-        """
-        chunks: queue.Queue[list[tuple[str, str, str]] | None] = queue.Queue(maxsize=4)
-        done: list[SyncResult | BaseException] = []
-        writer = threading.Thread(
-            target=self._sync_writer, args=(issue, chunks, done), name="journal-sync"
-        )
-        writer.start()
-        try:
-            with fewer_collections():
-                chunk: list[tuple[str, str, str]] = []
-                for row in active:
-                    chunk.append(row)
-                    if len(chunk) >= SYNC_CHUNK:
-                        self._put(chunks, chunk, writer)
-                        chunk = []
-                if chunk:
-                    self._put(chunks, chunk, writer)
-            self._put(chunks, None, writer)  # the end: commit
-        except BaseException:
-            done.append(SyncAborted())  # the rows could not be read: roll back
-            self._put(chunks, None, writer)
-            writer.join()
-            raise
-        writer.join()
-        if isinstance(done[0], BaseException):
-            raise done[0]
-        return done[0]
-
-    @staticmethod
-    def _put(
-        chunks: queue.Queue[list[tuple[str, str, str]] | None],
-        item: list[tuple[str, str, str]] | None,
-        writer: threading.Thread,
-    ) -> None:
-        while writer.is_alive():
-            try:
-                chunks.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def _sync_writer(
-        self,
-        issue: str,
-        chunks: queue.Queue[list[tuple[str, str, str]] | None],
-        done: list[SyncResult | BaseException],
-    ) -> None:
-        """The writing half of :meth:`sync`, on its own thread and this connection (the
-        reading half does not touch the database meanwhile)."""
-        db = self.db
-        ended = False  # the reading half's last put (None) was taken
-        try:
-            db.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS active_now "
-                "(key TEXT PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL)"
-            )
-            now = _now()
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("DELETE FROM active_now")
-            while (chunk := chunks.get()) is not None:
-                # one statement a chunk: the GIL is taken back once, not once a row
-                db.execute(
-                    "INSERT OR IGNORE INTO active_now SELECT json_extract(value, '$[0]'), "
-                    "json_extract(value, '$[1]'), json_extract(value, '$[2]') "
-                    "FROM json_each(?)",
-                    (json.dumps(chunk),),
-                )
-            ended = True
-            if done:  # the reading half failed: write nothing
-                raise SyncAborted()
-            added = db.execute(
-                "INSERT OR IGNORE INTO deliveries (issue, key, email, name, state, updated_at) "
-                "SELECT ?, key, email, name, 'pending', ? FROM active_now ORDER BY rowid",
-                (issue, now),
-            ).rowcount
-            skipped = db.execute(
-                "UPDATE deliveries SET state = 'skipped', updated_at = ?, "
-                "reason = 'no longer active in the subscriber list' "
-                "WHERE issue = ? AND state = 'pending' "
-                "AND key NOT IN (SELECT key FROM active_now)",
-                (now, issue),
-            ).rowcount
-            restored = db.execute(
-                "UPDATE deliveries SET state = 'pending', reason = NULL, updated_at = ? "
-                "WHERE issue = ? AND state = 'skipped' AND key IN (SELECT key FROM active_now)",
-                (now, issue),
-            ).rowcount
-            db.execute("DELETE FROM active_now")
-            db.execute("COMMIT")
-            done.append(SyncResult(added, skipped, restored))
-        except BaseException as exc:
-            rollback(db)
-            if not done:
-                done.append(exc)
-            while not ended and chunks.get() is not None:  # let the reading half finish
-                pass
 
     def focus(self, keys: Iterable[str] | None) -> None:
         """Hand out only these recipients as pending (a canary or the seed list goes

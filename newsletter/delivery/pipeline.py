@@ -19,14 +19,16 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from newsletter.delivery.campaign import _file_signature
 from newsletter.delivery.collector import fewer_collections
+from newsletter.delivery.forked import ForkedCall
 from newsletter.delivery.journal import first_claims
 from newsletter.delivery.transports.base import LEFT_WHILE_WAITING, Outcome
 from newsletter.errors import TransportError
@@ -39,6 +41,9 @@ if TYPE_CHECKING:
 READ_REQUESTS = 4
 #: seconds a thread that wants the GIL waits before asking the holder to let go
 SWITCH_INTERVAL = 0.0005
+#: requests a send must have (read ahead at its start) for them to be written in a
+#: forked child (:mod:`.forked`): a fork costs a few milliseconds
+FORK_REQUESTS = 2
 
 
 class PreparedLike(Protocol):
@@ -83,6 +88,9 @@ class AheadLoop:
         self.cursor = 0  # the journal id of the last row read
         self.exhausted = False  # no pending row left after the cursor
         self.orders: deque[_Order] = deque()  # being written or written, in journal order
+        self.prepare: Callable[[Sequence[tuple[str, str]]], PreparedLike] = (
+            campaign.transport.prepare  # type: ignore[attr-defined]
+        )
 
     # Writing ahead ---------------------------------------------------------------------
     def _take(self) -> list[tuple[int, str, str, str]]:
@@ -93,21 +101,45 @@ class AheadLoop:
             size = min(size, self.remaining)
         if size <= 0:
             return []
-        if len(self.rows) < size and not self.exhausted:
-            found = c.journal.pending_rows(c.issue, size * READ_REQUESTS, self.cursor)
-            if found:
-                self.cursor = found[-1][0]
-                self.rows.extend(found)
-            else:
-                self.exhausted = True
+        if len(self.rows) < size:
+            self._read_ahead(size)
         taken = [self.rows.popleft() for _ in range(min(size, len(self.rows)))]
         if self.remaining is not None:
             self.remaining -= len(taken)
         return taken
 
+    def _read_ahead(self, size: int) -> None:
+        """The next pending rows from the journal, READ_REQUESTS requests of them."""
+        c = self.campaign
+        if self.exhausted:
+            return
+        found = c.journal.pending_rows(c.issue, size * READ_REQUESTS, self.cursor)
+        if found:
+            self.cursor = found[-1][0]
+            self.rows.extend(found)
+        else:
+            self.exhausted = True
+
+    def _fork_writer(self, stack: ExitStack) -> None:
+        """Write the requests in a forked child when the transport allows it and the send
+        has FORK_REQUESTS of them (their CPU time then leaves this process's GIL).
+        Called before any thread of the loop starts: the child copies a quiet process."""
+        transport = self.campaign.transport
+        # only a transport whose prepare() is a pure function of the rows says so
+        if not getattr(transport, "prepare_in_child", False):
+            return
+        size = transport.batch_size
+        if self.remaining is not None:
+            size = min(size, self.remaining)
+        if size <= 0:
+            return
+        self._read_ahead(size)
+        if len(self.rows) >= FORK_REQUESTS * size:
+            self.prepare = stack.enter_context(ForkedCall(self.prepare))
+
     def _order(self, writer: ThreadPoolExecutor, ahead: int) -> None:
         """Give the writer thread requests until ``ahead`` are written or being written."""
-        prepare = self.campaign.transport.prepare  # type: ignore[attr-defined]
+        prepare = self.prepare
         while len(self.orders) < ahead and not self.campaign.stopping:
             taken = self._take()
             if not taken:
@@ -196,6 +228,8 @@ class AheadLoop:
         send = transport.send_prepared  # type: ignore[attr-defined]
         in_flight: dict[Future[list[Outcome]], _Request] = {}
         finished: list[tuple[list[int], list[Outcome]]] = []
+        stack = ExitStack()
+        self._fork_writer(stack)  # (first: no thread of this loop runs yet)
         pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix=transport.name)
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{transport.name}-write")
         try:
@@ -264,6 +298,7 @@ class AheadLoop:
         finally:
             writer.shutdown(wait=False, cancel_futures=True)
             pool.shutdown(wait=False, cancel_futures=True)
+            stack.close()  # the writing child, if any, ends
 
 
 def _claimed(claimed: set[int], request: _Request) -> _Request | None:

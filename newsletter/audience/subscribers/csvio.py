@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import itertools
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Final
@@ -75,6 +77,8 @@ class Header:
         self.bom = bom
         self._raw = raw
         self.frozen = False
+        #: the size of the file it heads, when read from one (a hint for the readers)
+        self.file_bytes: int | None = None
         self.index: dict[str, int] = {}
         for i, cell in enumerate(self.cells):
             name = _FIELD_BY_TOKEN.get(_header_token(cell))
@@ -201,6 +205,13 @@ def _sniff_delimiter(first_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def _size(fh: IO[bytes]) -> int | None:
+    try:
+        return os.fstat(fh.fileno()).st_size
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+
+
 def read_records(
     fh: IO[bytes], display: str, *, encoding: str = "utf-8"
 ) -> tuple[Header | None, Iterator[tuple[int, str, list[str]]]]:
@@ -244,6 +255,7 @@ def read_records(
         return None, iter(())
     newline = "\r\n" if head[1].endswith("\r\n") else "\n"
     header = Header(head[2], raw=head[1], delimiter=delimiter, newline=newline, bom=bom.seen)
+    header.file_bytes = _size(fh)
 
     def records() -> Iterator[tuple[int, str, list[str]]]:
         start = reader.line_num + 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Final, NamedTuple
 
 from newsletter.audience.subscribers.addresses import (
@@ -71,17 +73,25 @@ class SubscriberRow(NamedTuple):
 class SeenKeys:
     """Address keys seen so far, each with the line it was first seen on.
 
-    The one structure that grows with the file, so it is kept compact: an
+    The one structure that grows with the file, so a long list's is kept compact: an
     open-addressing table of 128-bit BLAKE2b digests and line numbers in flat arrays
     (20 bytes a slot, under 40 bytes a row) instead of a dict of strings (~130 bytes a
     row). Two distinct addresses share a digest with odds of about 2^-127: never.
+    Up to ``small`` keys a plain dict holds them (a tenth of the time a key); past that
+    they move into the table. The dict's strings leave holes in the heap when it goes,
+    so a big file (:func:`dict_keys_for`) uses the table from its first row: the memory
+    of a million-row file stays flat.
     """
 
     _LOAD = 0.6
+    #: keys held in a plain dict before the compact table takes over (~4 MB of them)
+    SMALL = 1 << 15
 
-    def __init__(self, capacity: int = 1 << 12) -> None:
+    def __init__(self, capacity: int = 1 << 12, *, small: int = SMALL) -> None:
         self._alloc(capacity)
-        self.count = 0
+        self._used = 0  # the table's filled slots
+        self._small = small
+        self._dict: dict[str, int] | None = {} if small > 0 else None
 
     def _alloc(self, capacity: int) -> None:
         self._mask = capacity - 1
@@ -91,10 +101,24 @@ class SeenKeys:
 
     def first_line(self, key: str, line: int) -> int:
         """The line ``key`` was first seen on, recording ``line`` if it is new."""
+        known = self._dict
+        if known is not None:
+            first = known.setdefault(key, line)
+            if len(known) > self._small:
+                self._to_table()
+            return first
         digest = hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest()
         hi = int.from_bytes(digest[:8], "little") | 1
         lo = int.from_bytes(digest[8:], "little")
         return self._probe(hi, lo, line)
+
+    def _to_table(self) -> None:
+        """The dict's keys into the compact table (once, when the list proves long)."""
+        known, self._dict = self._dict or {}, None
+        while (self._mask + 1) * self._LOAD < len(known):
+            self._alloc((self._mask + 1) * 2)
+        for key, line in known.items():
+            self.first_line(key, line)
 
     def _probe(self, hi: int, lo: int, line: int) -> int:
         his, los, mask = self._hi, self._lo, self._mask
@@ -103,8 +127,8 @@ class SeenKeys:
             found = his[i]
             if found == 0:
                 his[i], los[i], self._line[i] = hi, lo, line
-                self.count += 1
-                if self.count > self._LOAD * (mask + 1):
+                self._used += 1
+                if self._used > self._LOAD * (mask + 1):
                     self._grow()
                 return line
             if found == hi and los[i] == lo:
@@ -114,14 +138,38 @@ class SeenKeys:
     def _grow(self) -> None:
         old = zip(self._hi, self._lo, self._line, strict=True)
         self._alloc((self._mask + 1) * 2)
-        self.count = 0
+        self._used = 0
         for hi, lo, line in old:
             if hi:
                 self._probe(hi, lo, line)
 
     @property
+    def count(self) -> int:
+        """How many distinct keys were seen."""
+        return self._used if self._dict is None else len(self._dict)
+
+    @property
+    def compact(self) -> bool:
+        """Whether the keys are in the compact table (the list outgrew the dict)."""
+        return self._dict is None
+
+    @property
     def nbytes(self) -> int:
+        """The table's bytes (its keys' share, while a dict holds them, is not counted)."""
         return (self._mask + 1) * 20
+
+
+#: a file up to this size (~180,000 rows of a plain list) keeps its keys in a dict...
+DICT_FILE_BYTES = 8 << 20
+#: ... of up to this many keys (~30 MB, less than a million-row file's table needs)
+DICT_FILE_KEYS = 1 << 18
+
+
+def dict_keys_for(file_bytes: int | None) -> int:
+    """How many keys :class:`SeenKeys` may hold in a dict for a file of that size."""
+    if file_bytes is None:  # not a file (a stream): a few, whatever its length
+        return SeenKeys.SMALL
+    return DICT_FILE_KEYS if file_bytes <= DICT_FILE_BYTES else 0
 
 
 class RowValidator:
@@ -130,10 +178,14 @@ class RowValidator:
     def __init__(self, display: str, header: Header) -> None:
         self.display = display
         self.header = header
-        self.seen = SeenKeys()
+        self.seen = SeenKeys(small=dict_keys_for(header.file_bytes))
         self.columns = [header.index.get(name, -1) for name in FIELDS]
         # optional, so not in FIELDS: a file gains the column when a language is known
         self.language_column = header.index.get("language", -1)
+        # A row with every known column (the usual row) takes its cells in one C call:
+        # a missing column's index is -1, which picks the "" put after the row's cells.
+        self._width = max(self.columns) + 1
+        self._pick = itemgetter(*self.columns)
         missing = [name for name in ("email", "status") if name not in header.index]
         if missing:
             raise file_error(
@@ -150,7 +202,11 @@ class RowValidator:
             return SubscriberRow(line, raw, cells_t, None, (), None)
         n = len(cells)
         # one cell per known field ("" where the column is missing or the row is short)
-        values = [cells[i].strip() if 0 <= i < n else "" for i in self.columns]
+        values: Iterable[str]
+        if n >= self._width:
+            values = map(str.strip, self._pick([*cells, ""]))
+        else:
+            values = (cells[i].strip() if 0 <= i < n else "" for i in self.columns)
         typed, name, status_typed, source, subscribed, confirmed, updated, note = values
         problems: list[Problem] | None = None
         key: str | None = None
@@ -175,7 +231,8 @@ class RowValidator:
             problems.append(
                 problem(self.display, line, "status", f"{what} (expected one of {STATUS_LIST})")
             )
-        for field_name, value in zip(DATE_FIELDS, (subscribed, confirmed, updated), strict=True):
+        dates = (subscribed, confirmed, updated)
+        for field_name, value in zip(DATE_FIELDS, dates, strict=True) if any(dates) else ():
             if value and not is_iso_date(value):
                 problems = problems or []
                 message = f"not an ISO 8601 date {value!r} (e.g. 2024-05-01T09:30:00Z)"

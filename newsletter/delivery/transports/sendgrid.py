@@ -77,6 +77,9 @@ _CONTENT_TYPE = "application/json; charset=utf-8"
 class SendGridTransport(Transport):
     name = "sendgrid"
     batch_size = MAX_PERSONALIZATIONS
+    #: prepare() is a pure function of its rows (and this send's builder): the send loop
+    #: may run it in a forked child (:mod:`newsletter.delivery.forked`)
+    prepare_in_child = True
 
     def __init__(
         self,
