@@ -100,10 +100,12 @@ class ListReadAhead:
         def chunks() -> Any:
             while True:
                 frame = pickle.load(stream)
-                if frame[0] == "rows":
+                if not isinstance(frame, tuple) or not frame:
+                    raise _Unusable(frame)
+                if frame[0] == "rows" and len(frame) == 2 and isinstance(frame[1], str):
                     yield frame[1]
                     continue
-                if frame[0] != "end":
+                if frame[0] != "end" or len(frame) != 6:
                     raise _Unusable(frame)
                 _, counted, invalid, duplicates, signature, overlay = frame
                 # checked before the sync commits: a mismatch rolls it back
