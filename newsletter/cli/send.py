@@ -196,7 +196,8 @@ def send(
         raise UsageError("--hold needs --seed or --canary; those go without --at, --to, --limit")
     # the list is read in a forked child meanwhile (send_prefetch), used if still current
     read_ahead = None if to else ListReadAhead.start(settings)
-    with closed_on_error(read_ahead):  # (the send goes no further: nor does the child)
+    # until the send's own stack takes the child over: a failure stops it too
+    with closed_on_error(read_ahead):
         from filelock import FileLock, Timeout
 
         from newsletter.cli import send_run
@@ -212,21 +213,21 @@ def send(
         from newsletter.delivery.transports import make_transport
 
         loaded, rendered, warnings = _load(issue, settings)
-    slug: str = rendered.slug
-    command = f"newsletter send {issue}"
+        slug: str = rendered.slug
+        command = f"newsletter send {issue}"
 
-    if to:
-        _send_test(settings, MessageBuilder(rendered, settings, subject_prefix="[TEST] "), to)
-        return
+        if to:
+            _send_test(settings, MessageBuilder(rendered, settings, subject_prefix="[TEST] "), to)
+            return
 
-    from newsletter.audience.subscribers import SubscriberStore
-    from newsletter.cli.folding import folded
-    from newsletter.delivery.campaign import Campaign
-    from newsletter.delivery.journal import Journal
+        from newsletter.audience.subscribers import SubscriberStore
+        from newsletter.cli.folding import folded
+        from newsletter.delivery.campaign import Campaign
+        from newsletter.delivery.journal import Journal
 
-    builder = MessageBuilder(rendered, settings)
-    transport = make_transport(settings, builder)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+        builder = MessageBuilder(rendered, settings)
+        transport = make_transport(settings, builder)
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
     rehearsal: Path | None = None  # a sandbox run's throw-away journal
     lock = FileLock(str(settings.state_dir / f"send-{slug}.lock"))
     stack = ExitStack()

@@ -31,6 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from newsletter.audience.subscribers.ledger import LEDGER_NAME
 from newsletter.audience.subscribers.rows import DICT_FILE_BYTES
+from newsletter.delivery.forked import close_fds_except
 from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
@@ -84,19 +85,27 @@ class ListReadAhead:
             # fails to open it ("locking protocol"); the send forks before it opens any
             return None
         read_fd, write_fd = os.pipe()
+        # a Ctrl-C between the fork and the child's own handlers would run the parent's
+        # graceful-stop handler in the child: the stop signals wait until both are set
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             pid = os.fork()
         except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             os.close(read_fd)
             os.close(write_fd)
             return None
         if pid == 0:  # the child: read, then leave without running the parent's code
             code = 1
             try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 _child(settings, write_fd)
                 code = 0
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(write_fd)
         return cls(pid, open(read_fd, "rb"))
 
@@ -112,10 +121,12 @@ class ListReadAhead:
         def chunks() -> Any:
             while True:
                 frame = pickle.load(stream)
-                if frame[0] == "rows":
+                if not isinstance(frame, tuple) or not frame:
+                    raise _Unusable(frame)
+                if frame[0] == "rows" and len(frame) == 2 and isinstance(frame[1], str):
                     yield frame[1]
                     continue
-                if frame[0] != "end":
+                if frame[0] != "end" or len(frame) != 6:
                     raise _Unusable(frame)
                 _, counted, invalid, duplicates, signature, overlay = frame
                 # checked before the sync commits: a mismatch rolls it back
@@ -171,10 +182,7 @@ def overlay_of(store: object) -> object:
 
 def _child(settings: "Settings", write_fd: int) -> None:
     """The child: the send's read of the list, streamed; every other descriptor closed."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.closerange(0, write_fd)
-    os.closerange(write_fd + 1, _max_fd())
+    close_fds_except({write_fd})
     null = os.open(os.devnull, os.O_RDWR)  # (fd 0: whatever prints, prints nowhere)
     os.dup2(null, 1)
     os.dup2(null, 2)
@@ -205,9 +213,3 @@ def _child(settings: "Settings", write_fd: int) -> None:
         except Exception as exc:  # the parent reads the list itself and reports it
             pickle.dump(("error", repr(exc)), out)
 
-
-def _max_fd() -> int:
-    try:
-        return int(os.sysconf("SC_OPEN_MAX"))
-    except (ValueError, OSError):
-        return 65536

@@ -11,6 +11,9 @@ from pathlib import Path
 from newsletter.delivery.plan import StoreLike
 from newsletter.errors import Problem
 
+#: (inode, device, mtime_ns, size)
+FileSignature = tuple[int, int, int, int]
+
 #: statuses a row with problems may carry and still not be a would-be recipient
 _NOT_RECIPIENTS = frozenset({"pending", "unsubscribed", "bounced", "complained"})
 
@@ -20,7 +23,7 @@ class Presynced:
     """A sync done from rows read ahead: what :meth:`Campaign._sync` learns from its own."""
 
     skipped: int
-    signature: tuple[int, int] | None  # the file's, read before and after the rows
+    signature: FileSignature | None  # the file's, read before and after the rows
     counted: int
     invalid: list[Problem]
     duplicates: list[Problem]
@@ -55,10 +58,12 @@ def active_rows(
             invalid.extend(p for p in row.problems if "duplicate" not in p.message)
 
 
-def file_signature(path: Path) -> tuple[int, int] | None:
-    """The file's (mtime_ns, size): a change to it changes this (None: no file)."""
+def file_signature(path: Path) -> FileSignature | None:
+    """The file's (inode, device, mtime_ns, size): a change to it changes this (None: no
+    file). The inode catches a replacement of the same size that kept the time, as a
+    save by rename may."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size)
+    return (st.st_ino, st.st_dev, st.st_mtime_ns, st.st_size)

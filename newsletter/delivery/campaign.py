@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from newsletter.delivery.active import Presynced, active_rows, file_signature
+from newsletter.delivery.active import FileSignature, Presynced, active_rows, file_signature
 from newsletter.delivery.journal import Delivery, Journal, first_claims
 from newsletter.delivery.plan import Plan as Plan
 from newsletter.delivery.plan import Report as Report
@@ -67,7 +67,7 @@ class Campaign:
     invalid: list[Problem] = field(default_factory=list, init=False)
     duplicates: list[Problem] = field(default_factory=list, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
-    _signature: tuple[int, int] | None = field(default=None, init=False, repr=False)
+    _signature: FileSignature | None = field(default=None, init=False, repr=False)
     #: active readers when the send was planned, and as last counted
     _planned: int = field(default=0, init=False, repr=False)
     _counted: int = field(default=0, init=False, repr=False)

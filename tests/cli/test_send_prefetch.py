@@ -245,3 +245,50 @@ def test_the_child_holds_nothing_of_the_send(home: Path) -> None:
     finally:
         keep.close()
         read_ahead.close()
+
+
+def test_a_send_that_fails_after_the_fork_leaves_no_child(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from newsletter.cli.app import app
+    from newsletter.delivery import transports
+    from newsletter.errors import ConfigError
+    from tests.cli.test_send_cli import ENV_NAMES
+    from tests.support.sendkit import SEND_SETTINGS
+
+    make_list(home)
+    started: list[ListReadAhead] = []
+    real_start = ListReadAhead.start
+
+    def start(settings: Any) -> ListReadAhead | None:
+        made = real_start(settings)
+        assert made is not None
+        started.append(made)
+        return made
+
+    def no_transport(*_args: object) -> object:  # fails after the render, before the lock
+        raise ConfigError("no such transport")
+
+    monkeypatch.setattr(ListReadAhead, "start", staticmethod(start))
+    monkeypatch.setattr(transports, "make_transport", no_transport)
+    for key, value in SEND_SETTINGS.items():
+        monkeypatch.setenv(ENV_NAMES[key], str(value))
+    result = CliRunner().invoke(app, ["send", "vol-2.19", "--yes"])
+    assert result.exit_code != 0 and "no such transport" in result.output
+    assert len(started) == 1 and started[0].pid == 0  # stopped and reaped
+
+
+def test_a_file_replaced_by_one_of_the_same_size_and_time_is_a_change(tmp_path: Path) -> None:
+    from newsletter.delivery.active import file_signature
+
+    path, other = tmp_path / "subscribers.csv", tmp_path / "saved.csv"
+    path.write_text("email,status\na@example.org,active\n")
+    other.write_text("email,status\nb@example.org,active\n")
+    st = path.stat()
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    before = file_signature(path)
+    other.replace(path)  # a spreadsheet's save: a new file renamed over the old one
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    assert file_signature(path) != before

@@ -129,3 +129,63 @@ def _gone_or_zombie(pid: int) -> bool:
 def test_recipient_objects_round_trip(home: Path) -> None:
     with ForkedCall(lambda r: (r.email, r.name)) as forked:
         assert forked(Recipient("a@example.org", "A")) == ("a@example.org", "A")
+
+
+def test_a_child_that_neither_answers_nor_dies_is_killed_and_the_call_done_here() -> None:
+    # a stopped child stands in for one deadlocked on a lock held when it was forked
+    with ForkedCall(len, deadline=0.5) as forked:
+        pid = forked.pid
+        os.kill(pid, signal.SIGSTOP)
+        assert forked([1, 2]) == 2  # after the deadline, here
+        assert not forked.forked and _gone(pid)
+
+
+def test_close_does_not_wait_forever_on_a_call_stuck_in_another_thread() -> None:
+    import threading
+
+    results: list[int] = []
+    forked = ForkedCall(len)  # the default deadline: far longer than this test
+    pid = forked.pid
+    os.kill(pid, signal.SIGSTOP)
+    caller = threading.Thread(target=lambda: results.append(forked([1, 2, 3])), daemon=True)
+    caller.start()
+    closer = threading.Thread(target=forked.close, daemon=True)
+    closer.start()
+    closer.join(20)
+    caller.join(20)
+    assert not closer.is_alive() and not caller.is_alive(), "close() hung on the stuck call"
+    assert results == [3] and _gone(pid)
+
+
+def test_an_answer_to_another_call_is_never_taken_for_this_one() -> None:
+    # a stray request in the pipe (as a call that died between its question and its
+    # answer would leave): the child's first answer is to it, and is refused
+    import pickle
+
+    from newsletter.delivery import forked as forked_module
+
+    with ForkedCall(len) as forked:
+        data = pickle.dumps((99, [1, 2, 3, 4, 5]))
+        os.write(forked._to, forked_module._SIZE.pack(len(data)) + data)
+        assert forked([1]) == 1  # not 5: computed here, the child ended
+        assert not forked.forked
+
+
+def test_an_exception_between_question_and_answer_ends_the_child(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from newsletter.delivery import forked as forked_module
+
+    real = forked_module._read_exactly
+    with ForkedCall(len) as forked:
+        pid = forked.pid
+
+        def fail_once(fd: int, size: int, until: float | None) -> bytes:
+            monkeypatch.setattr(forked_module, "_read_exactly", real)
+            raise MemoryError
+
+        monkeypatch.setattr(forked_module, "_read_exactly", fail_once)
+        with pytest.raises(MemoryError):
+            forked([1, 2])
+        assert not forked.forked and _gone(pid)  # its answer can never be read
+        assert forked([1, 2, 3]) == 3
