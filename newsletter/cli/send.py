@@ -194,9 +194,9 @@ def send(
     staged = seed or canary is not None
     if (hold and not staged) or (staged and (when or to or limit)):
         raise UsageError("--hold needs --seed or --canary; those go without --at, --to, --limit")
-    # the list is read in a forked child meanwhile (send_prefetch), used if still current
+    # the list is read in a forked child meanwhile (send_prefetch), used if still current;
+    # a failure before the send's own stack takes the child over stops it too
     read_ahead = None if to else ListReadAhead.start(settings)
-    # until the send's own stack takes the child over: a failure stops it too
     with closed_on_error(read_ahead):
         from filelock import FileLock, Timeout
 
