@@ -194,10 +194,9 @@ def send(
     staged = seed or canary is not None
     if (hold and not staged) or (staged and (when or to or limit)):
         raise UsageError("--hold needs --seed or --canary; those go without --at, --to, --limit")
-    # the list is read in a forked child meanwhile (send_prefetch), used if still current;
-    # a failure before the send's own stack takes the child over stops it too
+    # the list read in a forked child meanwhile (send_prefetch), if still current, is used
     read_ahead = None if to else ListReadAhead.start(settings)
-    with closed_on_error(read_ahead):
+    with closed_on_error(read_ahead):  # until the send's own stack takes the child over
         from filelock import FileLock, Timeout
 
         from newsletter.cli import send_run
