@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from newsletter.audience.subscribers.addresses import (
     STATUS_LIST,
@@ -70,6 +69,18 @@ class SubscriberRow(NamedTuple):
         return not "".join(self.cells).strip()
 
 
+def _blake2b() -> Callable[..., Any]:
+    """hashlib's BLAKE2b, imported when the compact table is made: hashlib loads OpenSSL
+    (3 ms of a small command, which keeps its keys in a dict)."""
+    from hashlib import blake2b
+
+    return blake2b
+
+
+def _unset(*_args: object, **_kwargs: object) -> Any:
+    raise AssertionError("the table hashes only once it is made")
+
+
 class SeenKeys:
     """Address keys seen so far, each with the line it was first seen on.
 
@@ -92,6 +103,7 @@ class SeenKeys:
         self._used = 0  # the table's filled slots
         self._small = small
         self._dict: dict[str, int] | None = {} if small > 0 else None
+        self._hash: Callable[..., Any] = _blake2b() if self._dict is None else _unset
 
     def _alloc(self, capacity: int) -> None:
         self._mask = capacity - 1
@@ -107,13 +119,14 @@ class SeenKeys:
             if len(known) > self._small:
                 self._to_table()
             return first
-        digest = hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest()
+        digest = self._hash(key.encode("utf-8"), digest_size=16).digest()
         hi = int.from_bytes(digest[:8], "little") | 1
         lo = int.from_bytes(digest[8:], "little")
         return self._probe(hi, lo, line)
 
     def _to_table(self) -> None:
         """The dict's keys into the compact table (once, when the list proves long)."""
+        self._hash = _blake2b()
         known, self._dict = self._dict or {}, None
         while (self._mask + 1) * self._LOAD < len(known):
             self._alloc((self._mask + 1) * 2)
