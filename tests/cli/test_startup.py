@@ -122,6 +122,13 @@ def test_check_renders_with_premailer_but_without_requests(home: Path) -> None:
     assert not mods & unneeded, mods & unneeded
     assert "newsletter.compose.message" not in mods
 
+def assert_probe(probe: str) -> None:
+    """Run ``probe`` in a fresh interpreter with this checkout's package; it prints ok."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert proc.stdout == "ok\n", proc.stderr
+
+
 
 def test_premailer_still_reaches_the_real_requests_when_it_asks() -> None:
     probe = (
@@ -138,9 +145,7 @@ def test_premailer_still_reaches_the_real_requests_when_it_asks() -> None:
         "assert stand_in.get is requests.get and stand_in.Session is requests.Session\n"
         "print('ok')"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
-    assert proc.stdout == "ok\n", proc.stderr
+    assert_probe(probe)
 
 
 def test_settings_load_without_asyncio_which_pydantic_settings_still_reaches() -> None:
@@ -155,9 +160,7 @@ def test_settings_load_without_asyncio_which_pydantic_settings_still_reaches() -
         "assert stand_in.get_running_loop is asyncio.get_running_loop\n"
         "print('ok')"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
-    assert proc.stdout == "ok\n", proc.stderr
+    assert_probe(probe)
 
 
 def test_typer_still_reaches_subprocess_when_it_launches() -> None:
@@ -168,9 +171,7 @@ def test_typer_still_reaches_subprocess_when_it_launches() -> None:
         "assert m.subprocess.Popen is subprocess.Popen and m.subprocess.DEVNULL == -3\n"
         "print('ok')"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
-    assert proc.stdout == "ok\n", proc.stderr
+    assert_probe(probe)
 
 
 def test_a_stand_in_gives_way_to_the_real_module_on_first_use() -> None:
@@ -184,9 +185,7 @@ def test_a_stand_in_gives_way_to_the_real_module_on_first_use() -> None:
         "assert 'json' not in sys.modules\n"  # never imported: no stand-in left behind
         "print('ok')"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
-    assert proc.stdout == "ok\n", proc.stderr
+    assert_probe(probe)
 
 
 def test_the_cli_turns_off_pydantics_plugin_search_unless_told_otherwise(home: Path) -> None:
