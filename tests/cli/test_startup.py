@@ -247,6 +247,9 @@ def test_read_home_agrees_with_the_settings(
         (["-f", "stats", "list"], "list"),  # a file named "stats"
         (["--file=x.csv", "--lock-timeout", "2", "import", "a.csv"], "import"),
         (["--help"], None),
+        (["--help", "list"], None),  # the group's help: every command listed
+        (["-f", "x.csv", "--help", "stats"], None),
+        (["stats", "--help"], "stats"),  # the command's own help
         ([], None),
         (["stat"], None),  # a typo: every command, so click can suggest the right one
         (["--", "stats"], None),

@@ -81,6 +81,8 @@ def command_named(args: Sequence[str]) -> str | None:
             skip = False
         elif arg in _VALUED:
             skip = True
+        elif arg in ("--help", "-h"):
+            return None  # the group's help, which lists every command
         elif arg == "--" or not arg.startswith("-"):
             return arg if arg in COMMANDS else None
     return None
