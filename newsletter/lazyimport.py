@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,11 +25,16 @@ from typing import Any
 
 def _stand_in(name: str) -> types.ModuleType:
     module = types.ModuleType(name, f"stands in for {name} until first used")
+    # two threads' first uses must not both take the stand-in out: the second would
+    # take out the real module the first just imported, and import it a second time
+    lock = threading.Lock()
 
     def real(attribute: str) -> Any:
-        if sys.modules.get(name) is module:
-            del sys.modules[name]
-        return getattr(importlib.import_module(name), attribute)
+        with lock:
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+            target = importlib.import_module(name)
+        return getattr(target, attribute)
 
     module.__getattr__ = real  # type: ignore[method-assign]  # PEP 562
     return module
