@@ -169,7 +169,14 @@ def main() -> None:
     # every installed distribution, the first time it builds a model: about 15 ms of
     # `check`, for hooks this tool never uses. Its documented switch turns the search
     # off; set PYDANTIC_DISABLE_PLUGINS= (empty) to have it search again.
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    # For this run only: a program that calls main() keeps its own setting after it.
+    ours = "PYDANTIC_DISABLE_PLUGINS" not in os.environ
+    if ours:
+        os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
     argv = sys.argv[1:]
     name = _command_named(argv)
-    build_app(name, argv[1:] if name else ())()
+    try:
+        build_app(name, argv[1:] if name else ())()
+    finally:
+        if ours:
+            os.environ.pop("PYDANTIC_DISABLE_PLUGINS", None)

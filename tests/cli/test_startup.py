@@ -189,19 +189,25 @@ def test_a_stand_in_gives_way_to_the_real_module_on_first_use() -> None:
 
 
 def test_the_cli_turns_off_pydantics_plugin_search_unless_told_otherwise(home: Path) -> None:
+    # what the run sees, then what the program that called main() has afterwards
     code = (
         "import os, sys; sys.argv = ['newsletter', '--version']\n"
-        "from newsletter.cli.app import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS')))"
+        "import newsletter.cli.app as cli\n"
+        "real, seen = cli.build_app, []\n"
+        "def spy(*args):\n"
+        "    seen.append(os.environ.get('PYDANTIC_DISABLE_PLUGINS'))\n"
+        "    return real(*args)\n"
+        "cli.build_app = spy\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "print(repr(seen[0]), repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS')))"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
     env["PYTHONPATH"] = str(ROOT)
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert run.stdout.splitlines()[-1] == "'__all__'", run.stderr
+    assert run.stdout.splitlines()[-1] == "'__all__' None", run.stderr
     env["PYDANTIC_DISABLE_PLUGINS"] = ""  # the user's choice stands
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert run.stdout.splitlines()[-1] == "''", run.stderr
+    assert run.stdout.splitlines()[-1] == "'' ''", run.stderr
 
 
 @pytest.mark.parametrize(
