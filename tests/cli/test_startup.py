@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -267,12 +268,16 @@ def test_the_subscribers_group_finds_the_command_a_run_names(
     assert command_named(args) == expected
 
 
-def test_each_subscribers_command_registered_alone_is_the_same_command() -> None:
-    full = typer.main.get_command(build_subscribers_app())
+def assert_each_registered_alone_is_the_same(
+    build: Callable[..., typer.Typer], names: Iterable[str]
+) -> None:
+    """Every command of ``build()``, registered alone by ``build(name)``: the same command
+    (help and parameters), whichever way it was registered."""
+    full = typer.main.get_command(build())
     assert isinstance(full, typer.core.TyperGroup)
-    assert list(full.commands) == list(SUBSCRIBER_COMMANDS)
-    for name in SUBSCRIBER_COMMANDS:
-        alone = typer.main.get_command(build_subscribers_app(name))
+    assert sorted(full.commands) == sorted(names)
+    for name in names:
+        alone = typer.main.get_command(build(name))
         assert isinstance(alone, typer.core.TyperGroup)
         assert list(alone.commands) == [name]
         assert alone.commands[name].help == full.commands[name].help
@@ -281,16 +286,15 @@ def test_each_subscribers_command_registered_alone_is_the_same_command() -> None
         ]
 
 
-def test_each_command_is_registered_by_the_module_its_provider_entry_names() -> None:
-    full = typer.main.get_command(build_app())
+def test_each_subscribers_command_registered_alone_is_the_same_command() -> None:
+    assert_each_registered_alone_is_the_same(build_subscribers_app, SUBSCRIBER_COMMANDS)
+    full = typer.main.get_command(build_subscribers_app())
     assert isinstance(full, typer.core.TyperGroup)
-    assert sorted(full.commands) == sorted(PROVIDERS)
-    for name in PROVIDERS:
-        alone = typer.main.get_command(build_app(name))
-        assert isinstance(alone, typer.core.TyperGroup)
-        assert list(alone.commands) == [name]
-        # the same command, whichever way it was registered
-        assert alone.commands[name].help == full.commands[name].help
+    assert list(full.commands) == list(SUBSCRIBER_COMMANDS)  # the order the group's help lists
+
+
+def test_each_command_is_registered_by_the_module_its_provider_entry_names() -> None:
+    assert_each_registered_alone_is_the_same(build_app, PROVIDERS)
 
 
 def test_command_modules_evaluate_their_annotations_at_import() -> None:

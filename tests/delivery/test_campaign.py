@@ -2,12 +2,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.compose.message import MessageBuilder, Recipient
 from newsletter.delivery.campaign import Campaign
 from newsletter.delivery.journal import Journal
 from newsletter.delivery.transports import MockTransport, Outcome
 from tests.support.sendkit import address, make_builder, make_settings, write_subscribers
+from tests.support.transports import PreparingMockTransport
 
 
 def setup(
@@ -127,7 +130,11 @@ def test_limit_and_dry_run(home: Path) -> None:
     assert journal.counts("vol-2.19")["pending"] == 5
 
 
-def test_stop_hands_off_nothing_more(home: Path) -> None:
+# the thread-per-batch loop, and the loop that writes requests ahead (SendGrid's)
+@pytest.mark.parametrize("transport", [MockTransport, PreparingMockTransport])
+def test_stop_hands_off_nothing_more_and_leaves_the_rest_pending(
+    home: Path, transport: type[MockTransport]
+) -> None:
     builder, store, journal = setup(home, 20)
     holder: list[Campaign] = []
 
@@ -135,7 +142,7 @@ def test_stop_hands_off_nothing_more(home: Path) -> None:
         holder[0].stop()
         return Outcome.sent(r.email)
 
-    t = MockTransport(builder, handler, batch_size=5)
+    t = transport(builder, handler, batch_size=5)
     c = campaign(builder, store, journal, t)
     holder.append(c)
     c.plan()

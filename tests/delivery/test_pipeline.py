@@ -11,7 +11,6 @@ import pytest
 from newsletter.audience.events import apply_suppressions
 from newsletter.audience.subscribers import SubscriberStore
 from newsletter.compose.message import Recipient
-from newsletter.delivery.campaign import Campaign
 from newsletter.delivery.transports import Outcome
 from newsletter.errors import SendRefusedError
 from tests.delivery.test_campaign import campaign, setup
@@ -81,24 +80,6 @@ def test_the_file_changing_mid_send_rewrites_what_was_written(home: Path) -> Non
     assert address(29) not in sent and "late@example.net" in sent
     assert len(sent) == len(set(sent)) == 30
     assert report.skipped == 1
-
-
-def test_stop_hands_off_nothing_more_and_leaves_the_rest_pending(home: Path) -> None:
-    builder, store, journal = setup(home, 20)
-    holder: list[Campaign] = []
-
-    def handler(r: Recipient) -> Outcome:
-        holder[0].stop()
-        return Outcome.sent(r.email)
-
-    t = PreparingMockTransport(builder, handler, batch_size=5)
-    c = campaign(builder, store, journal, t)
-    holder.append(c)
-    c.plan()
-    report = c.run(run_id=1)
-    assert report.stopped and report.sent == 5
-    counts = journal.counts("vol-2.19")
-    assert (counts["pending"], counts["in_flight"], counts["uncertain"]) == (15, 0, 0)
 
 
 def test_a_request_that_breaks_is_uncertain_and_the_error_surfaces(home: Path) -> None:
