@@ -70,14 +70,16 @@ class JournalReads:
 
     def counts(self, issue: str) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
-        for state, n in self.db.execute(
-            "SELECT state, count(*) FROM deliveries WHERE issue = ? GROUP BY state", (issue,)
+        counts["failed_permanent"] = 0
+        # one pass over the issue's rows (only pending ones are indexed by state)
+        for state, n, permanent in self.db.execute(
+            "SELECT state, count(*), sum(permanent != 0) FROM deliveries WHERE issue = ? "
+            "GROUP BY state",
+            (issue,),
         ):
             counts[state] = n
-        counts["failed_permanent"] = self.db.execute(
-            "SELECT count(*) FROM deliveries WHERE issue = ? AND state = 'failed' AND permanent",
-            (issue,),
-        ).fetchone()[0]
+            if state == "failed":
+                counts["failed_permanent"] = permanent
         return counts
 
     def rows(self, issue: str, states: Sequence[str]) -> Iterator[Delivery]:
@@ -119,7 +121,10 @@ class JournalReads:
         return {
             row[0]
             for row in self.db.execute(
-                "SELECT DISTINCT issue FROM deliveries WHERE state IN ('sent', 'uncertain')"
+                # each issue stops at its first such row (state has no full index)
+                "SELECT i.issue FROM (SELECT DISTINCT issue FROM deliveries) AS i WHERE EXISTS "
+                "(SELECT 1 FROM deliveries AS d WHERE d.issue = i.issue "
+                "AND d.state IN ('sent', 'uncertain'))"
             )
         }
 
