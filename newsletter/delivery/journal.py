@@ -51,12 +51,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at  TEXT NOT NULL,
     UNIQUE (issue, key)
 );
--- Only pending rows are indexed by state: the send loop reads them in order, and every
--- other state change (in flight, sent) then touches the table alone, a third less of
--- SQLite's work per recipient. Counts and the other states read the issue's rows
--- through the (issue, key) index. Journals made before this drop the full index.
-DROP INDEX IF EXISTS deliveries_by_state;
-CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (issue) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (issue, state);
 CREATE TABLE IF NOT EXISTS runs (
     id          INTEGER PRIMARY KEY,
     issue       TEXT NOT NULL,

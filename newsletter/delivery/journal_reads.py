@@ -70,16 +70,14 @@ class JournalReads:
 
     def counts(self, issue: str) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
-        counts["failed_permanent"] = 0
-        # one pass over the issue's rows (only pending ones are indexed by state)
-        for state, n, permanent in self.db.execute(
-            "SELECT state, count(*), sum(permanent != 0) FROM deliveries WHERE issue = ? "
-            "GROUP BY state",
-            (issue,),
+        for state, n in self.db.execute(
+            "SELECT state, count(*) FROM deliveries WHERE issue = ? GROUP BY state", (issue,)
         ):
             counts[state] = n
-            if state == "failed":
-                counts["failed_permanent"] = permanent
+        counts["failed_permanent"] = self.db.execute(
+            "SELECT count(*) FROM deliveries WHERE issue = ? AND state = 'failed' AND permanent",
+            (issue,),
+        ).fetchone()[0]
         return counts
 
     def rows(self, issue: str, states: Sequence[str]) -> Iterator[Delivery]:
@@ -113,16 +111,13 @@ class JournalReads:
         ):
             yield key
 
-    def issues(self) -> list[str]:
-        return [row[0] for row in self.db.execute("SELECT DISTINCT issue FROM deliveries")]
-
     def sent_issues(self) -> set[str]:
         """Issues that reached (or may have reached) a reader: public, for the archive."""
         return {
             row[0]
             for row in self.db.execute(
-                # each issue stops at its first such row (state has no full index)
-                "SELECT i.issue FROM (SELECT DISTINCT issue FROM deliveries) AS i WHERE EXISTS "
+                # one index look-up an issue, not a read of every sent row
+                f"WITH i(issue) AS ({_ISSUES}) SELECT issue FROM i WHERE EXISTS "
                 "(SELECT 1 FROM deliveries AS d WHERE d.issue = i.issue "
                 "AND d.state IN ('sent', 'uncertain'))"
             )
@@ -153,6 +148,14 @@ class JournalReads:
         ).fetchone()
         return None if row is None else (row[0], row[1], row[2], row[3])
 
+
+#: the issues, one (issue, key) index look-up each: a journal of many issues holds
+#: millions of rows, and SELECT DISTINCT would read every one
+_ISSUES = (
+    "WITH RECURSIVE n(issue) AS (SELECT min(issue) FROM deliveries UNION ALL "
+    "SELECT (SELECT min(issue) FROM deliveries WHERE issue > n.issue) FROM n "
+    "WHERE n.issue IS NOT NULL) SELECT issue FROM n WHERE issue IS NOT NULL"
+)
 
 _COLUMNS = (
     "id, key, email, name, state, coalesce(provider_id, ''), coalesce(reason, ''), "

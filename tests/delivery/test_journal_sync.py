@@ -118,27 +118,3 @@ def test_an_issues_first_sync_writes_what_a_later_sync_would(tmp_path: Path) -> 
             f"{n}@example.org" for n in ("ann", "bob", "cat", "dan", "eve", "fay")
         ]
         assert made[0][1][0][2] == "Ann" and made[0][0] == 6
-
-
-def test_a_journal_made_with_the_full_state_index_drops_it(tmp_path: Path) -> None:
-    """Journals made before only pending rows were indexed by state: on opening, the old
-    index goes and the partial one comes; what they hold reads the same."""
-    path = tmp_path / "old.sqlite3"
-    with Journal(path) as journal:
-        journal.sync("vol-1", iter(rows("ann", "bob", "cat")))
-        journal.db.execute("DROP INDEX deliveries_pending")
-        journal.db.execute("CREATE INDEX deliveries_by_state ON deliveries (issue, state)")
-        claimed = journal.mark_in_flight("vol-1", ["bob@example.org"], 1)
-        assert claimed == {"bob@example.org"}
-    with Journal(path) as journal:
-        indexes = {
-            row[0]
-            for row in journal.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
-        }
-        assert "deliveries_by_state" not in indexes and "deliveries_pending" in indexes
-        counts = journal.counts("vol-1")
-        assert (counts["pending"], counts["in_flight"]) == (2, 1)
-        assert [r[1] for r in journal.pending_rows("vol-1", 10)] == [
-            "ann@example.org",
-            "cat@example.org",
-        ]
