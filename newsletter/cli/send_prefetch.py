@@ -178,19 +178,21 @@ class _Drained:
         self._thread.start()
 
     def _drain(self) -> None:
-        while True:
-            try:
-                part = os.read(self._fd, 1 << 20)  # (the GIL is let go while it waits)
-            except OSError:
-                part = b""
-            with self._ready:
-                if part:
+        try:
+            while True:
+                try:
+                    part = os.read(self._fd, 1 << 20)  # (the GIL is let go while it waits)
+                except OSError:
+                    return
+                if not part:
+                    return
+                with self._ready:
                     self._data += part
-                else:
-                    self._ended = True
+                    self._ready.notify_all()
+        finally:  # however the thread ends (a MemoryError too), no reader waits for ever
+            with self._ready:
+                self._ended = True
                 self._ready.notify_all()
-            if not part:
-                return
 
     def _wait(self, enough: Callable[[], bool]) -> None:
         with self._ready:
