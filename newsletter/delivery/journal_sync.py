@@ -112,7 +112,7 @@ class JournalSync:
         try:
             db.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS active_now "
-                "(key TEXT PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL)"
+                "(key TEXT NOT NULL PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL)"
             )
             now = _now()
             db.execute("BEGIN IMMEDIATE")

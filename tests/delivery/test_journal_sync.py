@@ -118,3 +118,17 @@ def test_an_issues_first_sync_writes_what_a_later_sync_would(tmp_path: Path) -> 
             f"{n}@example.org" for n in ("ann", "bob", "cat", "dan", "eve", "fay")
         ]
         assert made[0][1][0][2] == "Ann" and made[0][0] == 6
+
+
+def test_a_row_without_a_key_does_not_stop_the_others_leaving(tmp_path: Path) -> None:
+    """A NULL in `key NOT IN (...)` made the test unknown for every row: had a row come
+    without a key, nobody who left the list would have been skipped."""
+    with Journal(tmp_path / "j.sqlite3") as journal:
+        journal.sync("vol-1", iter(rows("ann", "bob")))
+        keyless = (None, "nobody@example.org", "Nobody")
+        result = journal.sync("vol-1", iter([keyless, *rows("ann")]))  # type: ignore[list-item]
+        assert result.skipped == 1
+        assert [(r[2], r[5]) for r in state(journal)] == [
+            ("ann@example.org", "pending"),
+            ("bob@example.org", "skipped"),
+        ]
