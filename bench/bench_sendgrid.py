@@ -3,7 +3,7 @@
 
 * ``newsletter send`` as a user runs it (a fresh process: start-up, render, streaming
   the list into the journal, every request, every journal commit) with SendGrid's
-  default requests in flight (32; ``--concurrency N`` sets NEWSLETTER_CONCURRENCY);
+  default requests in flight (16; ``--concurrency N`` sets NEWSLETTER_CONCURRENCY);
 * the official SDK's helper classes (``Mail``, ``Personalization``, ``To``, ``Header``,
   ``Substitution``, ``CustomArg``: one set per recipient) posting the same requests from
   as many threads as ``newsletter send`` has requests in flight (a fair race), in this
@@ -26,14 +26,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_send import compile_package  # noqa: E402
+from bench_send import SENDGRID_ZONE, compile_package, local_dns  # noqa: E402
 
 from newsletter.delivery.transports.sendgrid import DEFAULT_CONCURRENCY  # noqa: E402
 from tests.support.sendgrid_server import SendGridServer  # noqa: E402
@@ -80,12 +82,13 @@ def run_newsletter(
         env["NEWSLETTER_CONCURRENCY"] = str(concurrency)
     # as a user runs it: pip compiles an installed package's bytecode (compile_package)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "newsletter", "send", "vol-2.19", "--yes"],
-                          cwd=home, env=env, capture_output=True, text=True)  # fmt: skip
-    elapsed = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with local_dns(SENDGRID_ZONE) as env["NEWSLETTER_DNS_SERVER"]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "newsletter", "send", "vol-2.19", "--yes"],
+                              cwd=home, env=env, capture_output=True, text=True)  # fmt: skip
+        elapsed = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         sys.exit(f"newsletter send failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
@@ -166,6 +169,25 @@ def sdk_in_a_process(home: Path, api: str, count: int, threads: int) -> tuple[fl
     return wall, cpu
 
 
+@contextmanager
+def stand_in(latency: float) -> Iterator[SendGridServer]:
+    """The local v3 API for one timed run. It answers after ``latency`` and checks each
+    body after the run (``check_later``): SendGrid parses on its own machines, and this
+    stand-in's JSON parsing of 100 MB in Python would take a core from the run timed."""
+    with SendGridServer(KEY, latency=latency) as server:
+        server.keep_bodies = False
+        server.check_later = True
+        yield server
+
+
+def checked(server: SendGridServer, count: int) -> None:
+    """Every body the run sent passes the v3 checks, and names each recipient once."""
+    wrong = server.check_deferred()
+    if wrong:
+        sys.exit("the local SendGrid API refused requests: " + "; ".join(wrong[:3]))
+    assert server.recipients_accepted == count, server.recipients_accepted
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--recipients", type=int, default=100_000)
@@ -186,20 +208,17 @@ def main() -> None:
     home = make_home(count)
     compile_package()
     try:
-        with SendGridServer(KEY, latency=args.latency) as server:
-            server.keep_bodies = False
+        with stand_in(args.latency) as server:
             ours, cpu, handoff = run_newsletter(home, server, args.concurrency)
-            assert server.recipients_accepted == count, server.recipients_accepted
+            checked(server, count)
             assert set(server.copies().values()) == {1}
             in_flight = server.max_concurrent
-        with SendGridServer(KEY, latency=args.latency) as server:
-            server.keep_bodies = False
+        with stand_in(args.latency) as server:
             sdk = run_sdk_helpers(home, server.url, count, concurrency)
-            assert server.recipients_accepted == count
-        with SendGridServer(KEY, latency=args.latency) as server:
-            server.keep_bodies = False
+            checked(server, count)
+        with stand_in(args.latency) as server:
             sdk_own, sdk_cpu = sdk_in_a_process(home, server.url, count, concurrency)
-            assert server.recipients_accepted == count
+            checked(server, count)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     goal_time = "met" if ours <= 3.0 else "NOT met"
@@ -210,6 +229,8 @@ def main() -> None:
     print(f"    CPU time of that process and its forked children: {cpu:.2f} s; most "
           f"requests in flight at once: {in_flight}")  # fmt: skip
     print(f"    of which the hand-off (the CLI's own figure): {handoff}")
+    print("    (the local API answered without parsing, and checked every body after the run: "
+          "all valid, each recipient once)")
     print(f"  SDK helper objects, {concurrency} threads, in-process  {sdk:7.2f} s"
           f"  -> newsletter is {sdk / ours:.1f} x faster; goal >= 5 x: {goal_ratio}")  # fmt: skip
     print(f"    the same loop in a process of its own: {sdk_own:.2f} s, CPU {sdk_cpu:.2f} s "

@@ -26,7 +26,8 @@ import json
 import os
 import pickle
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from newsletter.audience.subscribers.ledger import LEDGER_NAME
@@ -52,9 +53,9 @@ class _Unusable(Exception):
 class ListReadAhead:
     """The list being read in a forked child; called by the send's first sync."""
 
-    def __init__(self, pid: int, stream: IO[bytes]) -> None:
+    def __init__(self, pid: int, stream: "IO[bytes] | _Drained") -> None:
         self.pid = pid
-        self._stream: IO[bytes] | None = stream
+        self._stream: IO[bytes] | _Drained | None = stream
 
     @classmethod
     def start(cls, settings: "Settings") -> "ListReadAhead | None":
@@ -107,7 +108,7 @@ class ListReadAhead:
                 os._exit(code)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(write_fd)
-        return cls(pid, open(read_fd, "rb"))
+        return cls(pid, _Drained(read_fd))
 
     def __call__(self, campaign: "Campaign") -> "Presynced | None":
         """Sync the journal from the child's rows; None (nothing written) to read here."""
@@ -147,17 +148,85 @@ class ListReadAhead:
         return Presynced(result.skipped, signature, counted, invalid, duplicates)
 
     def close(self) -> None:
-        """Stop the child (it only reads) and reap it."""
-        if self._stream is not None:
-            with contextlib.suppress(OSError):
-                self._stream.close()
-            self._stream = None
+        """Stop the child (it only reads) and reap it; then close the pipe (its end of
+        it closed, the thread draining it has seen the end)."""
         if self.pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
             self.pid = 0
+        if self._stream is not None:
+            with contextlib.suppress(OSError):
+                self._stream.close()
+            self._stream = None
+
+
+class _Drained:
+    """The child's pipe, read by a thread as the child writes to it: the list is several
+    megabytes of JSON and a pipe holds 64 KiB, so a child left to wait for the send's sync
+    would do most of its reading only then. Read as a file (what :func:`pickle.load`
+    needs); reads wait for the bytes or the end."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._data = bytearray()
+        self._pos = 0
+        self._ended = False
+        self._ready = threading.Condition()
+        self._thread = threading.Thread(target=self._drain, name="list-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                try:
+                    part = os.read(self._fd, 1 << 20)  # (the GIL is let go while it waits)
+                except OSError:
+                    return
+                if not part:
+                    return
+                with self._ready:
+                    self._data += part
+                    self._ready.notify_all()
+        finally:  # however the thread ends (a MemoryError too), no reader waits for ever
+            with self._ready:
+                self._ended = True
+                self._ready.notify_all()
+
+    def _wait(self, enough: Callable[[], bool]) -> None:
+        with self._ready:
+            self._ready.wait_for(lambda: self._ended or enough())
+        if self._pos > 1 << 22:  # what was read goes: memory holds the unread part only
+            with self._ready:
+                del self._data[: self._pos]
+                self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            self._wait(lambda: False)
+            size = len(self._data) - self._pos
+        else:
+            self._wait(lambda: len(self._data) - self._pos >= size)
+        with self._ready:
+            part = bytes(self._data[self._pos : self._pos + size])
+            self._pos += len(part)
+        return part
+
+    def readline(self) -> bytes:
+        self._wait(lambda: self._data.find(b"\n", self._pos) >= 0)
+        with self._ready:
+            end = self._data.find(b"\n", self._pos)
+            end = len(self._data) if end < 0 else end + 1
+            part = bytes(self._data[self._pos : end])
+            self._pos = end
+        return part
+
+    def close(self) -> None:
+        """Called once the child is gone: its end of the pipe is closed, so the thread
+        reads the end and leaves."""
+        self._thread.join()
+        os.close(self._fd)
 
 
 @contextlib.contextmanager

@@ -44,8 +44,8 @@ def active_rows(
     for row in iter_rows():
         sub = row.subscriber
         if sub is not None:
-            if sub.status == "active":
-                yield (sub.key, sub.email, sub.name or "")
+            if sub.status == "active":  # (row.key is sub.key, lowercased once already)
+                yield (row.key or sub.key, sub.email, sub.name or "")
             continue
         if not row.problems:
             continue  # a blank line

@@ -227,16 +227,21 @@ class Journal(JournalReads, JournalSync):
                     (state, provider_id, reason, permanent, now, issue, json.dumps(rows)),
                 )
             if in_flight:
-                claimed = {
-                    row[0]
-                    for row in db.execute(
-                        "UPDATE deliveries SET state = 'in_flight', run = ?, "
-                        f"attempts = attempts + 1, updated_at = ? WHERE {where} IN "
-                        "(SELECT value FROM json_each(?)) AND +state = 'pending' "
-                        f"RETURNING {column}",
-                        (run, now, issue, json.dumps(in_flight)),
-                    ).fetchall()
-                }
+                # which of them are pending, as one JSON row, then those put in flight (in
+                # this transaction nothing else writes): an UPDATE ... RETURNING would give
+                # a row per recipient, and SQLite lets the GIL go and takes it back per row
+                (pending,) = db.execute(
+                    f"SELECT json_group_array({column}) FROM deliveries WHERE {where} IN "
+                    "(SELECT value FROM json_each(?)) AND +state = 'pending'",
+                    (issue, json.dumps(in_flight)),
+                ).fetchone()
+                db.execute(
+                    "UPDATE deliveries SET state = 'in_flight', run = ?, "
+                    f"attempts = attempts + 1, updated_at = ? WHERE {where} IN "
+                    "(SELECT value FROM json_each(?)) AND +state = 'pending'",
+                    (run, now, issue, pending),
+                )
+                claimed = set(json.loads(pending))
             db.execute("COMMIT")
         except BaseException:
             rollback(db)

@@ -111,15 +111,15 @@ class JournalReads:
         ):
             yield key
 
-    def issues(self) -> list[str]:
-        return [row[0] for row in self.db.execute("SELECT DISTINCT issue FROM deliveries")]
-
     def sent_issues(self) -> set[str]:
         """Issues that reached (or may have reached) a reader: public, for the archive."""
         return {
             row[0]
             for row in self.db.execute(
-                "SELECT DISTINCT issue FROM deliveries WHERE state IN ('sent', 'uncertain')"
+                # one index look-up an issue, not a read of every sent row
+                f"WITH i(issue) AS ({_ISSUES}) SELECT issue FROM i WHERE EXISTS "
+                "(SELECT 1 FROM deliveries AS d WHERE d.issue = i.issue "
+                "AND d.state IN ('sent', 'uncertain'))"
             )
         }
 
@@ -148,6 +148,14 @@ class JournalReads:
         ).fetchone()
         return None if row is None else (row[0], row[1], row[2], row[3])
 
+
+#: the issues, one (issue, key) index look-up each: a journal of many issues holds
+#: millions of rows, and SELECT DISTINCT would read every one
+_ISSUES = (
+    "WITH RECURSIVE n(issue) AS (SELECT min(issue) FROM deliveries UNION ALL "
+    "SELECT (SELECT min(issue) FROM deliveries WHERE issue > n.issue) FROM n "
+    "WHERE n.issue IS NOT NULL) SELECT issue FROM n WHERE issue IS NOT NULL"
+)
 
 _COLUMNS = (
     "id, key, email, name, state, coalesce(provider_id, ''), coalesce(reason, ''), "

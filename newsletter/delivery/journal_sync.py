@@ -112,19 +112,34 @@ class JournalSync:
         try:
             db.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS active_now "
-                "(key TEXT PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL)"
+                "(key TEXT NOT NULL PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL)"
             )
             now = _now()
             db.execute("BEGIN IMMEDIATE")
             db.execute("DELETE FROM active_now")
+            # An issue's first sync has no rows to skip or restore: its rows go straight
+            # in (the same rows, ids and order), not through active_now and its index too.
+            first = db.execute(
+                "SELECT 1 FROM deliveries WHERE issue = ? LIMIT 1", (issue,)
+            ).fetchone() is None
             added, last = 0, 0
             while (chunk := chunks.get()) is not None:
+                text = chunk if isinstance(chunk, str) else json.dumps(chunk)
+                if first:
+                    added += db.execute(
+                        "INSERT OR IGNORE INTO deliveries (issue, key, email, name, state, "
+                        "updated_at) SELECT ?, json_extract(value, '$[0]'), "
+                        "json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+                        "'pending', ? FROM json_each(?) ORDER BY json_each.key",  # list order
+                        (issue, now, text),
+                    ).rowcount
+                    continue
                 # one statement a chunk: the GIL is taken back once, not once a row
                 db.execute(
                     "INSERT OR IGNORE INTO active_now SELECT json_extract(value, '$[0]'), "
                     "json_extract(value, '$[1]'), json_extract(value, '$[2]') "
                     "FROM json_each(?)",
-                    (chunk if isinstance(chunk, str) else json.dumps(chunk),),
+                    (text,),
                 )
                 # the new recipients of this chunk now, in list order, while the next
                 # chunk is read (not all at the end, when nothing else is left to do)
@@ -139,6 +154,10 @@ class JournalSync:
             ended = True
             if done:  # the reading half failed: write nothing
                 raise SyncAborted()
+            if first:
+                db.execute("COMMIT")
+                done.append(SyncResult(added, 0, 0))
+                return
             skipped = db.execute(
                 "UPDATE deliveries SET state = 'skipped', updated_at = ?, "
                 "reason = 'no longer active in the subscriber list' "

@@ -292,3 +292,24 @@ def test_a_file_replaced_by_one_of_the_same_size_and_time_is_a_change(tmp_path: 
     other.replace(path)  # a spreadsheet's save: a new file renamed over the old one
     assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
     assert file_signature(path) != before
+
+
+def test_the_child_reads_the_whole_list_before_the_send_asks_for_it(home: Path) -> None:
+    """A list of many pipe-fulls (64 KiB each) is read to its end while the send is still
+    rendering: the child does not wait for the sync to empty its pipe."""
+    make_list(home)
+    assert make_settings(home).subscribers_file.stat().st_size > 2 * 65536
+    read_ahead = ListReadAhead.start(make_settings(home))
+    assert read_ahead is not None
+    until = time.monotonic() + 30
+    while (done := os.waitpid(read_ahead.pid, os.WNOHANG))[0] == 0:
+        assert time.monotonic() < until, "the child is still waiting for its pipe"
+        time.sleep(0.02)
+    assert os.WEXITSTATUS(done[1]) == 0
+    read_ahead.pid = 0  # reaped here
+    used = Used(read_ahead)
+    other = twin(home)
+    got = plan(home, used)
+    assert used.took is True
+    os.chdir(other)
+    assert moved(plan(other), home) == got

@@ -88,3 +88,47 @@ def test_a_read_that_fails_part_way_writes_nothing(tmp_path: Path) -> None:
             journal.sync_json("vol-1", failing())
         assert state(journal) == before  # ...and rolled back with the rest
         assert journal.sync("vol-1", iter(rows("ann"))).skipped == 1  # usable after
+
+
+def test_an_issues_first_sync_writes_what_a_later_sync_would(tmp_path: Path) -> None:
+    """The first sync of an issue inserts straight into the journal; a later one goes
+    through the list of those active now. Same rows, order, first-row-wins and result."""
+    listed = [
+        *rows("ann", "bob"),
+        ("ANN@example.org".lower(), "ANN@example.org", "Second Ann"),
+        *rows("cat", "dan", "eve"),
+        ("bob@example.org", "b@example.org", "Third"),
+        *rows("fay"),
+    ]
+    for how in ("rows", "json"):
+        made = []
+        for earlier in ([], rows("zed")):  # nothing of the issue yet / one row already
+            with Journal(tmp_path / f"{how}-{len(earlier)}.sqlite3") as journal:
+                if earlier:
+                    journal.sync("vol-1", iter(earlier))
+                if how == "rows":
+                    result = journal.sync("vol-1", iter(listed))
+                else:
+                    texts = [json.dumps(listed[i : i + 2]) for i in range(0, len(listed), 2)]
+                    result = journal.sync_json("vol-1", iter(texts))
+                kept = [r[2:6] for r in state(journal) if r[2] != "zed@example.org"]
+                made.append((result.added, kept))
+        assert made[0] == made[1], how
+        assert [k[0] for k in made[0][1]] == [
+            f"{n}@example.org" for n in ("ann", "bob", "cat", "dan", "eve", "fay")
+        ]
+        assert made[0][1][0][2] == "Ann" and made[0][0] == 6
+
+
+def test_a_row_without_a_key_does_not_stop_the_others_leaving(tmp_path: Path) -> None:
+    """A NULL in `key NOT IN (...)` made the test unknown for every row: had a row come
+    without a key, nobody who left the list would have been skipped."""
+    with Journal(tmp_path / "j.sqlite3") as journal:
+        journal.sync("vol-1", iter(rows("ann", "bob")))
+        keyless = (None, "nobody@example.org", "Nobody")
+        result = journal.sync("vol-1", iter([keyless, *rows("ann")]))  # type: ignore[list-item]
+        assert result.skipped == 1
+        assert [(r[2], r[5]) for r in state(journal)] == [
+            ("ann@example.org", "pending"),
+            ("bob@example.org", "skipped"),
+        ]

@@ -18,6 +18,15 @@ RELAY = "mail.example.org"
 RELAY_IP = "192.0.2.10"
 SPF = 'example.org. 60 TXT "v=spf1 a:mail.example.org include:_spf.example.net ~all"\n'
 DMARC = '_dmarc.example.org. 60 TXT "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.org"\n'
+#: a domain authenticated with SendGrid (SPF include, the two DKIM CNAMEs)
+SENDGRID = (
+    'example.org. 60 TXT "v=spf1 include:sendgrid.net ~all"\n'
+    'sendgrid.net. 60 TXT "v=spf1 ip4:167.89.0.0/17 ~all"\n'
+    "s1._domainkey.example.org. 60 CNAME s1.domainkey.u1.wl1.sendgrid.net.\n"
+    's1.domainkey.u1.wl1.sendgrid.net. 60 TXT "v=DKIM1; k=rsa; p=AAAA"\n'
+    "s2._domainkey.example.org. 60 CNAME s2.domainkey.u1.wl1.sendgrid.net.\n"
+    's2.domainkey.u1.wl1.sendgrid.net. 60 TXT "v=DKIM1; k=rsa; p=BBBB"\n'
+)
 BASE = (
     '_spf.example.net. 60 TXT "v=spf1 ip4:198.51.100.0/24 -all"\n'
     f"{RELAY}. 60 A {RELAY_IP}\n"

@@ -10,7 +10,7 @@ import pytest
 from newsletter.delivery.dkim_keys import DkimKey, generate_key
 from newsletter.doctor.findings import Finding
 from newsletter.doctor.preflight import make_dns, run_checks
-from tests.doctor.conftest import BASE, DMARC, SPF, good_zone, smtp_settings
+from tests.doctor.conftest import BASE, DMARC, SENDGRID, SPF, good_zone, smtp_settings
 from tests.support.dkimkit import key_record
 from tests.support.dns_server import DnsServer
 
@@ -185,16 +185,6 @@ def test_mail_requirements_need_https_and_a_secret(
     secret = only(found, "secret")
     assert secret.status == "fail"
     assert secret.message.startswith("NEWSLETTER_SECRET_KEY is not set")
-
-
-SENDGRID = (
-    'example.org. 60 TXT "v=spf1 include:sendgrid.net ~all"\n'
-    'sendgrid.net. 60 TXT "v=spf1 ip4:167.89.0.0/17 ~all"\n'
-    "s1._domainkey.example.org. 60 CNAME s1.domainkey.u1.wl1.sendgrid.net.\n"
-    's1.domainkey.u1.wl1.sendgrid.net. 60 TXT "v=DKIM1; k=rsa; p=AAAA"\n'
-    "s2._domainkey.example.org. 60 CNAME s2.domainkey.u1.wl1.sendgrid.net.\n"
-    's2.domainkey.u1.wl1.sendgrid.net. 60 TXT "v=DKIM1; k=rsa; p=BBBB"\n'
-)
 
 
 def test_sendgrid_domain_authentication(home: Path, dns: DnsServer, rsa_key: DkimKey) -> None:

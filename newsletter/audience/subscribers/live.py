@@ -311,7 +311,8 @@ class Overlay:
 
     def row(self, row: SubscriberRow) -> SubscriberRow:
         sub = row.subscriber
-        if sub is None or (sub.key not in self.changes and sub.key not in self.holds):
+        key = row.key  # (sub.key, lowercased once by the validator)
+        if sub is None or (key not in self.changes and key not in self.holds):
             return row
         state: RowState | None = RowState(
             sub.email, sub.status, sub.updated_at, row.line, sub.language

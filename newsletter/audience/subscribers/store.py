@@ -149,8 +149,8 @@ class SubscriberStore(LockedFile):
                 yield from rows
                 return
             overlay = self.live.overlay()
-            for row in rows:
-                yield overlay.row(row)
+            # with nothing to lay over the file, no call per row (a microsecond each)
+            yield from (map(overlay.row, rows) if overlay.changes or overlay.holds else rows)
 
     def iter_valid(self) -> Iterator[Subscriber]:
         """Every valid, non-duplicate row, whatever its status."""

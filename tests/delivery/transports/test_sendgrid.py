@@ -246,3 +246,27 @@ def test_sendgrid_has_its_own_default_for_requests_in_flight(
     assert make_transport(make_settings(home, **sendgrid), b).concurrency == 6
     monkeypatch.delenv("NEWSLETTER_CONCURRENCY")
     assert make_transport(make_settings(home, transport="smtp"), b).concurrency == 4
+
+
+def test_the_benchmarks_stand_in_checks_every_body_after_the_run(
+    builder: MessageBuilder, server: SendGridServer
+) -> None:
+    """``check_later`` (bench_sendgrid) answers without parsing, then checks each body as
+    it would have: valid ones are accepted, a broken one is named, nothing is lost."""
+    import urllib.request
+
+    server.check_later = True
+    with transport(builder, server) as t:
+        assert {o.status for o in t.send(recipients(3))} == {Status.SENT}
+    broken = urllib.request.Request(
+        f"{server.url}/v3/mail/send",
+        data=b'{"personalizations": []}',
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(broken) as answer:
+        assert answer.status == 202  # answered first, checked afterwards
+    assert server.recipients_accepted == 0
+    wrong = server.check_deferred()
+    assert len(wrong) == 1 and wrong[0].startswith("request 2: The personalizations field")
+    assert server.recipients_accepted == 3 and set(server.copies().values()) == {1}
+    assert server.check_deferred() == []  # each body is checked once
