@@ -6,6 +6,7 @@ stderr and the class's exit code, so no command prints a traceback.
 """
 
 
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -180,3 +181,12 @@ def main() -> None:
     finally:
         if ours:
             os.environ.pop("PYDANTIC_DISABLE_PLUGINS", None)
+        if name == "send":
+            # At exit the interpreter's last collection walks every object still alive:
+            # 0.1-0.3 s after a 100,000-reader send. Frozen, they are freed as the
+            # modules are cleared, without that walk; the ledger is closed first (its
+            # WAL checkpointed into the file: a copy of the file alone holds it all).
+            live = sys.modules.get("newsletter.audience.subscribers.live")
+            if live is not None:
+                live.close_ledgers()
+            gc.freeze()

@@ -200,7 +200,7 @@ def send(
         from filelock import FileLock, Timeout
 
         from newsletter.cli import send_run
-        from newsletter.cli.send_evidence import evidence_gate, note_send
+        from newsletter.cli.send_evidence import evidence_gate, note_at_first_hand_off
         from newsletter.cli.send_gates import enforce, issue_gates, recipient_gate, show_gates
         from newsletter.cli.send_setup import (
             campaign_statuses,
@@ -270,8 +270,8 @@ def send(
             )
             who = recipient_gate(journal, slug, sent, campaign_statuses(settings))
             lost = None if sandbox else evidence_gate(
-                settings, slug, plan.sent + plan.uncertain, journal_lost=journal_lost
-            )
+                settings, slug, plan.sent + plan.uncertain, journal_lost=journal_lost,
+                ever_claimed=lambda: journal.ever_claimed(slug))  # fmt: skip
             gates += [g for g in (who, lost) if g is not None]
             show_gates(gates)
             if not dry_run:
@@ -301,7 +301,7 @@ def send(
                 _confirm(plan, yes, limit)
             if not sandbox:
                 publish_page(settings, slug, sent)
-                note_send(settings, slug, plan.sent)
+                journal.before_first_hand_off = note_at_first_hand_off(settings, slug, plan.sent)
             def hand_off(cap: int | None) -> None:
                 send_run.run(
                     campaign, journal, plan, cap, command, transport.name, settings, on_run=on_run

@@ -10,6 +10,7 @@ the editor says ``--journal-lost``.
 
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,10 +36,13 @@ def _read(settings: "Settings") -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def note_send(settings: "Settings", slug: str, sent: int) -> None:
-    """Record that ``slug`` has reached at least ``sent`` readers (0: a send started)."""
+def note_send(settings: "Settings", slug: str, sent: int, *, started: bool = False) -> None:
+    """Record that ``slug`` has reached at least ``sent`` readers; ``started``: that its
+    first recipients are about to be handed off (nothing noted yet: nothing went out)."""
     data = _read(settings)
     entry = data.get(slug) if isinstance(data.get(slug), dict) else None
+    if entry is None and not started and sent <= 0:
+        return  # no hand-off ever began: not evidence of a send
     now = datetime.now(UTC).isoformat(timespec="seconds")
     entry = entry or {"started_at": now, "sent": 0}
     entry["sent"] = max(int(entry.get("sent", 0)), sent)
@@ -46,6 +50,22 @@ def note_send(settings: "Settings", slug: str, sent: int) -> None:
     data[slug] = entry
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     write_atomic(_path(settings), text.encode("utf-8"))
+
+
+def note_at_first_hand_off(settings: "Settings", slug: str, sent: int) -> Callable[[], None]:
+    """For :attr:`.Journal.before_first_hand_off`: the send is noted as started once its
+    first recipients are committed in flight, just before they leave. Noted earlier, a
+    send killed (or refused by SendGrid) before its first hand-off left a note that the
+    journal could not match, and the next run refused to resume."""
+    done = False
+
+    def note() -> None:
+        nonlocal done
+        if not done:
+            note_send(settings, slug, sent, started=True)
+            done = True
+
+    return note
 
 
 def forget_send(settings: "Settings", slug: str) -> None:
@@ -57,10 +77,17 @@ def forget_send(settings: "Settings", slug: str) -> None:
 
 
 def evidence_gate(
-    settings: "Settings", slug: str, journal_sent: int, *, journal_lost: bool
+    settings: "Settings",
+    slug: str,
+    journal_sent: int,
+    *,
+    journal_lost: bool,
+    ever_claimed: Callable[[], bool] = lambda: False,
 ) -> Gate | None:
     """A refusal when the outbox or the send record shows more of ``slug`` went out than
-    the journal knows (``journal_sent`` counts its sent and uncertain rows)."""
+    the journal knows (``journal_sent`` counts its sent and uncertain rows).
+    ``ever_claimed``: whether this journal put a row of ``slug`` in flight; a started
+    send it knows of, whose requests were all refused (a bad API key), is no loss."""
     found: list[str] = []
     outbox = settings.outbox_dir / slug
     copies = len(list(outbox.glob("*.eml"))) if outbox.is_dir() else 0
@@ -69,7 +96,8 @@ def evidence_gate(
     entry = _read(settings).get(slug)
     if isinstance(entry, dict):
         recorded = int(entry.get("sent", 0))
-        if recorded > journal_sent or (journal_sent == 0 and entry.get("started_at")):
+        started = journal_sent == 0 and entry.get("started_at") and not ever_claimed()
+        if recorded > journal_sent or started:
             found.append(
                 f"a send started {entry.get('started_at')} and reached {recorded:,} readers "
                 f"({_path(settings)})"

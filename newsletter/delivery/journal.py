@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,9 @@ class Journal(JournalReads, JournalSync):
             path, _SCHEMA, what="the send journal", read_only=not create, any_thread=True
         )
         self._focused = False
+        #: called once a claim has committed and before its rows are handed off (the
+        #: send notes that it started: evidence apart from this file); set by the CLI
+        self.before_first_hand_off: Callable[[], None] | None = None
 
     @classmethod
     def exists(cls, path: Path) -> bool:
@@ -246,6 +249,9 @@ class Journal(JournalReads, JournalSync):
         except BaseException:
             rollback(db)
             raise
+        if claimed and self.before_first_hand_off is not None:
+            self.before_first_hand_off()  # (raises: nothing is handed off, rows stay in flight)
+            self.before_first_hand_off = None
         return claimed
 
     def mark_skipped(self, issue: str, keys: Sequence[str]) -> int:

@@ -103,6 +103,14 @@ class JournalReads:
             )
         }
 
+    def ever_claimed(self, issue: str) -> bool:
+        """Whether this journal ever put a row of ``issue`` in flight (a refused request
+        puts its rows back to pending, but they keep their attempt)."""
+        found = self.db.execute(
+            "SELECT 1 FROM deliveries WHERE issue = ? AND attempts > 0 LIMIT 1", (issue,)
+        ).fetchone()
+        return found is not None
+
     def pending_keys(self, issue: str) -> Iterator[str]:
         """Every recipient still to be sent ``issue``, in journal order (streamed)."""
         for (key,) in self.db.execute(

@@ -25,12 +25,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from newsletter.delivery.journal import first_claims
+from newsletter.delivery.journal import Journal, first_claims
 from newsletter.delivery.plan import Report
 from newsletter.delivery.transports.base import Outcome, RecipientLike, Status
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
     from newsletter.delivery.campaign import Campaign, Progress
     from newsletter.delivery.journal import Delivery
@@ -74,7 +73,7 @@ class Feed:
         #: every key handed out this run: a re-read after the list changed (from the
         #: journal's start) must not hand out again one the engine still holds
         self._taken: set[str] = set()
-        self._writer = _JournalWriter(campaign.journal.path, campaign.issue, run_id)
+        self._writer = _JournalWriter(campaign.journal, campaign.issue, run_id)
         self._submitted: _Work | None = None
 
     @property
@@ -239,8 +238,9 @@ class _JournalWriter:
     """A thread with its own connection to the journal that runs one commit at a time
     (SQLite waits for the disk without the GIL, so the engine goes on meanwhile)."""
 
-    def __init__(self, path: Path, issue: str, run_id: int) -> None:
-        self.path, self.issue, self.run_id = path, issue, run_id
+    def __init__(self, journal: Journal, issue: str, run_id: int) -> None:
+        self.path, self.issue, self.run_id = journal.path, issue, run_id
+        self.before_first_hand_off = journal.before_first_hand_off  # (called once at most)
         self.wake_r, self._wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
@@ -255,14 +255,14 @@ class _JournalWriter:
         self._work.put(work)
 
     def _run(self) -> None:
-        from newsletter.delivery.journal import Journal
-
         journal: Journal | None = None
         while (work := self._work.get()) is not None:
             outcomes, in_flight, released = work
             result: BaseException | set[str]
             try:
-                journal = journal or Journal(self.path)
+                if journal is None:
+                    journal = Journal(self.path)
+                    journal.before_first_hand_off = self.before_first_hand_off
                 result = journal.advance(
                     self.issue, [*outcomes, *released], in_flight, self.run_id
                 )

@@ -61,6 +61,15 @@ def _shared(path: Path, kind: type[Ledger] | type[RowIndex]) -> Ledger | RowInde
         return found
 
 
+def close_ledgers() -> None:
+    """Close this thread's connections to the shared ledgers (a command that ends): the
+    last connection to a ledger checkpoints its WAL into the file and removes it."""
+    with _OPEN_LOCK:
+        for opened in _OPEN.values():
+            if isinstance(opened, Ledger):
+                opened.close()
+
+
 #: A decision: given the address's row now (None: not listed) and its hold, the change
 #: to record (None: nothing to record).
 Decide = Callable[[RowState | None, Hold | None], Change | None]
