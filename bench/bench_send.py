@@ -41,18 +41,11 @@ from tests.doctor.conftest import DMARC, SENDGRID  # noqa: E402
 from tests.support.dkimkit import key_record  # noqa: E402
 from tests.support.dns_server import DnsServer  # noqa: E402
 from tests.support.sendkit import (  # noqa: E402
-    SEND_SETTINGS,
     make_builder,
     make_settings,
+    send_env,
     write_subscribers,
 )
-
-ENV_NAMES = {
-    "sender": "NEWSLETTER_FROM",
-    "contact": "NEWSLETTER_CONTACT",
-    "public_url": "NEWSLETTER_PUBLIC_URL",
-    "secret_key": "NEWSLETTER_SECRET_KEY",
-}
 
 
 def tool(name: str) -> str:
@@ -220,11 +213,8 @@ def whole_process_send(
     of the send loop as the command reports them). ``dkim``: sign with a new key of it."""
     home = make_home()
     write_subscribers(home / "subscribers" / "subscribers.csv", messages)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SMTP_"))}
-    env.update({ENV_NAMES[k]: str(v) for k, v in SEND_SETTINGS.items()})
-    env.update(PYTHONPATH=str(ROOT), NEWSLETTER_TRANSPORT="smtp", SMTP_HOST="127.0.0.1",
-               SMTP_PORT=str(port), SMTP_SECURITY="none",
-               NEWSLETTER_CONCURRENCY=str(concurrency))  # fmt: skip
+    env = send_env(NEWSLETTER_TRANSPORT="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=str(port),
+                   SMTP_SECURITY="none", NEWSLETTER_CONCURRENCY=str(concurrency))  # fmt: skip
     # as a user runs it: pip compiles an installed package's bytecode (see compile_package)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     zone = SMTP_ZONE
@@ -264,8 +254,7 @@ def bench_memory(counts: list[int], limit: int) -> None:
     for count in counts:
         home = make_home()
         write_subscribers(home / "subscribers" / "subscribers.csv", count)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SMTP_"))}
-        env.update({ENV_NAMES[k]: str(v) for k, v in SEND_SETTINGS.items()})
+        env = send_env()
         script = (
             "import sys\n"
             "from newsletter.cli.app import app\n"

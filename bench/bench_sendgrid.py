@@ -40,20 +40,14 @@ from bench_send import SENDGRID_ZONE, compile_package, local_dns  # noqa: E402
 from newsletter.delivery.transports.sendgrid import DEFAULT_CONCURRENCY  # noqa: E402
 from tests.support.sendgrid_server import SendGridServer  # noqa: E402
 from tests.support.sendkit import (  # noqa: E402
-    SEND_SETTINGS,
     address,
     make_builder,
     make_settings,
+    send_env,
     write_subscribers,
 )
 
 KEY = "SG.bench"
-ENV_NAMES = {
-    "sender": "NEWSLETTER_FROM",
-    "contact": "NEWSLETTER_CONTACT",
-    "public_url": "NEWSLETTER_PUBLIC_URL",
-    "secret_key": "NEWSLETTER_SECRET_KEY",
-}
 
 
 def make_home(count: int) -> Path:
@@ -70,13 +64,8 @@ def run_newsletter(
 ) -> tuple[float, float, str]:
     """Seconds from start to exit, CPU seconds the process used, and the CLI's own line
     on the hand-off."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update({ENV_NAMES[k]: str(v) for k, v in SEND_SETTINGS.items()})
-    env.update(
-        PYTHONPATH=str(ROOT),
-        NEWSLETTER_TRANSPORT="sendgrid",
-        SENDGRID_API_KEY=KEY,
-        SENDGRID_API_HOST=server.url,
+    env = send_env(
+        NEWSLETTER_TRANSPORT="sendgrid", SENDGRID_API_KEY=KEY, SENDGRID_API_HOST=server.url
     )
     if concurrency is not None:
         env["NEWSLETTER_CONCURRENCY"] = str(concurrency)

@@ -13,16 +13,10 @@ from typer.testing import CliRunner
 from newsletter.cli.app import app
 from tests.support.archivekit import write_variant
 from tests.support.sendgrid_server import SendGridServer
-from tests.support.sendkit import SEND_SETTINGS, write_subscribers
+from tests.support.sendkit import SEND_ENV, write_subscribers
 
 runner = CliRunner()
 KEY = "SG.schedule-test"
-ENV_NAMES = {
-    "sender": "NEWSLETTER_FROM",
-    "contact": "NEWSLETTER_CONTACT",
-    "public_url": "NEWSLETTER_PUBLIC_URL",
-    "secret_key": "NEWSLETTER_SECRET_KEY",
-}
 
 
 @pytest.fixture
@@ -33,8 +27,8 @@ def server() -> Iterator[SendGridServer]:
 
 @pytest.fixture
 def home5(home: Path, server: SendGridServer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for k, v in SEND_SETTINGS.items():
-        monkeypatch.setenv(ENV_NAMES[k], str(v))
+    for k, v in SEND_ENV.items():
+        monkeypatch.setenv(k, v)
     monkeypatch.setenv("NEWSLETTER_TRANSPORT", "sendgrid")
     monkeypatch.setenv("SENDGRID_API_KEY", KEY)
     monkeypatch.setenv("SENDGRID_API_HOST", server.url)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,15 +12,8 @@ from typer.testing import CliRunner
 
 from newsletter.cli.app import app
 from newsletter.delivery.journal import Journal
-from tests.support.sendkit import SEND_SETTINGS, address, write_subscribers
+from tests.support.sendkit import SEND_ENV, address, send_env, write_subscribers
 from tests.support.smtp_server import SmtpServer
-
-ENV_NAMES = {
-    "sender": "NEWSLETTER_FROM",
-    "contact": "NEWSLETTER_CONTACT",
-    "public_url": "NEWSLETTER_PUBLIC_URL",
-    "secret_key": "NEWSLETTER_SECRET_KEY",
-}
 
 
 @pytest.fixture
@@ -31,7 +23,7 @@ def server() -> Iterator[SmtpServer]:
 
 
 def smtp_env(port: int) -> dict[str, str]:
-    env = {ENV_NAMES[k]: str(v) for k, v in SEND_SETTINGS.items()}
+    env = dict(SEND_ENV)
     env.update(
         NEWSLETTER_TRANSPORT="smtp",
         SMTP_HOST="127.0.0.1",
@@ -124,12 +116,10 @@ def test_an_issue_with_errors_is_refused(
 
 
 def _start(home: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SMTP_"))}
-    full.update(env)
     return subprocess.Popen(
         [sys.executable, "-m", "newsletter", "send", "vol-2.19", "--yes", *args],
         cwd=home,
-        env=full,
+        env=send_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

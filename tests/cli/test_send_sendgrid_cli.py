@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,16 +13,10 @@ import pytest
 
 from newsletter.delivery.journal import Journal
 from tests.support.sendgrid_server import SendGridServer
-from tests.support.sendkit import SEND_SETTINGS, write_subscribers
+from tests.support.sendkit import send_env, write_subscribers
 
 KEY = "SG.crash-test"
 CONCURRENCY = 3
-ENV_NAMES = {
-    "sender": "NEWSLETTER_FROM",
-    "contact": "NEWSLETTER_CONTACT",
-    "public_url": "NEWSLETTER_PUBLIC_URL",
-    "secret_key": "NEWSLETTER_SECRET_KEY",
-}
 
 
 @pytest.fixture
@@ -33,15 +26,16 @@ def server() -> Iterator[SendGridServer]:
         yield srv
 
 
-def _start(home: Path, server: SendGridServer) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update({ENV_NAMES[k]: str(v) for k, v in SEND_SETTINGS.items()})
-    env.update(
+def _start(
+    home: Path, server: SendGridServer, concurrency: int = CONCURRENCY, timeout: int = 10
+) -> subprocess.Popen[str]:
+    """`newsletter send vol-2.19 --yes` through ``server``, in a process of its own."""
+    env = send_env(
         NEWSLETTER_TRANSPORT="sendgrid",
-        SENDGRID_API_KEY=KEY,
+        SENDGRID_API_KEY=server.api_key,
         SENDGRID_API_HOST=server.url,
-        SENDGRID_TIMEOUT="10",
-        NEWSLETTER_CONCURRENCY=str(CONCURRENCY),
+        SENDGRID_TIMEOUT=str(timeout),
+        NEWSLETTER_CONCURRENCY=str(concurrency),
     )
     return subprocess.Popen(
         [sys.executable, "-m", "newsletter", "send", "vol-2.19", "--yes"],

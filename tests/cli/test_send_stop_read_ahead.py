@@ -9,46 +9,22 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from newsletter.delivery.journal import Journal
+from tests.cli.test_send_sendgrid_cli import _start as start_send
 from tests.support.sendgrid_server import SendGridServer
-from tests.support.sendkit import SEND_SETTINGS, write_subscribers
+from tests.support.sendkit import write_subscribers
 
 KEY = "SG.stop-test"
 READERS = 100_000
-ENV_NAMES = {
-    "sender": "NEWSLETTER_FROM",
-    "contact": "NEWSLETTER_CONTACT",
-    "public_url": "NEWSLETTER_PUBLIC_URL",
-    "secret_key": "NEWSLETTER_SECRET_KEY",
-}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start(home: Path, server: SendGridServer) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update({ENV_NAMES[k]: str(v) for k, v in SEND_SETTINGS.items()})
-    env.update(
-        NEWSLETTER_TRANSPORT="sendgrid",
-        SENDGRID_API_KEY=KEY,
-        SENDGRID_API_HOST=server.url,
-        SENDGRID_TIMEOUT="20",
-        NEWSLETTER_CONCURRENCY="16",
-        PYTHONPATH=str(ROOT),
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "send", "vol-2.19", "--yes"],
-        cwd=home,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_send(home, server, concurrency=16, timeout=20)
 
 
 def _journal_rows(home: Path) -> int:

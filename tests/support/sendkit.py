@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,29 @@ SEND_SETTINGS: dict[str, Any] = {
     "public_url": "https://digest.example.org",
     "secret_key": "send-test-secret-key-0123456789-Zk4wP",
 }
+
+#: SEND_SETTINGS as a `newsletter` process reads them from its environment
+SEND_ENV: dict[str, str] = {
+    "NEWSLETTER_FROM": SEND_SETTINGS["sender"],
+    "NEWSLETTER_CONTACT": SEND_SETTINGS["contact"],
+    "NEWSLETTER_PUBLIC_URL": SEND_SETTINGS["public_url"],
+    "NEWSLETTER_SECRET_KEY": SEND_SETTINGS["secret_key"],
+}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def send_env(**extra: str) -> dict[str, str]:
+    """The environment of a `newsletter` process a test or bench starts: this one's without
+    its NEWSLETTER_, SENDGRID_ and SMTP_ settings, but for its DNS server (a pre-flight's
+    questions stay on 127.0.0.1), then SEND_ENV, this checkout's package, and ``extra``."""
+    ours = ("NEWSLETTER_", "SENDGRID_", "SMTP_")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(ours) or k.startswith("NEWSLETTER_DNS_")
+    }
+    env.update(SEND_ENV, PYTHONPATH=str(ROOT), **extra)
+    return env
 
 
 def address(i: int) -> str:
