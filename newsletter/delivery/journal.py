@@ -88,9 +88,11 @@ class Journal(JournalReads, JournalSync):
             path, _SCHEMA, what="the send journal", read_only=not create, any_thread=True
         )
         self._focused = False
-        #: called once a claim has committed and before its rows are handed off (the
-        #: send notes that it started: evidence apart from this file); set by the CLI
-        self.before_first_hand_off: Callable[[], None] | None = None
+        #: called with (run id, run's start) at each run's first claim, inside its
+        #: transaction: the send notes the run apart from this file before anything
+        #: leaves, and a note that fails claims nothing (set by the CLI)
+        self.before_first_hand_off: Callable[[int, str], None] | None = None
+        self._noted_run: int | None = None
 
     @classmethod
     def exists(cls, path: Path) -> bool:
@@ -245,13 +247,16 @@ class Journal(JournalReads, JournalSync):
                     (run, now, issue, pending),
                 )
                 claimed = set(json.loads(pending))
+                if claimed and run != self._noted_run and self.before_first_hand_off:
+                    (started,) = db.execute(
+                        "SELECT started_at FROM runs WHERE id = ?", (run,)
+                    ).fetchone() or ("",)
+                    self.before_first_hand_off(run, started)
+                    self._noted_run = run
             db.execute("COMMIT")
         except BaseException:
             rollback(db)
             raise
-        if claimed and self.before_first_hand_off is not None:
-            self.before_first_hand_off()  # (raises: nothing is handed off, rows stay in flight)
-            self.before_first_hand_off = None
         return claimed
 
     def mark_skipped(self, issue: str, keys: Sequence[str]) -> int:
