@@ -183,3 +183,34 @@ def test_the_journal_knows_its_own_runs_only(tmp_path: Path) -> None:
         assert not journal.knows_run(ISSUE, run, "2020-01-01T00:00:00+00:00")
         assert not journal.knows_run("vol-9.9", run, at)
         assert not journal.knows_run(ISSUE, run + 1, at)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("readers", [3000, 30_000])
+def test_a_killed_run_whose_wal_is_lost_is_refused_not_resent(home: Path, readers: int) -> None:
+    """kill -9 mid-send, then the journal's -wal is lost (a crash, a copy of the file
+    alone): no checkpoint ran during the run, so the file lacks the run the record names
+    and the next send refuses, whatever part of it had reached readers. (With automatic
+    checkpoints a 30,000-reader run left part of itself in the file, and the re-run mailed
+    thousands again.)"""
+    write_subscribers(home / "subscribers" / "subscribers.csv", readers)
+    state = home / ".newsletter"
+    with SendGridServer(KEY, latency=0.05) as server:
+        server.keep_bodies = False
+        proc = _start(home, server)
+        deadline = time.monotonic() + 120
+        while server.recipients_accepted < readers * 2 // 3:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        while server.concurrent:
+            time.sleep(0.01)
+        reached = server.recipients_accepted
+        for extra in ("-wal", "-shm"):
+            (state / f"journal.sqlite3{extra}").unlink(missing_ok=True)
+        again = _start(home, server)
+        out, err = again.communicate(timeout=300)
+        assert again.returncode == 4, out + err
+        assert "is not in the journal" in err
+        assert server.recipients_accepted == reached
