@@ -109,7 +109,7 @@ def main() -> None:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "newsletter")],
                    check=True, capture_output=True)  # fmt: skip
-    cli = [sys.executable, "-c", "from newsletter.cli.app import main; main()"]
+    cli = [sys.executable, "-c", "from newsletter.cli.app import console_main; console_main()"]
     try:
         sent = subprocess.run([*cli, "send", "vol-2.19", "--yes"], cwd=home, env=env,
                               capture_output=True)  # fmt: skip

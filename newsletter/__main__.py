@@ -1,3 +1,3 @@
-from newsletter.cli.app import main
+from newsletter.cli.app import console_main
 
-main()
+console_main()

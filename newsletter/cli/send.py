@@ -271,7 +271,7 @@ def send(
             who = recipient_gate(journal, slug, sent, campaign_statuses(settings))
             lost = None if sandbox else evidence_gate(
                 settings, slug, plan.sent + plan.uncertain, journal_lost=journal_lost,
-                ever_claimed=lambda: journal.ever_claimed(slug))  # fmt: skip
+                knows_run=lambda run, at: journal.knows_run(slug, run, at))
             gates += [g for g in (who, lost) if g is not None]
             show_gates(gates)
             if not dry_run:

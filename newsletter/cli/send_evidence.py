@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from newsletter.cli.send_gates import Gate
+from newsletter.errors import SendRefusedError
 from newsletter.files import write_atomic
 
 if TYPE_CHECKING:
@@ -36,34 +37,48 @@ def _read(settings: "Settings") -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def note_send(settings: "Settings", slug: str, sent: int, *, started: bool = False) -> None:
-    """Record that ``slug`` has reached at least ``sent`` readers; ``started``: that its
-    first recipients are about to be handed off (nothing noted yet: nothing went out)."""
+def note_send(
+    settings: "Settings", slug: str, sent: int, *, run: tuple[int, str] | None = None
+) -> None:
+    """Record that ``slug`` has reached at least ``sent`` readers; with ``run`` (its id and
+    start in the journal), that this run is about to hand off its first recipients. A run
+    that hands off nothing notes nothing: it is no evidence of a send."""
     data = _read(settings)
     entry = data.get(slug) if isinstance(data.get(slug), dict) else None
-    if entry is None and not started and sent <= 0:
-        return  # no hand-off ever began: not evidence of a send
+    if entry is None and run is None and sent <= 0:
+        return
     now = datetime.now(UTC).isoformat(timespec="seconds")
     entry = entry or {"started_at": now, "sent": 0}
     entry["sent"] = max(int(entry.get("sent", 0)), sent)
+    if run is not None:
+        entry["run"], entry["run_started_at"] = run
     entry["updated_at"] = now
     data[slug] = entry
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    write_atomic(_path(settings), text.encode("utf-8"))
+    try:
+        write_atomic(_path(settings), text.encode("utf-8"))
+    except OSError as exc:
+        if run is None:
+            raise
+        raise SendRefusedError(  # (in the claim's transaction: nothing is claimed)
+            f"{slug}: not sending: cannot write the send record {_path(settings)}: "
+            f"{exc.strerror or exc}",
+            hint="it is the evidence that a send began, kept apart from the journal: "
+            f"make {settings.build_dir} writable, then run the command again",
+        ) from None
 
 
-def note_at_first_hand_off(settings: "Settings", slug: str, sent: int) -> Callable[[], None]:
-    """For :attr:`.Journal.before_first_hand_off`: the send is noted as started once its
-    first recipients are committed in flight, just before they leave. Noted earlier, a
-    send killed (or refused by SendGrid) before its first hand-off left a note that the
-    journal could not match, and the next run refused to resume."""
-    done = False
+def note_at_first_hand_off(
+    settings: "Settings", slug: str, sent: int
+) -> Callable[[int, str], None]:
+    """For :attr:`.Journal.before_first_hand_off`: each run is noted inside the transaction
+    that claims its first recipients, before any leaves (a note that fails claims
+    nothing). Noted before the loop, a send killed (or refused by SendGrid) before its
+    first hand-off left a record the journal could not account for, and the next run
+    refused to resume."""
 
-    def note() -> None:
-        nonlocal done
-        if not done:
-            note_send(settings, slug, sent, started=True)
-            done = True
+    def note(run: int, started_at: str) -> None:
+        note_send(settings, slug, sent, run=(run, started_at))
 
     return note
 
@@ -82,12 +97,12 @@ def evidence_gate(
     journal_sent: int,
     *,
     journal_lost: bool,
-    ever_claimed: Callable[[], bool] = lambda: False,
+    knows_run: Callable[[int, str], bool] | None = None,
 ) -> Gate | None:
     """A refusal when the outbox or the send record shows more of ``slug`` went out than
-    the journal knows (``journal_sent`` counts its sent and uncertain rows).
-    ``ever_claimed``: whether this journal put a row of ``slug`` in flight; a started
-    send it knows of, whose requests were all refused (a bad API key), is no loss."""
+    the journal knows (``journal_sent`` counts its sent and uncertain rows), or the record
+    names the last run that handed off and ``knows_run`` says the journal lacks it (a
+    journal replaced, restored from before that run, or that lost it with its -wal)."""
     found: list[str] = []
     outbox = settings.outbox_dir / slug
     copies = len(list(outbox.glob("*.eml"))) if outbox.is_dir() else 0
@@ -96,11 +111,18 @@ def evidence_gate(
     entry = _read(settings).get(slug)
     if isinstance(entry, dict):
         recorded = int(entry.get("sent", 0))
-        started = journal_sent == 0 and entry.get("started_at") and not ever_claimed()
-        if recorded > journal_sent or started:
+        run, run_start = entry.get("run"), entry.get("run_started_at")
+        lost_run = ""
+        if isinstance(run, int) and isinstance(run_start, str) and knows_run is not None:
+            if not knows_run(run, run_start):
+                lost_run = f", and its run {run} of {run_start} is not in the journal"
+            unknown = bool(lost_run)
+        else:  # a record without its run (an older version's): a start with nothing sent
+            unknown = journal_sent == 0 and bool(entry.get("started_at"))
+        if recorded > journal_sent or unknown:
             found.append(
                 f"a send started {entry.get('started_at')} and reached {recorded:,} readers "
-                f"({_path(settings)})"
+                f"({_path(settings)}){lost_run}"
             )
     if not found:
         return None

@@ -129,29 +129,30 @@ def run(
     on_run: Callable[[int], None] | None = None,
 ) -> None:
     total = plan.new if limit is None else min(limit, plan.new)
-    run_id = journal.begin_run(plan.issue, name)
-    if on_run is not None:
-        on_run(run_id)  # e.g. record a SendGrid schedule before its first request
-    result = "interrupted"  # what a second Ctrl-C leaves; kill -9 leaves it unfinished
-    try:
-        with campaign.transport, _graceful_stop(campaign.stop, command), _progress() as bar:
-            task = bar.add_task("sending", total=total)
+    with journal.checkpoints_held():  # a lost -wal takes the whole run with it
+        run_id = journal.begin_run(plan.issue, name)
+        if on_run is not None:
+            on_run(run_id)  # e.g. record a SendGrid schedule before its first request
+        result = "interrupted"  # what a second Ctrl-C leaves; kill -9 leaves it unfinished
+        try:
+            with campaign.transport, _graceful_stop(campaign.stop, command), _progress() as bar:
+                task = bar.add_task("sending", total=total)
 
-            def advance(outcomes: list["Outcome"]) -> None:
-                bar.advance(task, len(outcomes))
+                def advance(outcomes: list["Outcome"]) -> None:
+                    bar.advance(task, len(outcomes))
 
-            report = campaign.run(run_id=run_id, limit=limit, progress=advance)
-        counts = journal.counts(plan.issue)
-        result = run_result(report, counts)
-        note_send(settings, plan.issue, counts["sent"] + counts["uncertain"])
-        finish_run(report, journal, plan, command)
-    except KeyboardInterrupt:
-        err_console.print(
-            f"interrupted: re-run `{command}` to resume; `newsletter status {plan.issue}` "
-            "lists recipients whose fate is uncertain",
-            style="yellow",
-            markup=False,
-        )
-        raise typer.Exit(130) from None
-    finally:
-        journal.end_run(run_id, result)
+                report = campaign.run(run_id=run_id, limit=limit, progress=advance)
+            counts = journal.counts(plan.issue)
+            result = run_result(report, counts)
+            note_send(settings, plan.issue, counts["sent"] + counts["uncertain"])
+            finish_run(report, journal, plan, command)
+        except KeyboardInterrupt:
+            err_console.print(
+                f"interrupted: re-run `{command}` to resume; `newsletter status {plan.issue}` "
+                "lists recipients whose fate is uncertain",
+                style="yellow",
+                markup=False,
+            )
+            raise typer.Exit(130) from None
+        finally:
+            journal.end_run(run_id, result)

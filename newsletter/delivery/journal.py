@@ -16,9 +16,12 @@ in WAL mode with ``synchronous=FULL``: a committed state survives a power cut.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,8 @@ from newsletter.delivery.journal_sync import SyncAborted as SyncAborted
 from newsletter.delivery.journal_sync import SyncResult as SyncResult
 from newsletter.delivery.transports.base import Outcome, Status
 
+#: wal_autocheckpoint while a run hands off
+NO_CHECKPOINT = 0
 INTERRUPTED = "the send stopped while this message was being handed off; it may have been delivered"
 
 _SCHEMA = """
@@ -88,9 +93,11 @@ class Journal(JournalReads, JournalSync):
             path, _SCHEMA, what="the send journal", read_only=not create, any_thread=True
         )
         self._focused = False
-        #: called once a claim has committed and before its rows are handed off (the
-        #: send notes that it started: evidence apart from this file); set by the CLI
-        self.before_first_hand_off: Callable[[], None] | None = None
+        #: called with (run id, run's start) at each run's first claim, inside its
+        #: transaction: the send notes the run apart from this file before anything
+        #: leaves, and a note that fails claims nothing (set by the CLI)
+        self.before_first_hand_off: Callable[[int, str], None] | None = None
+        self._noted_run: int | None = None
 
     @classmethod
     def exists(cls, path: Path) -> bool:
@@ -112,6 +119,22 @@ class Journal(JournalReads, JournalSync):
             (issue, transport, os.getpid(), _now()),
         )
         return int(cur.lastrowid or 0)
+
+    @contextmanager
+    def checkpoints_held(self) -> Iterator[None]:
+        """No automatic checkpoint while a run hands off (on this connection; the streamed
+        engine's own one holds them too), one when it ends. Should the -wal be lost after
+        a kill -9 (a crash, a copy of the file alone), the file is then as it was before
+        the run began: the send record's run is missing from it and the next send refuses.
+        A checkpoint part-way would have left half the run in the file, and the next send
+        would have mailed again whoever the other half reached."""
+        self.db.execute(f"PRAGMA wal_autocheckpoint={NO_CHECKPOINT}")
+        try:
+            yield
+        finally:
+            self.db.execute("PRAGMA wal_autocheckpoint=1000")  # (SQLite's default)
+            with contextlib.suppress(sqlite3.Error):  # (a reader may hold part of it back)
+                self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def end_run(self, run: int, result: str) -> None:
         self.db.execute(
@@ -245,13 +268,16 @@ class Journal(JournalReads, JournalSync):
                     (run, now, issue, pending),
                 )
                 claimed = set(json.loads(pending))
+                if claimed and run != self._noted_run and self.before_first_hand_off:
+                    (started,) = db.execute(
+                        "SELECT started_at FROM runs WHERE id = ?", (run,)
+                    ).fetchone() or ("",)
+                    self.before_first_hand_off(run, started)
+                    self._noted_run = run
             db.execute("COMMIT")
         except BaseException:
             rollback(db)
             raise
-        if claimed and self.before_first_hand_off is not None:
-            self.before_first_hand_off()  # (raises: nothing is handed off, rows stay in flight)
-            self.before_first_hand_off = None
         return claimed
 
     def mark_skipped(self, issue: str, keys: Sequence[str]) -> int:

@@ -103,11 +103,12 @@ class JournalReads:
             )
         }
 
-    def ever_claimed(self, issue: str) -> bool:
-        """Whether this journal ever put a row of ``issue`` in flight (a refused request
-        puts its rows back to pending, but they keep their attempt)."""
+    def knows_run(self, issue: str, run: int, started_at: str) -> bool:
+        """Whether this journal holds run ``run`` of ``issue``, begun at ``started_at``
+        (a journal replaced, restored from before it, or that lost it with its -wal, not)."""
         found = self.db.execute(
-            "SELECT 1 FROM deliveries WHERE issue = ? AND attempts > 0 LIMIT 1", (issue,)
+            "SELECT 1 FROM runs WHERE id = ? AND issue = ? AND started_at = ?",
+            (run, issue, started_at),
         ).fetchone()
         return found is not None
 

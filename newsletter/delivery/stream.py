@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from newsletter.delivery.journal import Journal, first_claims
+from newsletter.delivery.journal import NO_CHECKPOINT, Journal, first_claims
 from newsletter.delivery.plan import Report
 from newsletter.delivery.transports.base import Outcome, RecipientLike, Status
 
@@ -263,6 +263,8 @@ class _JournalWriter:
                 if journal is None:
                     journal = Journal(self.path)
                     journal.before_first_hand_off = self.before_first_hand_off
+                    # no checkpoint part-way through the run (Journal.checkpoints_held)
+                    journal.db.execute(f"PRAGMA wal_autocheckpoint={NO_CHECKPOINT}")
                 result = journal.advance(
                     self.issue, [*outcomes, *released], in_flight, self.run_id
                 )

@@ -255,8 +255,7 @@ def test_a_send_that_fails_after_the_fork_leaves_no_child(
     from newsletter.cli.app import app
     from newsletter.delivery import transports
     from newsletter.errors import ConfigError
-    from tests.cli.test_send_cli import ENV_NAMES
-    from tests.support.sendkit import SEND_SETTINGS
+    from tests.support.sendkit import SEND_ENV
 
     make_list(home)
     started: list[ListReadAhead] = []
@@ -273,8 +272,8 @@ def test_a_send_that_fails_after_the_fork_leaves_no_child(
 
     monkeypatch.setattr(ListReadAhead, "start", staticmethod(start))
     monkeypatch.setattr(transports, "make_transport", no_transport)
-    for key, value in SEND_SETTINGS.items():
-        monkeypatch.setenv(ENV_NAMES[key], str(value))
+    for key, value in SEND_ENV.items():
+        monkeypatch.setenv(key, value)
     result = CliRunner().invoke(app, ["send", "vol-2.19", "--yes"])
     assert result.exit_code != 0 and "no such transport" in result.output
     assert len(started) == 1 and started[0].pid == 0  # stopped and reaped
