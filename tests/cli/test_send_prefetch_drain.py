@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from newsletter.cli import send_prefetch
 from newsletter.cli.send_prefetch import ListReadAhead, _Drained
 from newsletter.delivery.journal import Journal
 from tests.cli.test_send_prefetch import Used, make_list, moved, plan, twin
+from tests.cli.test_send_prefetch_cut import _stream as whole_stream
 from tests.support.sendkit import make_settings
 
 
@@ -54,16 +56,20 @@ def feeder(data: bytes, *, then_sleep: float = 0.0) -> ListReadAhead:
     return ListReadAhead(pid, _Drained(r))
 
 
-def whole_stream(home: Path) -> bytes:
-    ra = ListReadAhead.start(make_settings(home))
-    assert ra is not None and ra._stream is not None
-    data = ra._stream.read()
-    ra.close()
-    return data
-
-
 def reset(home: Path) -> None:
     (make_settings(home).state_dir / "journal.sqlite3").unlink(missing_ok=True)
+
+
+def stream_and_plan(home: Path) -> tuple[bytes, Any]:
+    """The list's whole stream as the child writes it, and the plan of a send that read
+    the list itself (no journal left after either)."""
+    make_list(home)
+    Journal(make_settings(home).state_dir / "journal.sqlite3").close()
+    data = whole_stream(home)
+    reset(home)
+    baseline = plan(home)
+    reset(home)
+    return data, baseline
 
 
 def test_cut_streams_through_a_real_pipe_fall_back(home: Path) -> None:
@@ -90,12 +96,7 @@ def test_cut_streams_through_a_real_pipe_fall_back(home: Path) -> None:
 
 
 def test_child_killed_mid_write_falls_back(home: Path) -> None:
-    make_list(home)
-    Journal(make_settings(home).state_dir / "journal.sqlite3").close()
-    data = whole_stream(home)
-    reset(home)
-    baseline = plan(home)
-    reset(home)
+    data, baseline = stream_and_plan(home)
     before = fds()  # (after a plan: the ledger it opened stays open)
     ra = feeder(data[: len(data) // 2], then_sleep=60)  # stuck after half its rows
     threading.Timer(0.5, os.kill, (ra.pid, signal.SIGKILL)).start()
@@ -158,12 +159,7 @@ def test_a_drain_thread_that_dies_does_not_hang_the_send(
 ) -> None:
     """A drain thread ended by an error other than the pipe's (a MemoryError) still lets
     the sync see the end: it falls back, it does not wait for ever."""
-    make_list(home)
-    Journal(make_settings(home).state_dir / "journal.sqlite3").close()
-    data = whole_stream(home)
-    reset(home)
-    baseline = plan(home)
-    reset(home)
+    data, baseline = stream_and_plan(home)
     monkeypatch.setattr(send_prefetch, "os", _FailingOs())
     ra = feeder(data)
     got: list[object] = []

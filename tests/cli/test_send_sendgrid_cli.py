@@ -47,6 +47,20 @@ def _start(
     )
 
 
+def resume(
+    home: Path, server: SendGridServer, *, timeout: float
+) -> tuple[set[str], dict[str, int], str, str]:
+    """The same command again after a kill: its exit is 5 when the journal reports some
+    recipients uncertain, else 0. Returns those, the counts, and what it printed."""
+    resumed = _start(home, server)
+    out, err = resumed.communicate(timeout=timeout)
+    with Journal(home / ".newsletter" / "journal.sqlite3") as journal:
+        uncertain = {r.email for r in journal.rows("vol-2.19", ("uncertain",))}
+        counts = journal.counts("vol-2.19")
+    assert resumed.returncode == (5 if uncertain else 0), out + err
+    return uncertain, counts, out, err
+
+
 @pytest.mark.slow
 def test_kill_9_with_requests_in_flight_then_resume(home: Path, server: SendGridServer) -> None:
     emails = write_subscribers(home / "subscribers" / "subscribers.csv", 7000)
@@ -63,12 +77,7 @@ def test_kill_9_with_requests_in_flight_then_resume(home: Path, server: SendGrid
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
 
-    resumed = _start(home, server)
-    out, err = resumed.communicate(timeout=120)
-    with Journal(home / ".newsletter" / "journal.sqlite3") as journal:
-        uncertain = {r.email for r in journal.rows("vol-2.19", ("uncertain",))}
-        counts = journal.counts("vol-2.19")
-    assert resumed.returncode == (5 if uncertain else 0), out + err
+    uncertain, counts, out, err = resume(home, server, timeout=120)
     # the doubt is the requests in flight at the kill, not the whole send
     assert len(uncertain) % 1000 == 0 and len(uncertain) <= CONCURRENCY * 1000
     copies = server.copies()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.delivery.journal import Journal
 from tests.cli.test_send_sendgrid_cli import _start as start_send
+from tests.cli.test_send_sendgrid_cli import resume
 from tests.support.sendgrid_server import SendGridServer
 from tests.support.sendkit import write_subscribers
 
@@ -66,12 +66,7 @@ def test_kill_9_during_read_ahead_and_in_flight_then_resume(home: Path, early: f
                 time.sleep(0.005)
             proc.send_signal(signal.SIGKILL)
             proc.communicate()
-        resumed = _start(home, server)
-        out, err = resumed.communicate(timeout=600)
-        with Journal(home / ".newsletter" / "journal.sqlite3") as journal:
-            uncertain = {r.email for r in journal.rows("vol-2.19", ("uncertain",))}
-            counts = journal.counts("vol-2.19")
-        assert resumed.returncode == (5 if uncertain else 0), out + err
+        uncertain, counts, out, err = resume(home, server, timeout=600)
         copies = server.copies()
     for email in emails:
         if email in uncertain:
