@@ -10,7 +10,8 @@ the editor says ``--journal-lost``.
 
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,20 +44,20 @@ def note_send(
     """Record that ``slug`` has reached at least ``sent`` readers; with ``run`` (its id and
     start in the journal), that this run is about to hand off its first recipients. A run
     that hands off nothing notes nothing: it is no evidence of a send."""
-    data = _read(settings)
-    entry = data.get(slug) if isinstance(data.get(slug), dict) else None
-    if entry is None and run is None and sent <= 0:
-        return
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    entry = entry or {"started_at": now, "sent": 0}
-    entry["sent"] = max(int(entry.get("sent", 0)), sent)
-    if run is not None:
-        entry["run"], entry["run_started_at"] = run
-    entry["updated_at"] = now
-    data[slug] = entry
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     try:
-        write_atomic(_path(settings), text.encode("utf-8"))
+        with _locked(settings):
+            data = _read(settings)
+            entry = data.get(slug) if isinstance(data.get(slug), dict) else None
+            if entry is None and run is None and sent <= 0:
+                return
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            entry = entry or {"started_at": now, "sent": 0}
+            entry["sent"] = max(int(entry.get("sent", 0)), sent)
+            if run is not None:
+                entry["run"], entry["run_started_at"] = run
+            entry["updated_at"] = now
+            data[slug] = entry
+            _write(settings, data)
     except OSError as exc:
         if run is None:
             raise
@@ -85,10 +86,26 @@ def note_at_first_hand_off(
 
 def forget_send(settings: "Settings", slug: str) -> None:
     """A send that was cancelled before delivery (a SendGrid schedule) is no evidence."""
-    data = _read(settings)
-    if data.pop(slug, None) is not None:
-        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-        write_atomic(_path(settings), text.encode("utf-8"))
+    with _locked(settings):
+        data = _read(settings)
+        if data.pop(slug, None) is not None:
+            _write(settings, data)
+
+
+@contextmanager
+def _locked(settings: "Settings") -> Iterator[None]:
+    """One writer of the record at a time: sends of two issues at once each read it,
+    change their own entry and write it back, and would drop the other's."""
+    from filelock import FileLock
+
+    settings.build_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(_path(settings)) + ".lock", timeout=60):
+        yield
+
+
+def _write(settings: "Settings", data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_atomic(_path(settings), text.encode("utf-8"))
 
 
 def evidence_gate(

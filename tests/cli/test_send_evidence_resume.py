@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -214,3 +215,22 @@ def test_a_killed_run_whose_wal_is_lost_is_refused_not_resent(home: Path, reader
         assert again.returncode == 4, out + err
         assert "is not in the journal" in err
         assert server.recipients_accepted == reached
+
+
+def test_sends_of_several_issues_at_once_keep_each_others_records(home: Path) -> None:
+    """Each send reads the record, changes its issue's entry and writes it back: without
+    one writer at a time, two issues sent at once dropped each other's evidence."""
+    settings = make_settings(home)
+    slugs = [f"vol-3.{n}" for n in range(60)]
+
+    def send(part: list[str]) -> None:
+        for n, slug in enumerate(part):
+            note_send(settings, slug, 0, run=(n + 1, "2026-12-01T10:00:00+00:00"))
+
+    threads = [threading.Thread(target=send, args=(slugs[i::6],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    record = json.loads((home / "build" / ".sends.json").read_text())
+    assert sorted(record) == sorted(slugs)
