@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,9 @@ def _stream(home: Path) -> bytes:
     return data
 
 
-def test_cut_streams_fall_back(home: Path) -> None:
+def stream_and_twin_plan(home: Path) -> tuple[bytes, Any]:
+    """The list's whole stream as the child writes it, and the plan a send makes that
+    reads the list itself, in a copy of ``home`` (as if made in ``home``)."""
     make_list(home)
     Journal(make_settings(home).state_dir / "journal.sqlite3").close()
     data = _stream(home)
@@ -38,6 +41,11 @@ def test_cut_streams_fall_back(home: Path) -> None:
     os.chdir(other)
     baseline = moved(plan(other), home)
     os.chdir(home)
+    return data, baseline
+
+
+def test_cut_streams_fall_back(home: Path) -> None:
+    data, baseline = stream_and_twin_plan(home)
     cuts = sorted({1, 2, 10, len(data) // 3, len(data) // 2, len(data) - 200, len(data) - 50,
                    len(data) - 10, len(data) - 2, len(data) - 1})
     for cut in cuts:

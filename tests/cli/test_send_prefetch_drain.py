@@ -19,8 +19,9 @@ import pytest
 from newsletter.cli import send_prefetch
 from newsletter.cli.send_prefetch import ListReadAhead, _Drained
 from newsletter.delivery.journal import Journal
-from tests.cli.test_send_prefetch import Used, make_list, moved, plan, twin
+from tests.cli.test_send_prefetch import Used, make_list, plan
 from tests.cli.test_send_prefetch_cut import _stream as whole_stream
+from tests.cli.test_send_prefetch_cut import stream_and_twin_plan
 from tests.support.sendkit import make_settings
 
 
@@ -73,13 +74,7 @@ def stream_and_plan(home: Path) -> tuple[bytes, Any]:
 
 
 def test_cut_streams_through_a_real_pipe_fall_back(home: Path) -> None:
-    make_list(home)
-    Journal(make_settings(home).state_dir / "journal.sqlite3").close()
-    data = whole_stream(home)
-    other = twin(home)
-    os.chdir(other)
-    baseline = moved(plan(other), home)
-    os.chdir(home)
+    data, baseline = stream_and_twin_plan(home)
     reset(home)
     plan(home)  # the process's own open files (the ledger stays open) first
     before = fds()

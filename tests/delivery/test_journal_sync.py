@@ -31,16 +31,20 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(journal_sync, "SYNC_CHUNK", 2)
 
 
+def sync_as(journal: Journal, how: str, listed: list[Row]) -> journal_sync.SyncResult:
+    """Sync ``listed`` into vol-1 as rows, or as the JSON text of chunks of two."""
+    if how == "rows":
+        return journal.sync("vol-1", iter(listed))
+    texts = [json.dumps(listed[i : i + 2]) for i in range(0, len(listed), 2)]
+    return journal.sync_json("vol-1", iter(texts))
+
+
 def sync_both_ways(tmp_path: Path, first: list[Row], second: list[Row]) -> list[object]:
     results: list[object] = []
     for how in ("rows", "json"):
         with Journal(tmp_path / f"{how}.sqlite3") as journal:
             journal.sync("vol-1", iter(first))
-            if how == "rows":
-                result = journal.sync("vol-1", iter(second))
-            else:
-                texts = [json.dumps(second[i : i + 2]) for i in range(0, len(second), 2)]
-                result = journal.sync_json("vol-1", iter(texts))
+            result = sync_as(journal, how, second)
             results.append((result, state(journal)))
     assert results[0] == results[1]  # rows or their JSON: the same journal
     return results
@@ -106,11 +110,7 @@ def test_an_issues_first_sync_writes_what_a_later_sync_would(tmp_path: Path) -> 
             with Journal(tmp_path / f"{how}-{len(earlier)}.sqlite3") as journal:
                 if earlier:
                     journal.sync("vol-1", iter(earlier))
-                if how == "rows":
-                    result = journal.sync("vol-1", iter(listed))
-                else:
-                    texts = [json.dumps(listed[i : i + 2]) for i in range(0, len(listed), 2)]
-                    result = journal.sync_json("vol-1", iter(texts))
+                result = sync_as(journal, how, listed)
                 kept = [r[2:6] for r in state(journal) if r[2] != "zed@example.org"]
                 made.append((result.added, kept))
         assert made[0] == made[1], how
